@@ -1,0 +1,1 @@
+"""Export: turn a trained run into what the chip runs (NetX HDF5)."""

@@ -1,0 +1,1 @@
+"""Training: event datasets, SLAYER models with SMA/AZO, the training loop."""
