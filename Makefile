@@ -8,13 +8,15 @@ DEMO_DIR ?= runs/demo
 setup:
 	@bash scripts/setup.sh
 
+# pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test:
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 demo:
 	$(PY) train/run.py --dataset synthgesture --config train/configs/demo.yaml --out $(DEMO_DIR)
 	$(PY) export/to_netx.py --run $(DEMO_DIR) --out $(DEMO_DIR)/model.net
-	$(PY) -m lava_runtime run --net $(DEMO_DIR)/model.net --dataset synthgesture --split test --samples 32 --report $(DEMO_DIR)/report.json
+	$(PY) -m lava_runtime run --net $(DEMO_DIR)/model.net --dataset synthgesture --split test --samples 110 --report $(DEMO_DIR)/report.json
 
 clean:
 	rm -rf runs .cache .pytest_cache
