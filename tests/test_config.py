@@ -31,3 +31,41 @@ def test_missing_and_malformed_files(tmp_path):
     notmap.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(notmap)
+
+
+from hypothesis import given, settings, strategies as st
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=200))
+def test_fuzz_config_text_raises_only_config_errors(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("fuzz") / "c.yaml"
+    path.write_text(text)
+    try:
+        cfg = load_config(path)
+    except ConfigError as e:
+        assert "c.yaml" in str(e)
+    else:
+        assert isinstance(cfg, TrainConfig)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.dictionaries(st.sampled_from(["epochs", "neuron", "channels", "lr", "bogus"]), _values, max_size=4))
+def test_fuzz_config_mappings_raise_only_config_errors(data):
+    try:
+        TrainConfig.from_dict(data, source="fuzz.yaml")
+    except ConfigError as e:
+        assert "fuzz.yaml" in str(e)
+
+
+@pytest.mark.parametrize("bad", [{"epochs": "ten"}, {"epochs": 0}, {"lr": float("nan")}, {"channels": [8, "x"]},
+                                 {"neuron": {"threshold": -1.0}}, {"batch_size": True}, {"neuron": [1]}])
+def test_wrongly_typed_values_are_rejected_with_the_option_named(bad):
+    with pytest.raises(ConfigError, match="cfg.yaml"):
+        TrainConfig.from_dict(bad, source="cfg.yaml")
