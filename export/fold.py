@@ -8,11 +8,18 @@ per-channel gain on the neuron's input current.
 """
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
+from typing import Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+
+from train.models.folded import FoldedConv
+from train.models.sma import SMAConv
+
+WEIGHT_LIMIT = 254 / 64  # largest weight SLAYER's quantize_8bit (and NetX) keeps, in float units
 
 
 @dataclass
@@ -57,18 +64,71 @@ def fold(kernels: list[torch.Tensor], s: torch.Tensor) -> Fold:
     return Fold(kernel.float(), g.float(), r.float(), err)
 
 
-def quantize_gain(gain: torch.Tensor, mant_bits: int = 12) -> tuple[np.ndarray, int]:
-    """Integer gain ``mant / 2**exp`` (mantissa in ``[0, 2**mant_bits)``) closest to ``gain``.
+def calibrate(net: torch.nn.Module, batches: Iterable[torch.Tensor], device: str = "cpu") -> list[torch.Tensor]:
+    """Mean attention product ``s[n, t, c]`` of every SMA block over ``batches`` (eval mode)."""
+    blocks = sma_blocks(net)
+    sums = [None] * len(blocks)
+    count = 0
+    net.eval()
+    with torch.no_grad():
+        for x in batches:
+            net(x.to(device))
+            for i, block in enumerate(blocks):
+                att = block.last_attention
+                s = (att["temporal"][..., None] * att["channel"]).sum(0).double().cpu()
+                sums[i] = s if sums[i] is None else sums[i] + s
+            count += x.shape[0]
+    if count == 0:
+        raise ValueError("calibration needs at least one sample")
+    return [s / count for s in sums]
 
-    Picks the largest shift that keeps every mantissa in range, so small gains keep precision.
+
+def sma_blocks(net: torch.nn.Module) -> list[SMAConv]:
+    """The SMA blocks of a network, in order."""
+    return [b for b in net.blocks if isinstance(b, SMAConv)]
+
+
+def fold_block(block: SMAConv, s: torch.Tensor, per_timestep: bool = True) -> tuple[FoldedConv, float]:
+    """The deployable :class:`FoldedConv` of one SMA block, and the factorisation's relative error.
+
+    Branch kernels are taken as the chip holds them (after ``quantize_8bit``); ``per_timestep``
+    False folds the time-averaged gain into the kernel instead (stock NetX, no gain schedule).
     """
-    g = gain.detach().double().cpu().numpy()
-    if not np.all(np.isfinite(g)) or np.any(g < 0):
-        raise ValueError("gains must be finite and non-negative")
-    top = (1 << mant_bits) - 1
-    peak = float(g.max()) if g.size else 0.0
-    exp = 15
-    while exp > 0 and np.round(peak * (1 << exp)) > top:
-        exp -= 1
-    mant = np.clip(np.round(g * (1 << exp)), 0, top).astype(np.int32)
-    return mant, exp
+    kernels = [b.pre_hook_fx(b.weight).detach()[..., 0] for b in block.branches]
+    f = fold(kernels, s)
+    kernel, gain = f.kernel, f.gain
+    if not per_timestep:
+        kernel = kernel * gain.mean(dim=0).view(-1, 1, 1, 1)
+        gain = torch.ones_like(gain)
+    # NetX clips weights to SLAYER's 8-bit range; a merged kernel that outgrows it is scaled down
+    # by a power of two, which the gain (or, without one, the threshold) takes back.
+    peak = float(kernel.abs().max())
+    shift = max(0, math.ceil(math.log2(peak / WEIGHT_LIMIT))) if peak > WEIGHT_LIMIT else 0
+    kernel = kernel / 2**shift
+    gain = gain * 2**shift
+    size = kernel.shape[-1]
+    first = block.branches[0]
+    folded = FoldedConv(
+        {}, first.in_channels, first.out_channels, size, block.timesteps,
+        stride=first.stride[0], padding=size // 2, gain=gain, per_timestep=per_timestep,
+        neuron=block.neuron, delay_shift=block.delay_shift,
+    )
+    with torch.no_grad():
+        folded.synapse.weight.copy_(kernel[..., None])
+    if shift and not per_timestep:
+        scale = folded.neuron.w_scale
+        folded.neuron._threshold = max(1, round(folded.neuron.threshold * scale / 2**shift)) / scale
+    return folded, f.rel_error
+
+
+def fold_network(net: torch.nn.Module, stats: list[torch.Tensor], per_timestep: bool = True) -> tuple[torch.nn.Module, list[float]]:
+    """A copy of ``net`` with every SMA block replaced by its folded form; also the errors."""
+    folded = copy.deepcopy(net)
+    errors = []
+    k = 0
+    for i, block in enumerate(folded.blocks):
+        if isinstance(block, SMAConv):
+            folded.blocks[i], err = fold_block(block, stats[k], per_timestep)
+            errors.append(err)
+            k += 1
+    return folded.eval(), errors

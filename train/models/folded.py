@@ -1,0 +1,111 @@
+"""The deployable form of an SMA layer: one conv synapse, a per-timestep gain, a CUBA neuron.
+
+Export folds an :class:`~train.models.sma.SMAConv` into this block (``export/fold.py``); deploy-
+aware fine-tuning trains it directly. The gain ``g[t, c]`` multiplies the synaptic current
+before the neuron, quantised as the chip applies it (``mant / 2**exp``, see
+``docs/netx-format.md``), with a straight-through gradient so it can still be trained.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from lava.lib.dl import slayer
+from lava.lib.dl.slayer.block.base import step_delay
+
+GAIN_MANT_BITS = 12
+
+
+def gain_exponent(gain: torch.Tensor, mant_bits: int = GAIN_MANT_BITS) -> int:
+    """The largest shift (≤ 15) that keeps every mantissa ``round(g · 2**exp)`` within ``mant_bits``."""
+    top = (1 << mant_bits) - 1
+    peak = float(gain.detach().abs().max()) if gain.numel() else 0.0
+    exp = 15
+    while exp > 0 and round(peak * (1 << exp)) > top:
+        exp -= 1
+    return exp
+
+
+def quantize_gain(gain: torch.Tensor, mant_bits: int = GAIN_MANT_BITS) -> tuple[np.ndarray, int]:
+    """Integer form ``(mant [T, C] int32, exp)`` of a non-negative gain, as the file stores it."""
+    g = gain.detach().double().cpu()
+    if not torch.isfinite(g).all() or (g < 0).any():
+        raise ValueError("gains must be finite and non-negative")
+    exp = gain_exponent(g, mant_bits)
+    mant = torch.clamp(torch.round(g * (1 << exp)), 0, (1 << mant_bits) - 1)
+    return mant.numpy().astype(np.int32), exp
+
+
+class FoldedConv(torch.nn.Module):
+    """conv synapse → current × gain[t, c] → CUBA neuron → one-step delay (a SLAYER-style block)."""
+
+    def __init__(
+        self,
+        neuron_params: dict[str, Any],
+        in_features: int,
+        out_features: int,
+        kernel_size: int,
+        timesteps: int,
+        stride: int = 1,
+        padding: int = 0,
+        gain: torch.Tensor | None = None,
+        per_timestep: bool = True,
+        neuron: slayer.neuron.cuba.Neuron | None = None,
+        delay_shift: bool = True,
+    ) -> None:
+        super().__init__()
+        # Folding keeps the SMA block's own neuron (same decays and threshold, learnt or not).
+        self.neuron = copy.deepcopy(neuron) if neuron is not None else slayer.neuron.cuba.Neuron(**neuron_params)
+        self.synapse = slayer.synapse.Conv(
+            in_features, out_features, kernel_size, stride=stride, padding=padding,
+            pre_hook_fx=self.neuron.quantize_8bit,
+        )
+        init = torch.ones(timesteps, out_features) if gain is None else gain.detach().clone().float()
+        if tuple(init.shape) != (timesteps, out_features):
+            raise ValueError(f"FoldedConv: gain must be [T, C] = {[timesteps, out_features]}, got {list(init.shape)}")
+        self.per_timestep = per_timestep
+        # Without a schedule the gain is 1 and the block is a stock NetX conv layer.
+        self.gain = torch.nn.Parameter(init if per_timestep else torch.ones_like(init), requires_grad=per_timestep)
+        self.delay_shift = delay_shift
+
+    @property
+    def shape(self) -> torch.Size | None:
+        """Output shape ``(C, H, W)`` once the block has seen an input."""
+        return self.neuron.shape
+
+    def quantized_gain(self) -> torch.Tensor:
+        """The gain as the chip applies it, with a straight-through gradient."""
+        g = self.gain.clamp_min(0)
+        step = 2.0 ** -gain_exponent(g)
+        q = torch.clamp(torch.round(g / step), 0, (1 << GAIN_MANT_BITS) - 1) * step
+        return g + (q - g).detach()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes ``[B, Cin, H, W, T]`` → spikes ``[B, Cout, H', W', T]``."""
+        z = self.synapse(x) * self.quantized_gain().t()[None, :, None, None, :]
+        s = self.neuron(z)
+        return step_delay(self, s) if self.delay_shift else s
+
+    def export_hdf5(self, handle: h5py.Group) -> None:
+        """A NetX ``conv`` layer plus the ``gain_mant``/``gain_exp`` datasets of docs/netx-format.md."""
+        syn = self.synapse
+        weight = syn.pre_hook_fx(syn.weight, descale=True).reshape(syn.weight.shape[:-1]).detach().cpu().numpy()
+        handle.create_dataset("type", (1,), "S10", [b"conv"])
+        handle.create_dataset("shape", data=np.array(self.neuron.shape))
+        handle.create_dataset("inChannels", data=syn.in_channels)
+        handle.create_dataset("outChannels", data=syn.out_channels)
+        handle.create_dataset("kernelSize", data=np.array(syn.kernel_size[:-1]))
+        handle.create_dataset("stride", data=np.array(syn.stride[:-1]))
+        handle.create_dataset("padding", data=np.array(syn.padding[:-1]))
+        handle.create_dataset("dilation", data=np.array(syn.dilation[:-1]))
+        handle.create_dataset("groups", data=syn.groups)
+        handle.create_dataset("weight", data=weight)
+        for key, value in self.neuron.device_params.items():
+            handle.create_dataset(f"neuron/{key}", data=value)
+        if self.per_timestep:
+            mant, exp = quantize_gain(self.gain.clamp_min(0))
+            handle.create_dataset("gain_mant", data=mant)
+            handle.create_dataset("gain_exp", data=np.int32(exp))
