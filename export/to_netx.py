@@ -1,40 +1,71 @@
-"""Export a training run to NetX HDF5: ``python export/to_netx.py --run runs/NAME --out model.net``."""
+"""Export a training run for the chip: ``python export/to_netx.py --run runs/NAME --out model.net``.
+
+SMA layers are calibrated on the training split and folded into one conv synapse with a
+per-timestep gain (``--sma per-timestep``) or with the time-averaged gain in the weights
+(``--sma static``, pure stock NetX). ``export.json`` beside the file records the accuracy of
+the dynamic, folded and fixed-point models and a layer table.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from export.netx import ExportError, write_netx
-from train.errors import CheckpointError, ConfigError
-from train.loop import load_checkpoint
+from export.constraints import ConstraintError
+from export.netx import ExportError
+from export.pipeline import SMA_MODES, export_run, format_table
+from train.errors import CheckpointError, ConfigError, DatasetError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="training run folder (holds checkpoint.pt)")
     p.add_argument("--out", default=None, help="output NetX file (default: RUN/model.net)")
+    p.add_argument("--sma", default="per-timestep", choices=SMA_MODES, help="how SMA attention is folded (default: per-timestep)")
+    p.add_argument("--calib-samples", type=int, default=256, help="training samples for SMA calibration (default: 256)")
+    p.add_argument("--verify-samples", type=int, default=None, help="test samples for export.json accuracies (default: all)")
+    p.add_argument("--onnx", action="store_true", help="also write the one-timestep ONNX model (OUT with .onnx)")
+    p.add_argument("--nir", action="store_true", help="also write a NIR graph (OUT with .nir)")
+    p.add_argument("--view", action="store_true", help="serve the ONNX model in Netron and print its address")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out) if args.out else Path(args.run) / "model.net"
+    if not out.parent.is_dir():
+        print(f"error: output folder {out.parent} does not exist", file=sys.stderr)
+        return 2
+    if args.calib_samples < 1 or (args.verify_samples is not None and args.verify_samples < 1):
+        print("error: --calib-samples and --verify-samples must be at least 1", file=sys.stderr)
+        return 2
     try:
-        net, cfg, state = load_checkpoint(args.run)
-        meta = {
-            "timesteps": cfg.timesteps,
-            "input_shape": [2, cfg.input_size, cfg.input_size],
-            "classes": state["classes"],
-            "dataset": cfg.dataset,
-            "dataset_options": cfg.dataset_options,
-            "model": cfg.model,
-        }
-        write_netx(net, out, meta)
-    except (CheckpointError, ConfigError, ExportError) as e:
+        report, _, netfile = export_run(args.run, out, args.sma, args.calib_samples, args.verify_samples)
+    except (CheckpointError, ConfigError, DatasetError, ExportError, ConstraintError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {out}")
+    print(format_table(report))
+    print(f"wrote {out} and {out.with_name('export.json')}")
+    onnx_path = out.with_suffix(".onnx")
+    if args.onnx or args.view:
+        from export.onnx_graph import write_onnx
+
+        write_onnx(netfile, onnx_path)
+        print(f"wrote {onnx_path}")
+    if args.nir:
+        from export.nir_graph import write_nir
+
+        write_nir(netfile, out.with_suffix(".nir"))
+        print(f"wrote {out.with_suffix('.nir')}")
+    if args.view:
+        import netron
+
+        host, port = netron.start(str(onnx_path), ("127.0.0.1", 0), browse=False)
+        print(f"Netron is serving {onnx_path} at http://{host}:{port} (Ctrl-C to stop)")
+        try:
+            netron.wait()
+        except KeyboardInterrupt:
+            netron.stop()
     return 0
 
 

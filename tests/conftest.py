@@ -44,3 +44,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_cli("train/run.py", "--config", str(config), "--out", str(run))
     run_cli("export/to_netx.py", "--run", str(run), "--out", str(run / "model.net"))
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_sma_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained tiny sma-azo-vgg run (not yet exported)."""
+    base = tmp_path_factory.mktemp("tiny_sma")
+    config = base / "tiny.yaml"
+    text = TINY_CONFIG.replace("model: vgg", "model: sma-azo-vgg").replace("channels: [4]", "channels: [4, 6]")
+    config.write_text(text + f"cache_dir: {base / 'cache'}\n")
+    run = base / "run"
+    run_cli("train/run.py", "--config", str(config), "--out", str(run))
+    return run

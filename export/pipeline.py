@@ -1,0 +1,113 @@
+"""Turn a training run into deployable files: fold SMA, write NetX HDF5 (+ ONNX, NIR), verify."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from export.constraints import SOURCES, check, footprint
+from export.fold import calibrate, fold_network, sma_blocks
+from export.netx import ExportError, write_netx
+from export.verify import accuracy_table, fixed_point_accuracy, torch_accuracy
+from lava_runtime.errors import RuntimeConfigError
+from lava_runtime.netfile import NetFile, read_net
+from train.atomic import atomic_write_json
+from train.data import FrameDataset
+from train.loop import load_checkpoint
+
+SMA_MODES = ("per-timestep", "static")
+
+
+def _split(cfg: Any, split: str, limit: int | None) -> FrameDataset:
+    return FrameDataset(cfg.dataset, split, cfg.input_size, cfg.timesteps, cfg.dataset_options,
+                        cache_dir=cfg.cache_dir, limit=limit, **_data_kwargs(cfg))
+
+
+def _data_kwargs(cfg: Any) -> dict[str, Any]:
+    """Dataset options newer configs carry (data root, denoising), passed where the config has them."""
+    return {k: getattr(cfg, k) for k in ("data_root", "denoise_us") if hasattr(cfg, k)}
+
+
+def write_checked(net: torch.nn.Module, out: Path, metadata: dict[str, Any]) -> NetFile:
+    """Write the NetX file, read it back with the runtime's validator, check Loihi limits, then publish."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.check")
+    try:
+        write_netx(net, tmp, metadata)
+        netfile = read_net(tmp)
+        check(netfile)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    netfile.path = str(out)
+    return netfile
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path,
+    sma: str = "per-timestep",
+    calib_samples: int = 256,
+    verify_samples: int | None = None,
+) -> tuple[dict[str, Any], torch.nn.Module, NetFile]:
+    """Fold, write and verify one run; returns the ``export.json`` content, folded model, file."""
+    if sma not in SMA_MODES:
+        raise ExportError(f"--sma must be one of {SMA_MODES}, got {sma!r}")
+    t0 = time.perf_counter()
+    out = Path(out)
+    net, cfg, state = load_checkpoint(run_dir)
+    report: dict[str, Any] = {"run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": sma}
+    folded, errors = net, []
+    if sma_blocks(net):
+        train = _split(cfg, "train", calib_samples)
+        batches = [torch.from_numpy(train.spikes[i:i + 32].astype(np.float32)) for i in range(0, len(train), 32)]
+        stats = calibrate(net, batches)
+        folded, errors = fold_network(net, stats, per_timestep=sma == "per-timestep")
+        report["calibration_samples"] = len(train)
+    report["fold_rel_error"] = errors
+    meta = {
+        "timesteps": cfg.timesteps,
+        "input_shape": [2, cfg.input_size, cfg.input_size],
+        "classes": state["classes"],
+        "dataset": cfg.dataset,
+        "dataset_options": cfg.dataset_options,
+        "model": cfg.model,
+        "sma": sma if errors else None,
+    }
+    try:
+        netfile = write_checked(folded, out, meta)
+    except RuntimeConfigError as e:
+        raise ExportError(f"{out}: the written file does not validate: {e}") from None
+    test = _split(cfg, "test", verify_samples)
+    report["verify_samples"] = len(test)
+    report["accuracy"] = accuracy_table(
+        torch_accuracy(net, test.spikes, test.labels),
+        torch_accuracy(folded, test.spikes, test.labels),
+        fixed_point_accuracy(netfile, test.spikes, test.labels),
+    )
+    report["layers"] = [dataclasses.asdict(row) for row in footprint(netfile)]
+    report["cores_estimate"] = sum(row["cores"] for row in report["layers"])
+    report["limits_sources"] = SOURCES
+    report["seconds"] = time.perf_counter() - t0
+    atomic_write_json(out.with_name("export.json"), report)
+    return report, folded, netfile
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The layer table and accuracies as text, for the terminal."""
+    head = f"{'layer':10s} {'in':>14s} {'out':>14s} {'neurons':>8s} {'synapses':>10s} {'fan-in':>7s} {'wbits':>5s} {'wexp':>4s} {'cores':>5s}"
+    lines = [head, "-" * len(head)]
+    for r in report["layers"]:
+        lines.append(f"{r['name']:10s} {str(r['input_shape']):>14s} {str(r['output_shape']):>14s} {r['neurons']:8d} "
+                     f"{r['synapses']:10d} {r['fan_in']:7d} {r['weight_bits']:5d} {r['weight_exp']:4d} {r['cores']:5d}")
+    a = report["accuracy"]
+    lines.append(f"estimated Loihi 2 cores: {report['cores_estimate']}")
+    lines.append(f"accuracy on {report['verify_samples']} test samples: dynamic {a['dynamic']:.4f} → folded "
+                 f"{a['folded_float']:.4f} → fixed point {a['fixed_point']:.4f} (total drop {a['drop_total_pp']:.2f} pp)")
+    if report["fold_rel_error"]:
+        lines.append("SMA factorisation relative error per layer: " + ", ".join(f"{e:.4f}" for e in report["fold_rel_error"]))
+    return "\n".join(lines)
