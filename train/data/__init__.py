@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -11,28 +13,96 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from train.data.events import to_frames, to_spikes
+from train.atomic import atomic_write
+from train.data.augment import Augment
+from train.data.cifar10dvs import CIFAR10DVS
+from train.data.dvsgesture import DVSGesture
+from train.data.events import EVENT_DTYPE, denoise, make_events, to_frames, to_spikes
+from train.data.layout import DEFAULT_DATA_ROOT
+from train.data.ncaltech101 import NCaltech101
+from train.data.ndigits import NDigits
+from train.data.nmnist import NMNIST
 from train.data.synthgesture import SynthGesture
 from train.errors import DatasetError
-from train.atomic import atomic_write
 
-DATASETS: dict[str, type] = {"synthgesture": SynthGesture}
+DATASETS: dict[str, type] = {
+    "synthgesture": SynthGesture,
+    "ndigits": NDigits,
+    "dvsgesture": DVSGesture,
+    "cifar10dvs": CIFAR10DVS,
+    "ncaltech101": NCaltech101,
+    "nmnist": NMNIST,
+}
+CACHE_VERSION = 2  # bump when parsing or binning changes, so old caches are not reused
+
+__all__ = [
+    "DATASETS", "EVENT_DTYPE", "Augment", "FrameDataset", "download_dataset", "event_dataset",
+    "make_events", "to_frames", "to_spikes",
+]
 
 
-def event_dataset(name: str, split: str, **options: Any):
-    """The event dataset ``name`` for ``split`` (``dataset[i] -> (events, label)``)."""
+def _dataset_class(name: str) -> type:
     try:
-        cls = DATASETS[name]
+        return DATASETS[name]
     except KeyError:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
-    return cls(split=split, **options)
+
+
+def event_dataset(name: str, split: str, data_root: str | os.PathLike | None = None, **options: Any):
+    """The event dataset ``name`` for ``split`` (``dataset[i] -> (events, label)``).
+
+    Datasets read from disk look under ``data_root`` (default ``data/``); generated ones ignore it.
+    """
+    cls = _dataset_class(name)
+    kwargs = dict(options, split=split)
+    if getattr(cls, "needs_root", False):
+        kwargs["root"] = data_root if data_root is not None else DEFAULT_DATA_ROOT
+    try:
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as e:
+        raise DatasetError(f"{name}: bad dataset options {options}: {e}") from None
+    return cls(**kwargs)
+
+
+def download_dataset(name: str, data_root: str | os.PathLike | None = None) -> None:
+    """Download ``name`` into ``data_root`` where that is possible (through tonic)."""
+    cls = _dataset_class(name)
+    if not getattr(cls, "needs_root", False):
+        return  # generated: nothing to download
+    if not hasattr(cls, "download"):
+        raise DatasetError(f"{name}: no automatic download. {cls.source}")
+    cls.download(data_root if data_root is not None else DEFAULT_DATA_ROOT)
+
+
+class _Binner(torch.utils.data.Dataset):
+    """Sample ``i`` of an event dataset as a binary uint8 tensor (what the cache stores)."""
+
+    def __init__(self, events: Any, size: int, timesteps: int, denoise_us: int) -> None:
+        self.events, self.size, self.timesteps, self.denoise_us = events, size, timesteps, denoise_us
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        ev, label = self.events[index]
+        sensor = tuple(self.events.sensor_size)
+        if self.denoise_us > 0:
+            ev = denoise(ev, sensor, self.denoise_us)
+        return to_spikes(to_frames(ev, sensor, self.size, self.timesteps)).astype(np.uint8), int(label)
+
+
+def _as_list(batch: list) -> list:
+    return batch
 
 
 class FrameDataset(torch.utils.data.Dataset):
     """Samples as binary spike tensors ``[2, size, size, T]`` with their labels.
 
     The whole split is binned once and cached under ``cache_dir`` (keyed by dataset, split,
-    size, T and the dataset options), so later epochs and runs do not touch events again.
+    size, T, the dataset options, its data folder and ``denoise_us``), so later epochs and runs
+    do not touch events again. ``workers`` parse and bin in parallel (DataLoader workers, each
+    given contiguous runs of samples so a recording is parsed once per run); ``augment`` is
+    applied in ``__getitem__`` (use it for the training split only).
     """
 
     def __init__(
@@ -44,13 +114,22 @@ class FrameDataset(torch.utils.data.Dataset):
         options: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike | None = ".cache/tensors",
         limit: int | None = None,
+        *,
+        data_root: str | os.PathLike | None = None,
+        denoise_us: int = 0,
+        augment: Augment | None = None,
+        workers: int = 0,
     ) -> None:
         self.options = dict(options or {})
-        self.events = event_dataset(name, split, **self.options)
+        self.events = event_dataset(name, split, data_root, **self.options)
         self.classes = tuple(self.events.classes)
         self.sensor_size = tuple(self.events.sensor_size)
-        self.size, self.timesteps = size, timesteps
-        key = json.dumps([name, split, size, timesteps, self.options], sort_keys=True)
+        self.size, self.timesteps, self.denoise_us, self.workers = size, timesteps, int(denoise_us), workers
+        if augment is not None and augment.hflip and not getattr(self.events, "hflip_safe", False):
+            raise DatasetError(f"{name}: augment.hflip would break labels (mirroring changes its classes); turn it off")
+        self.augment = augment
+        where = str(Path(getattr(self.events, "root", "")).resolve()) if getattr(self.events, "needs_root", False) else None
+        key = json.dumps([CACHE_VERSION, name, split, size, timesteps, self.options, where, self.denoise_us], sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         path = Path(cache_dir) / f"{name}-{split}-{size}px-T{timesteps}-{digest}.npz" if cache_dir else None
         if path is not None and path.exists():
@@ -67,13 +146,27 @@ class FrameDataset(torch.utils.data.Dataset):
         n = len(self.events)
         spikes = np.zeros((n, 2, self.size, self.size, self.timesteps), dtype=np.uint8)
         labels = np.zeros(n, dtype=np.int64)
-        for i in tqdm(range(n), desc=f"binning {desc}", leave=False):
-            events, labels[i] = self.events[i]
-            spikes[i] = to_spikes(to_frames(events, self.sensor_size, self.size, self.timesteps))
+        binner = _Binner(self.events, self.size, self.timesteps, self.denoise_us)
+        if self.workers > 0 and n > 1:
+            chunk = max(1, math.ceil(n / (self.workers * 8)))
+            loader = torch.utils.data.DataLoader(binner, batch_size=chunk, num_workers=self.workers, collate_fn=_as_list)
+            i = 0
+            with tqdm(total=n, desc=f"binning {desc}", leave=False) as bar:
+                for batch in loader:
+                    for s, label in batch:
+                        spikes[i], labels[i] = s, label
+                        i += 1
+                    bar.update(len(batch))
+        else:
+            for i in tqdm(range(n), desc=f"binning {desc}", leave=False):
+                spikes[i], labels[i] = binner[i]
         return spikes, labels
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return torch.from_numpy(self.spikes[index].astype(np.float32)), int(self.labels[index])
+        x = torch.from_numpy(self.spikes[index].astype(np.float32))
+        if self.augment is not None:
+            x = self.augment(x)
+        return x, int(self.labels[index])
