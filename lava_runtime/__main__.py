@@ -1,14 +1,22 @@
-"""``python -m lava_runtime run --net FILE --dataset NAME ...``: deploy and measure."""
+"""``python -m lava_runtime run --net FILE --dataset NAME ...``: deploy and measure.
+
+``python -m lava_runtime compare REPORT_A REPORT_B`` prints two reports side by side.
+
+``python -m lava_runtime validate --net FILE --dataset NAME --samples N`` runs the same samples
+on ``sim`` and ``emu`` and prints how many output spike trains are identical.
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from lava_runtime.backends import BACKENDS
-from lava_runtime.deploy import run_dataset
+from lava_runtime.deploy import run_dataset, validate_dataset
+from lava_runtime.energy import DEFAULT_MODEL
 from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.report import write_report
+from lava_runtime.report import compare_reports, write_report
 from train.errors import DatasetError
 
 
@@ -19,15 +27,73 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run.add_argument("--net", required=True, help="exported NetX HDF5 file")
     run.add_argument("--dataset", required=True, help="dataset name, e.g. synthgesture")
+    run.add_argument("--data-root", default=None, help="folder of downloaded datasets (default: data/)")
     run.add_argument("--split", default="test", help="dataset split")
     run.add_argument("--samples", type=int, default=16, help="number of samples to run")
-    run.add_argument("--backend", default="sim", choices=BACKENDS, help="sim = Loihi2SimCfg fixed_pt")
+    run.add_argument("--backend", default="sim", choices=BACKENDS,
+                     help="sim = Loihi2SimCfg fixed_pt; emu = batched torch emulator of the same arithmetic")
     run.add_argument("--report", default=None, help="report JSON path (default: beside the net file)")
+    run.add_argument("--energy-model", default=str(DEFAULT_MODEL),
+                     help="YAML of per-operation energies, each with its source (see lava_runtime/energy_models/)")
+    cmp = sub.add_parser("compare", help="print two reports side by side")
+    cmp.add_argument("reports", nargs=2, metavar="REPORT", help="report.json files written by run")
+    val = sub.add_parser("validate", help="run the same samples on sim and emu and compare every spike",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    val.add_argument("--net", required=True, help="exported NetX HDF5 file")
+    val.add_argument("--dataset", required=True, help="dataset name, e.g. synthgesture")
+    val.add_argument("--split", default="test", help="dataset split")
+    val.add_argument("--samples", type=int, default=8, help="number of samples to run")
     return p.parse_args(argv)
+
+
+def validate(args: argparse.Namespace) -> int:
+    """Print the share of samples whose output spike trains agree and the first mismatch; 1 if any."""
+    if args.samples < 1:
+        print("error: --samples must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        result = validate_dataset(args.net, args.dataset, args.split, args.samples)
+    except (RuntimeConfigError, DatasetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"sim vs emu: {result.identical}/{result.samples} samples identical ({result.fraction:.3f}) "
+          f"in the output layer")
+    m = result.first_mismatch
+    print("first mismatch: none" if m is None else
+          f"first mismatch: layer {m['layer']}, sample {m['sample']}, timestep {m['timestep']}, neuron {m['neuron']}")
+    return 0 if m is None else 1
+
+
+def _load_report(path: str) -> dict:
+    """A report written by ``run``; a clear error for anything else."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RuntimeConfigError(f"{path}: report not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RuntimeConfigError(f"{path}: not a readable report ({e})") from None
+    if not isinstance(report, dict) or not isinstance(report.get("layers"), list):
+        raise RuntimeConfigError(f"{path}: not a report written by 'python -m lava_runtime run'")
+    return report
+
+
+def compare(paths: list[str]) -> int:
+    """Print the two reports side by side."""
+    try:
+        a, b = (_load_report(p) for p in paths)
+    except RuntimeConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(compare_reports(a, b, (Path(paths[0]).parent.name or paths[0], Path(paths[1]).parent.name or paths[1])))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "compare":
+        return compare(args.reports)
+    if args.command == "validate":
+        return validate(args)
     report_path = Path(args.report) if args.report else Path(args.net).with_name("report.json")
     if not report_path.parent.is_dir():
         print(f"error: report folder {report_path.parent} does not exist", file=sys.stderr)
@@ -36,15 +102,22 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --samples must be at least 1", file=sys.stderr)
         return 2
     try:
-        report = run_dataset(args.net, args.dataset, args.split, args.samples, args.backend)
+        report = run_dataset(args.net, args.dataset, args.split, args.samples, args.backend,
+                             energy_model=args.energy_model, progress=True, data_root=args.data_root)
     except (RuntimeConfigError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the Lava runtime has been stopped on the way out
+        print("interrupted: the Lava runtime was stopped, no report written", file=sys.stderr)
+        return 130
     write_report(report, report_path)
+    totals = report["totals"]
     print(f"{report['samples']} samples on {report['backend']}: accuracy {report['accuracy']:.3f}, "
-          f"{report['totals']['spikes']} spikes, {report['steps_per_s']:.1f} steps/s")
+          f"{totals['spikes']} spikes, {report['steps_per_s']:.1f} steps/s")
     for row in report["layers"]:
-        print(f"  {row['name']:10s} neurons {row['neurons']:6d}  spikes {row['spikes']:8d}")
+        print(f"  {row['name']:10s} neurons {row['neurons']:6d}  spikes {row['spikes']:8d}  synops {row['synops'] or 0:10d}")
+    if totals.get("energy_per_inference_j") is not None:
+        print(f"energy per inference {totals['energy_per_inference_j']:.3g} J ({report['energy_model']['name']})")
     print(f"report written to {report_path}")
     return 0
 

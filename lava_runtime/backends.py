@@ -7,7 +7,8 @@ from lava.magma.core.run_configs import AbstractLoihiRunCfg, Loihi2SimCfg
 
 from lava_runtime.errors import RuntimeConfigError
 
-BACKENDS = ("sim", "sim-float", "loihi2")
+# "emu" is lava_runtime.emu, the batched torch emulator of the fixed-point arithmetic: no Lava run config.
+BACKENDS = ("sim", "sim-float", "emu", "loihi2")
 
 
 def run_config(backend: str) -> AbstractLoihiRunCfg:
@@ -25,4 +26,50 @@ def run_config(backend: str) -> AbstractLoihiRunCfg:
         from lava.magma.core.run_configs import Loihi2HwCfg
 
         return Loihi2HwCfg()
+    if backend == "emu":
+        raise RuntimeConfigError("backend 'emu' runs without Lava: use lava_runtime.emu.run_layers")
     raise RuntimeConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def run_on_loihi2(net_path: str, spikes: "np.ndarray", timesteps: int) -> tuple["np.ndarray", dict]:
+    """Output spikes ``[W?, ..., N·T]`` of the stock NetX network on Loihi 2, with the profiler's energy and time.
+
+    Written against Intel's lava-loihi (``lava.proc.embedded_io`` adapters between the CPU
+    source/sink and the chip, ``lava.utils.profiler.Profiler`` for energy and execution time) but
+    untested here: lava-loihi is not installed in this project's environment. Only the output
+    layer leaves the chip (per-layer counters are CPU processes); gain layers have no Loihi 2
+    neuron model yet and are refused by the caller.
+    """
+    import numpy as np
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.proc import embedded_io as eio
+    from lava.proc.io.sink import RingBuffer as SinkBuffer
+    from lava.proc.io.source import RingBuffer as SourceBuffer
+    from lava.utils.profiler import Profiler
+
+    from lava_runtime.graph import to_lava_layout
+
+    cfg = run_config("loihi2")
+    steps = spikes.shape[0] * timesteps
+    net = netx.hdf5.Network(net_config=str(net_path), reset_interval=timesteps, reset_offset=1)
+    source = SourceBuffer(data=to_lava_layout(spikes).astype(np.int32))
+    to_chip = eio.spike.PyToNxAdapter(shape=net.inp.shape)
+    from_chip = eio.spike.NxToPyAdapter(shape=net.out.shape)
+    sink = SinkBuffer(shape=net.out.shape, buffer=steps)
+    source.s_out.connect(to_chip.inp)
+    to_chip.out.connect(net.inp)
+    net.out.connect(from_chip.inp)
+    from_chip.out.connect(sink.a_in)
+    profiler = Profiler.init(cfg)
+    profiler.execution_time_probe(num_steps=steps)
+    profiler.energy_probe(num_steps=steps)
+    try:
+        net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+        out = sink.data.get()
+    finally:
+        net.stop()
+    measured = {"source": "lava.utils.profiler (Loihi 2 board measurement)",
+                "energy_j": float(profiler.energy), "static_energy_j": float(profiler.static_energy),
+                "execution_time_s": float(np.sum(profiler.execution_time)), "power_w": float(profiler.power)}
+    return out, measured

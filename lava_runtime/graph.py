@@ -4,35 +4,49 @@ Samples are streamed back to back, ``T`` steps each. NetX's ``reset_interval`` r
 layer's neurons when the first step of a new sample reaches it (layer k at step ``1 + k`` of
 the sample window, one step of synaptic delay per layer), so no padding steps are needed and
 nothing of one sample leaks into the next.
+
+Layers whose HDF5 group holds ``gain_mant``/``gain_exp`` (folded SMA, docs/netx-format.md) get
+a :class:`~lava_runtime.processes.gain_lif.GainLIFReset` neuron (built by
+:class:`~lava_runtime.processes.gain_network.GainNetwork`); every other layer is stock NetX.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 from lava.lib.dl import netx
+from lava.lib.dl.netx.blocks.process import Conv, Dense
 from lava.magma.core.process.process import AbstractProcess
 from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
 
-from lava_runtime.processes.counter import SpikeCounter
+from lava_runtime.counting import Topology, conv_fanout, dense_fanout
+from lava_runtime.errors import RuntimeConfigError
+from lava_runtime.processes.activity import ActivityCounter
+from lava_runtime.processes.gain_network import GainNetwork
 
 
 @dataclass
 class Graph:
-    """A runnable network, its input source and one monitor per layer.
+    """A runnable network, its input source, what watches each layer, and each layer's synapses.
 
-    A monitor is a ``RingBuffer`` sink (every spike) where ``recorded[i]`` is true, else a
-    ``SpikeCounter`` (spikes per step).
+    Layer ``i`` is recorded spike by spike by ``sinks[i]`` (a ``RingBuffer``) where that is not
+    None; all other layers are counted by the one ``counter`` (spikes and the synops they cause
+    in layer ``i + 1``, per step), layer ``counted[j]`` on its input ``j``.
+    ``topology[i]`` describes the synapses *into* layer ``i`` (layer 0's are fed by the input).
     """
 
     net: netx.hdf5.Network
     source: SourceBuffer
-    monitors: list[AbstractProcess]
-    recorded: list[bool]
+    sinks: list[SinkBuffer | None]
+    counter: ActivityCounter | None
+    counted: list[int]
     layer_names: list[str]
     num_steps: int
+    topology: list[Topology]
+    gains: list[bool]
 
 
 def to_lava_layout(spikes: np.ndarray) -> np.ndarray:
@@ -41,26 +55,73 @@ def to_lava_layout(spikes: np.ndarray) -> np.ndarray:
     return spikes.transpose(3, 2, 1, 0, 4).reshape(w, h, c, n * t)
 
 
+def layer_topology(block: AbstractProcess, input_shape: tuple[int, ...]) -> Topology:
+    """Synapses into a NetX ``Conv`` or ``Dense`` block, from the weights its Lava synapse holds."""
+    syn = block.synapse
+    if isinstance(block, Conv):
+        weight = np.asarray(syn.weight.init)
+        fanout = conv_fanout(weight, tuple(syn.input_shape), np.asarray(syn.stride.init), np.asarray(syn.padding.init),
+                             np.asarray(syn.dilation.init), int(np.asarray(syn.groups.init).reshape(-1)[0]))
+        return Topology("conv", fanout, int(fanout.sum()), int(weight.size), int(np.count_nonzero(weight)))
+    if isinstance(block, Dense):
+        weights = np.asarray(syn.weights.init)
+        fanout = dense_fanout(weights, input_shape)
+        return Topology("dense", fanout, int(fanout.sum()), int(weights.size), int(np.count_nonzero(weights)))
+    raise RuntimeConfigError(f"no synapse count for NetX block {block.block}")
+
+
+def _gain_rows(path: Path) -> list[tuple[bool, int | None]]:
+    """Per neuron layer of the file: whether it has a gain and the gain table's rows."""
+    rows = []
+    with h5py.File(path, "r") as h:
+        layers = h["layer"]
+        for key in sorted(layers, key=int):
+            group = layers[key]
+            kind = group["type"][()]
+            kind = (kind[0] if np.ndim(kind) else kind).decode() if not isinstance(kind, str) else kind
+            if kind in ("conv", "dense"):
+                gain = "gain_mant" in group
+                rows.append((gain, int(group["gain_mant"].shape[0]) if gain else None))
+    return rows
+
+
 def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output") -> Graph:
     """Lava processes that stream ``spikes`` ``[N, C, H, W, T]`` through the network in ``net_path``.
 
     ``record`` is ``"output"`` (every spike of the output layer, counts elsewhere) or ``"all"``.
     """
+    net_path = Path(net_path)
     timesteps = spikes.shape[-1]
     num_steps = spikes.shape[0] * timesteps
-    net = netx.hdf5.Network(net_config=str(net_path), reset_interval=timesteps, reset_offset=1)
+    gain_rows = _gain_rows(net_path)
+    for k, (gain, rows) in enumerate(gain_rows):
+        if gain and rows != timesteps:
+            raise RuntimeConfigError(f"{net_path}: layer {k} has a gain table of {rows} timesteps, the run has {timesteps}")
+    try:
+        net = GainNetwork(net_config=str(net_path), reset_interval=timesteps, reset_offset=1)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise RuntimeConfigError(f"{net_path}: cannot build the Lava network ({e})") from None
     source = SourceBuffer(data=to_lava_layout(spikes).astype(np.int32))
     source.s_out.connect(net.inp)
-    monitors, recorded, names = [], [], []
+    topology, shape_in = [], tuple(net.inp.shape)
+    for layer in net.layers:
+        topology.append(layer_topology(layer, shape_in))
+        shape_in = tuple(layer.out.shape)
     last = len(net.layers) - 1
+    sinks: list[SinkBuffer | None] = []
     for i, layer in enumerate(net.layers):
-        full = record == "all" or i == last
-        if full:
-            monitor = SinkBuffer(shape=layer.out.shape, buffer=num_steps)
-        else:
-            monitor = SpikeCounter(shape=layer.out.shape, num_steps=num_steps)
-        layer.out.connect(monitor.a_in)
-        monitors.append(monitor)
-        recorded.append(full)
-        names.append(f"{i}:{layer.block.lower()}")
-    return Graph(net, source, monitors, recorded, names, num_steps)
+        sink = None
+        if record == "all" or i == last:
+            sink = SinkBuffer(shape=layer.out.shape, buffer=num_steps)
+            layer.out.connect(sink.a_in)
+        sinks.append(sink)
+    counted = [i for i, sink in enumerate(sinks) if sink is None]
+    counter = None
+    if counted:
+        counter = ActivityCounter(shapes=[tuple(net.layers[i].out.shape) for i in counted], num_steps=num_steps,
+                                  fanouts=[topology[i + 1].fanout for i in counted])
+        for j, i in enumerate(counted):
+            net.layers[i].out.connect(counter.port(j))
+    names = [f"{i}:{layer.block.lower()}" for i, layer in enumerate(net.layers)]
+    gains = [g for g, _ in gain_rows][: len(net.layers)]
+    return Graph(net, source, sinks, counter, counted, names, num_steps, topology, gains)

@@ -1,4 +1,11 @@
-"""Reports of a run: JSON for machines, a PNG for people."""
+"""Reports of a run: ``report.json`` for machines, ``report.md`` with PNG plots for people.
+
+Counting conventions (lava_runtime/counting.py): ``spikes`` and ``synops`` of a layer count
+its sample windows, as the torch model does; ``tail_spikes``/``tail_synops`` are the same
+activity spent on a previous sample's tail. Energy counts all activity the chip performs
+(window and tail): ``synops × synop_j + neuron_updates × neuron_update_j + spikes × spike_j``.
+The 45 nm ANN comparison and the NeuroBench-style ACs use the window synops, as papers do.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,64 +13,207 @@ from typing import Any
 
 import numpy as np
 
+from lava_runtime.energy import EnergyModel, ann_comparison, layer_energy
 from lava_runtime.simulate import LayerRecord
 from train.atomic import atomic_write, atomic_write_json
 
+WEIGHT_BYTES = 1  # 8-bit weight mantissas
+GAIN_BYTES = 2  # 12-bit gain mantissas in 16-bit words
 
-def layer_rows(layers: list[LayerRecord]) -> list[dict[str, Any]]:
-    """Per-layer counts: neurons, spikes inside the sample windows, spikes of sample tails."""
+
+def layer_rows(layers: list[LayerRecord], samples: int, timesteps: int,
+               energy: EnergyModel | None = None) -> list[dict[str, Any]]:
+    """Per-layer counts: neurons, synapses, spikes, synops, neuron updates and (with a model) energy."""
     rows = []
     for layer in layers:
-        rows.append(
-            {
-                "name": layer.name,
-                "shape": [int(v) for v in layer.shape],
-                "neurons": int(np.prod(layer.shape)),
-                "spikes": int(layer.counts.sum()),
-                "tail_spikes": layer.tail_spikes,
-            }
-        )
+        neurons = int(np.prod(layer.shape))
+        topo = layer.topology
+        row: dict[str, Any] = {
+            "name": layer.name,
+            "type": (topo.kind if topo else layer.name.split(":")[-1]) + ("+gain" if layer.gain else ""),
+            "shape": [int(v) for v in layer.shape],
+            "neurons": neurons,
+            "synapses": topo.synapses if topo else None,
+            "spikes": int(layer.counts.sum()),
+            "tail_spikes": int(layer.tail_spikes),
+            "synops": int(layer.synops.sum()) if layer.synops is not None else None,
+            "tail_synops": int(layer.tail_synops) if layer.synops is not None else None,
+            # Every neuron is advanced at every step of the run, tails included.
+            "neuron_updates": neurons * samples * timesteps,
+            "spikes_per_step": layer.counts.sum(0).tolist(),
+            "synops_per_step": layer.synops.sum(0).tolist() if layer.synops is not None else None,
+        }
+        if energy is not None and row["synops"] is not None:
+            parts = layer_energy(energy, row["synops"] + row["tail_synops"], row["neuron_updates"],
+                                 row["spikes"] + row["tail_spikes"])
+            row["energy_by_op_j"] = parts
+            row["energy_j"] = sum(parts.values())
+        else:
+            row["energy_by_op_j"], row["energy_j"] = None, None
+        rows.append(row)
     return rows
 
 
+def neurobench_metrics(layers: list[LayerRecord], rows: list[dict[str, Any]], samples: int,
+                       timesteps: int) -> dict[str, Any]:
+    """NeuroBench-style static and workload metrics of the run."""
+    topos = [layer.topology for layer in layers]
+    known = all(t is not None for t in topos) and all(r["synops"] is not None for r in rows)
+    spikes = sum(r["spikes"] for r in rows)
+    slots = sum(r["neurons"] for r in rows) * samples * timesteps
+    out: dict[str, Any] = {
+        # All activations are binary spikes, so every synaptic operation is an accumulate.
+        "effective_acs_per_sample": sum(r["synops"] for r in rows) / samples if known and samples else None,
+        "effective_macs_per_sample": 0,
+        "activation_sparsity": 1.0 - spikes / slots if slots else None,
+        "connection_sparsity": None,
+        "footprint_bytes": None,
+        "footprint_basis": f"{WEIGHT_BYTES} byte per weight, {GAIN_BYTES} per gain mantissa",
+    }
+    if known:
+        params = sum(t.params for t in topos)
+        out["connection_sparsity"] = 1.0 - sum(t.nonzero_params for t in topos) / params if params else None
+        gains = sum(timesteps * layer.shape[-1] for layer in layers if layer.gain)
+        out["footprint_bytes"] = params * WEIGHT_BYTES + gains * GAIN_BYTES
+    return out
+
+
+def output_raster(layer: LayerRecord, sample: int = 0) -> dict[str, Any] | None:
+    """Output spikes of one sample as ``[step, neuron]`` pairs (for the raster plot)."""
+    if layer.spikes is None or layer.spikes.shape[0] <= sample:
+        return None
+    s = layer.spikes[sample].reshape(-1, layer.spikes.shape[-1])
+    neuron, step = np.nonzero(s)
+    return {"sample": sample, "neurons": int(s.shape[0]), "events": [[int(t), int(i)] for t, i in zip(step, neuron)]}
+
+
 def build_report(
-    layers: list[LayerRecord], labels: np.ndarray, run_info: dict[str, Any], wall_s: float
+    layers: list[LayerRecord], labels: np.ndarray, run_info: dict[str, Any], wall_s: float,
+    energy: EnergyModel | None = None, agreement: float | None = None,
 ) -> dict[str, Any]:
-    """The report dict: run description, accuracy by output spike count, per-layer counts."""
+    """The report dict (schema in DESIGN.md): run, accuracy by output spike count, per-layer counts, energy."""
     out = layers[-1].spikes
     counts = out.reshape(out.shape[0], -1, out.shape[-1]).sum(-1)
     predictions = counts.argmax(-1)
     samples, timesteps = out.shape[0], out.shape[-1]
-    rows = layer_rows(layers)
-    return {
+    rows = layer_rows(layers, samples, timesteps, energy)
+    totals: dict[str, Any] = {
+        "spikes": sum(r["spikes"] for r in rows),
+        "tail_spikes": sum(r["tail_spikes"] for r in rows),
+        "synops": sum(r["synops"] for r in rows) if all(r["synops"] is not None for r in rows) else None,
+        "neuron_updates": sum(r["neuron_updates"] for r in rows),
+        "energy_j": None,
+        "energy_per_inference_j": None,
+    }
+    report: dict[str, Any] = {
         **run_info,
         "samples": int(samples),
         "timesteps": int(timesteps),
         "accuracy": float((predictions == labels).mean()) if samples else 0.0,
+        "agreement": agreement,
         "predictions": predictions.tolist(),
         "labels": [int(v) for v in labels],
         "wall_s": wall_s,
         "steps_per_s": samples * timesteps / wall_s if wall_s > 0 else None,
         "layers": rows,
-        "totals": {"spikes": sum(r["spikes"] for r in rows), "tail_spikes": sum(r["tail_spikes"] for r in rows)},
+        "totals": totals,
+        "ann_comparison": None,
+        "energy_model": energy.as_dict() if energy is not None else None,
+        "neurobench": neurobench_metrics(layers, rows, samples, timesteps),
+        "output_raster": output_raster(layers[-1]),
     }
+    if energy is not None and all(r["energy_j"] is not None for r in rows):
+        totals["energy_j"] = sum(r["energy_j"] for r in rows)
+        totals["energy_per_inference_j"] = totals["energy_j"] / samples if samples else None
+        macs = sum(layer.topology.synapses for layer in layers)
+        # Paper-style: the synops of the sample windows (what the torch model computes), as NeuroBench counts them.
+        acs = totals["synops"] / samples if samples else 0.0
+        report["ann_comparison"] = ann_comparison(energy, macs, acs)
+    hardware = getattr(layers[-1], "hardware", None)
+    if hardware:  # measured on the chip: it replaces the counting estimate
+        report["hardware"] = hardware
+        totals["energy_j"] = hardware["energy_j"]
+        totals["energy_per_inference_j"] = hardware["energy_j"] / samples if samples else None
+    return report
 
 
 def write_report(report: dict[str, Any], path: str | Path) -> Path:
-    """Write ``report.json`` and, beside it, ``<stem>_spikes.png`` (spikes per layer per sample)."""
+    """Write ``report.json`` and beside it ``<stem>.md`` with ``<stem>_{spikes,raster,energy}.png``."""
     path = Path(path)
     atomic_write_json(path, report)
-    plot_spikes_per_layer(report, path.with_name(f"{path.stem}_spikes.png"))
+    plots = [plot_spikes_per_layer(report, path.with_name(f"{path.stem}_spikes.png"))]
+    if report.get("output_raster"):
+        plots.append(plot_output_raster(report, path.with_name(f"{path.stem}_raster.png")))
+    if report.get("totals", {}).get("energy_j") is not None:
+        plots.append(plot_energy(report, path.with_name(f"{path.stem}_energy.png")))
+    text = render_markdown(report, [p.name for p in plots])
+    atomic_write(path.with_suffix(".md"), lambda fh: fh.write(text.encode()))
     return path
 
 
-def plot_spikes_per_layer(report: dict[str, Any], path: Path) -> Path:
-    """Bar chart of mean spikes per sample and per neuron for every layer."""
+def _fmt(value: Any, unit: str = "") -> str:
+    """A number for a table: engineering notation for energies, thousands separators for counts."""
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.3g}{unit}"
+    return f"{value:,}{unit}"
+
+
+def render_markdown(report: dict[str, Any], images: list[str]) -> str:
+    """``report.md``: the run, per-layer table, totals, energy and NeuroBench metrics, plots."""
+    lines = [f"# {Path(str(report.get('net', 'network'))).name} on {report.get('backend', '?')}", "",
+             f"{report['samples']} samples of {report.get('dataset', '?')}/{report.get('split', '?')}, "
+             f"{report['timesteps']} timesteps each: accuracy **{report['accuracy']:.3f}**"
+             + (f", agreement with the fixed-point model {report['agreement']:.3f}" if report.get("agreement") is not None else "")
+             + f"; {_fmt(report.get('steps_per_s'))} timesteps/s.", "",
+             "| layer | type | neurons | synapses | spikes | tail spikes | synops | neuron updates | energy (J) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["layers"]:
+        lines.append(f"| {r['name']} | {r.get('type', '')} | {_fmt(r['neurons'])} | {_fmt(r.get('synapses'))} | "
+                     f"{_fmt(r['spikes'])} | {_fmt(r['tail_spikes'])} | {_fmt(r.get('synops'))} | "
+                     f"{_fmt(r.get('neuron_updates'))} | {_fmt(r.get('energy_j'))} |")
+    t = report["totals"]
+    lines += ["", f"Totals: {_fmt(t['spikes'])} spikes, {_fmt(t.get('synops'))} synops, "
+              f"{_fmt(t.get('energy_j'), ' J')} ({_fmt(t.get('energy_per_inference_j'), ' J')} per inference)."]
+    ann = report.get("ann_comparison")
+    if ann:
+        lines += ["", "## ANN comparison (45 nm)", "",
+                  f"The same network as an ANN: {_fmt(ann['macs'])} MACs per inference, {_fmt(ann['energy_j'], ' J')}; "
+                  f"the SNN: {_fmt(ann['snn_acs'])} accumulates, {_fmt(ann['snn_energy_j'], ' J')}; "
+                  f"ratio {_fmt(ann['ratio'])}× ({ann['basis']})."]
+    nb = report.get("neurobench")
+    if nb:
+        lines += ["", "## NeuroBench-style metrics", "", "| metric | value |", "|---|---:|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in nb.items()]
+    model = report.get("energy_model")
+    if model:
+        lines += ["", f"## Energy model `{model['name']}`", "", "| constant | value (J) | source |", "|---|---:|---|"]
+        lines += [f"| {k} | {c['value']:.3g} | {c['source']} |" for k, c in model["constants"].items()]
+    lines += [""] + [f"![{name}]({name})" for name in images] + [""]
+    return "\n".join(lines)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    _pyplot().close(fig)
+    return path
+
+
+def plot_spikes_per_layer(report: dict[str, Any], path: Path) -> Path:
+    """Bar chart of mean spikes per sample and per neuron for every layer."""
+    plt = _pyplot()
     names = [r["name"] for r in report["layers"]]
     n = max(report["samples"], 1)
     per_sample = [r["spikes"] / n for r in report["layers"]]
@@ -77,6 +227,75 @@ def plot_spikes_per_layer(report: dict[str, Any], path: Path) -> Path:
         ax.tick_params(axis="x", rotation=30)
     fig.suptitle(f"{report.get('net', '')} on {report.get('backend', '')}: accuracy {report['accuracy']:.3f}")
     fig.tight_layout()
-    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_output_raster(report: dict[str, Any], path: Path) -> Path:
+    """Output-layer spikes of one sample: neuron against timestep."""
+    plt = _pyplot()
+    raster = report["output_raster"]
+    ev = np.asarray(raster["events"], dtype=int).reshape(-1, 2)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.scatter(ev[:, 0], ev[:, 1], marker="|", s=120, color="black")
+    ax.set_xlim(-0.5, report["timesteps"] - 0.5)
+    ax.set_ylim(-0.5, raster["neurons"] - 0.5)
+    ax.set_xlabel("timestep")
+    ax.set_ylabel("output neuron")
+    i = raster["sample"]
+    label = report["labels"][i] if i < len(report.get("labels", [])) else "?"
+    pred = report["predictions"][i] if i < len(report.get("predictions", [])) else "?"
+    ax.set_title(f"sample {i}: label {label}, predicted {pred}")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_energy(report: dict[str, Any], path: Path) -> Path:
+    """Stacked bars of energy per inference by layer and kind of operation."""
+    plt = _pyplot()
+    names = [r["name"] for r in report["layers"]]
+    n = max(report["samples"], 1)
+    kinds = list(report["layers"][0]["energy_by_op_j"])
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    bottom = np.zeros(len(names))
+    for kind in kinds:
+        vals = np.array([r["energy_by_op_j"][kind] / n for r in report["layers"]])
+        ax.bar(names, vals, bottom=bottom, label=kind)
+        bottom += vals
+    ax.set_ylabel("energy per inference (J)")
+    ax.legend()
+    ax.tick_params(axis="x", rotation=30)
+    ax.set_title(f"energy model {report['energy_model']['name']}")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def compare_reports(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("A", "B")) -> str:
+    """Two reports side by side as a text table (run-level metrics, then per-layer spikes and synops)."""
+    def get(r: dict[str, Any], *keys: str) -> Any:
+        for k in keys:
+            r = r.get(k) if isinstance(r, dict) else None
+        return r
+
+    rows = [("net", ("net",)), ("backend", ("backend",)), ("dataset", ("dataset",)), ("samples", ("samples",)),
+            ("timesteps", ("timesteps",)), ("accuracy", ("accuracy",)), ("agreement", ("agreement",)),
+            ("steps/s", ("steps_per_s",)), ("spikes", ("totals", "spikes")), ("synops", ("totals", "synops")),
+            ("neuron updates", ("totals", "neuron_updates")), ("energy J", ("totals", "energy_j")),
+            ("energy/inference J", ("totals", "energy_per_inference_j")),
+            ("ANN MACs", ("ann_comparison", "macs")), ("ANN/SNN energy", ("ann_comparison", "ratio")),
+            ("activation sparsity", ("neurobench", "activation_sparsity")),
+            ("connection sparsity", ("neurobench", "connection_sparsity")),
+            ("ACs/sample", ("neurobench", "effective_acs_per_sample")),
+            ("footprint bytes", ("neurobench", "footprint_bytes"))]
+    table = [(label, _fmt(get(a, *keys)), _fmt(get(b, *keys))) for label, keys in rows]
+    la, lb = a.get("layers", []), b.get("layers", [])
+    for i in range(max(len(la), len(lb))):
+        ra = la[i] if i < len(la) else {}
+        rb = lb[i] if i < len(lb) else {}
+        label = f"layer {i} ({ra.get('name', '–')} | {rb.get('name', '–')})"
+        table.append((f"{label} spikes", _fmt(ra.get("spikes")), _fmt(rb.get("spikes"))))
+        table.append((f"{label} synops", _fmt(ra.get("synops")), _fmt(rb.get("synops"))))
+    w0 = max(len(r[0]) for r in table)
+    w1 = max(len(names[0]), *(len(str(r[1])) for r in table))
+    lines = [f"{'':{w0}}  {names[0]:>{w1}}  {names[1]}"]
+    lines += [f"{label:{w0}}  {str(va):>{w1}}  {vb}" for label, va, vb in table]
+    return "\n".join(lines)

@@ -1,15 +1,25 @@
 """Run a graph on a backend and collect every layer's activity, aligned to the torch timeline."""
 from __future__ import annotations
 
+import contextlib
+import math
+import signal
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import AbstractLoihiRunCfg
+from tqdm import tqdm
 
-from lava_runtime.backends import run_config
+from lava_runtime.backends import run_config, run_on_loihi2
+from lava_runtime.counting import Topology, synops_from_spikes
 from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.graph import build_graph
+from lava_runtime.graph import Graph, build_graph
 
 
 @dataclass
@@ -20,6 +30,10 @@ class LayerRecord:
     sample's window still carry the previous sample's tail. Those steps are zeroed in
     ``counts`` and ``spikes`` (SLAYER's ``delay_shift`` model has zeros there too) and their
     spikes, real activity on the chip, are counted in ``tail_spikes``.
+
+    ``synops`` are the synaptic operations *into* this layer, at the step of the presynaptic
+    spike (layer 0's come from the input, which has no tail); the presynaptic layer's tail steps
+    are zeroed there too and summed in ``tail_synops``. ``topology`` holds the layer's synapses.
     """
 
     name: str
@@ -27,32 +41,219 @@ class LayerRecord:
     counts: np.ndarray  # [N, T] spikes per step
     tail_spikes: int
     spikes: np.ndarray | None = None  # [N, *shape, T] where recorded
+    synops: np.ndarray | None = None  # [N, T] synaptic operations into this layer per step
+    tail_synops: int = 0
+    topology: Topology | None = None
+    gain: bool = False  # the neuron scales its input by a per-timestep gain
+    hardware: dict | None = None  # energy and time measured on Loihi 2 (output layer of a loihi2 run)
 
 
-def run_layers(net_path: str | Path, spikes: np.ndarray, backend: str = "sim", record: str = "output") -> list[LayerRecord]:
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by SIGTERM (treated like Ctrl-C so that cleanup runs)."""
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM into an exception in the main thread so ``finally`` blocks stop Lava's runtime."""
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: signals cannot be handled here, nothing to restore
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class LavaRunError(RuntimeConfigError):
+    """A Lava process failed during the run (the message carries its error)."""
+
+
+def _actors(net: AbstractProcess) -> list:
+    """Lava's worker processes of a started run (private runtime API; empty when there is none)."""
+    runtime = getattr(net, "runtime", None)
+    infra = getattr(runtime, "_messaging_infrastructure", None)
+    return list(getattr(infra, "actors", None) or [])
+
+
+def _alive(actor: object) -> bool:
+    try:
+        return actor.is_alive()
+    except ValueError:  # already joined and closed
+        return False
+
+
+def _kill(actors: list, reap: bool = True) -> None:
+    """SIGKILL every worker still alive and, with ``reap``, wait for it."""
+    for actor in actors:
+        if _alive(actor):
+            with contextlib.suppress(Exception):
+                actor.kill()
+    for actor in actors if reap else []:
+        with contextlib.suppress(Exception):
+            actor.join()
+
+
+class _Supervisor(threading.Thread):
+    """Kills Lava's workers when one of them ends mid-run.
+
+    A Lava worker whose process model raises exits, but its neighbours stay blocked on their
+    ports, and Lava's runtime waits for all of them forever. Workers only end when stopped, so
+    an ended worker during a run means failure: killing the rest lets Lava's ``run`` return
+    with its error.
+    """
+
+    def __init__(self, net: AbstractProcess) -> None:
+        super().__init__(daemon=True, name="lava-supervisor")
+        self.net = net
+        self.done = threading.Event()
+        self.failure: str | None = None
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            actors = _actors(self.net)
+            if any(not _alive(a) for a in actors):
+                # The runtime service ends too when it hears of the error: wait briefly for the
+                # failed model's own exception to name the cause.
+                for _ in range(20):
+                    self.failure = _failure_text(actors)
+                    if self.failure or self.done.wait(0.05):
+                        break
+                self.failure = self.failure or "a Lava worker process ended unexpectedly"
+                _kill(actors, reap=False)  # Lava's runtime reaps them itself (two joins would race)
+                return
+
+
+def _failure_text(actors: list) -> str | None:
+    """The first exception a Lava worker sent back, as text."""
+    for actor in actors:
+        with contextlib.suppress(Exception):
+            exc = actor.exception
+            if exc:
+                return f"{type(exc[0]).__name__}: {exc[0]}"
+    return None
+
+
+def _shutdown(net: AbstractProcess, timeout: float = 20.0) -> None:
+    """Stop Lava's runtime; where it does not stop in ``timeout`` s, kill its workers and shared memory."""
+    actors = _actors(net)
+
+    def stop() -> None:
+        with contextlib.suppress(Exception):  # a half-dead runtime may fail to stop: the kill below follows
+            net.stop()
+
+    stopper = threading.Thread(target=stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout)
+    _kill(actors)
+    infra = getattr(getattr(net, "runtime", None), "_messaging_infrastructure", None)
+    smm = getattr(infra, "_smm", None)
+    if smm is not None:
+        with contextlib.suppress(Exception):
+            smm.shutdown()
+
+
+def run_graph(graph: Graph, cfg: AbstractLoihiRunCfg, samples: int, timesteps: int, progress: bool = False
+              ) -> tuple[list[np.ndarray | None], tuple[np.ndarray, np.ndarray] | None]:
+    """Run ``graph`` over all samples; return each sink's spikes and the counter's ``(counts, synops)``.
+
+    Lava's runtime is always stopped.
+
+    The run advances in chunks of whole samples so a progress bar can follow it; Lava keeps its
+    state between ``run`` calls, so chunking does not change a single spike. Errors, Ctrl-C and
+    SIGTERM all end with every Lava worker process gone.
+    """
+    progress = progress and sys.stderr.isatty()  # chunking costs a little: only where someone watches
+    chunk = max(1, math.ceil(samples / 50)) if progress else samples
+    supervisor = _Supervisor(graph.net)
+    with stop_on_signals():
+        try:
+            supervisor.start()
+            with tqdm(total=samples, desc="lava run", unit="sample", disable=not progress, leave=False) as bar:
+                done = 0
+                while done < samples:
+                    step = min(chunk, samples - done)
+                    try:
+                        graph.net.run(condition=RunSteps(num_steps=step * timesteps), run_cfg=cfg)
+                    except Exception as e:  # Lava reports a failed worker as RuntimeError or worse
+                        supervisor.done.set()
+                        supervisor.join()
+                        cause = _failure_text(_actors(graph.net)) or supervisor.failure or e
+                        raise LavaRunError(f"the Lava run failed: {cause}") from None
+                    done += step
+                    bar.update(step)
+            supervisor.done.set()
+            supervisor.join()
+            if supervisor.failure:
+                raise LavaRunError(f"the Lava run failed: {supervisor.failure}")
+            spikes = [None if sink is None else sink.data.get() for sink in graph.sinks]
+            counted = (graph.counter.counts.get(), graph.counter.synops.get()) if graph.counter else None
+            return spikes, counted
+        finally:
+            supervisor.done.set()
+            # After a failure the runtime cannot stop gracefully: do not wait long for it.
+            _shutdown(graph.net, timeout=2.0 if supervisor.failure else 20.0)
+
+
+def _window(x: np.ndarray, latency: int) -> tuple[np.ndarray, int]:
+    """Zero the first ``latency`` steps of every sample window; return them summed (sample 0's are empty)."""
+    tail = int(x[1:, ..., :latency].sum())
+    x = x.copy()
+    x[..., :latency] = 0
+    return x, tail
+
+
+def _loihi2_layers(net_path: Path, spikes: np.ndarray) -> list[LayerRecord]:
+    """The output layer's record from a Loihi 2 run, carrying the profiler's measurement (see backends)."""
+    import h5py
+
+    with h5py.File(net_path, "r") as h:
+        if any("gain_mant" in h["layer"][k] for k in h["layer"]):
+            raise RuntimeConfigError(f"{net_path}: per-timestep gains have no Loihi 2 neuron model yet; "
+                                     "use --backend sim")
+        layers = sum(1 for k in h["layer"] if h["layer"][k]["type"][()][0] in (b"conv", b"dense"))
+    n, t = spikes.shape[0], spikes.shape[-1]
+    with stop_on_signals():
+        data, measured = run_on_loihi2(str(net_path), spikes, t)
+    shape = tuple(data.shape[:-1])
+    s = np.moveaxis(data.reshape(*shape, n, t), -2, 0).astype(np.uint8)
+    s, _ = _window(s, layers)  # the output layer is the last of ``layers``, ``layers`` steps behind
+    counts, tail = _window((np.moveaxis(data.reshape(*shape, n, t), -2, 0) != 0).reshape(n, -1, t).sum(1), layers)
+    return [LayerRecord(f"{layers - 1}:output", shape, counts.astype(np.int64), tail, s, hardware=measured)]
+
+
+def run_layers(net_path: str | Path, spikes: np.ndarray, backend: str = "sim", record: str = "output",
+               progress: bool = False) -> list[LayerRecord]:
     """Stream ``spikes`` ``[N, C, H, W, T]`` through the network and return every layer's record."""
     cfg = run_config(backend)
-    graph = build_graph(net_path, spikes, record=record)
     n, t = spikes.shape[0], spikes.shape[-1]
-    if len(graph.monitors) >= t:
-        raise RuntimeConfigError(f"{net_path}: {len(graph.monitors)} layers need more than T={t} timesteps per sample")
-    try:
-        graph.net.run(condition=RunSteps(num_steps=graph.num_steps), run_cfg=cfg)
-        data = [m.data.get() if full else m.counts.get() for m, full in zip(graph.monitors, graph.recorded)]
-    finally:
-        graph.net.stop()
+    if backend == "loihi2":
+        return _loihi2_layers(Path(net_path), spikes)
+    graph = build_graph(net_path, spikes, record=record)
+    if len(graph.sinks) >= t:
+        raise RuntimeConfigError(f"{net_path}: {len(graph.sinks)} layers need more than T={t} timesteps per sample")
+    sink_data, counted = run_graph(graph, cfg, n, t, progress)
+    # Input spikes belong to their own sample (no latency): layer 0's synops need no tail.
+    incoming, tail_in = synops_from_spikes(spikes.transpose(0, 3, 2, 1, 4), graph.topology[0].fanout), 0
     records = []
-    for k, (name, full, d, layer) in enumerate(zip(graph.layer_names, graph.recorded, data, graph.net.layers)):
+    last = len(graph.sinks) - 1
+    for k, (name, d, layer) in enumerate(zip(graph.layer_names, sink_data, graph.net.layers)):
         shape = tuple(layer.out.shape)
         latency = k + 1
-        if full:
-            s = np.moveaxis(d.reshape(*shape, n, t), -2, 0).astype(np.uint8)
-            counts = s.reshape(n, -1, t).sum(1).astype(np.int64)
+        if d is not None:
+            raw = np.moveaxis(d.reshape(*shape, n, t), -2, 0)
+            s, _ = _window(raw.astype(np.uint8), latency)
+            counts_raw = (raw != 0).reshape(n, -1, t).sum(1).astype(np.int64)
+            out_raw = synops_from_spikes(raw, graph.topology[k + 1].fanout) if k < last else np.zeros((n, t), np.int64)
         else:
-            s, counts = None, d.reshape(n, t).astype(np.int64)
-        tail = int(counts[1:, :latency].sum())  # sample 0's latency window is empty (fresh network)
-        counts[:, :latency] = 0
-        if s is not None:
-            s[..., :latency] = 0
-        records.append(LayerRecord(name, shape, counts, tail, s))
+            j = graph.counted.index(k)
+            s = None
+            counts_raw, out_raw = counted[0][j].reshape(n, t), counted[1][j].reshape(n, t)
+        counts, tail = _window(counts_raw.astype(np.int64), latency)
+        records.append(LayerRecord(name, shape, counts, tail, s, incoming, tail_in, graph.topology[k], graph.gains[k]))
+        incoming, tail_in = _window(out_raw.astype(np.int64), latency)
     return records
