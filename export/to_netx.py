@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out) if args.out else Path(args.run) / "model.net"
+    if not (Path(args.run) / "checkpoint.pt").exists():
+        print(f"error: {Path(args.run) / 'checkpoint.pt'}: no checkpoint (is {args.run} a training run folder?)", file=sys.stderr)
+        return 2
     if not out.parent.is_dir():
         print(f"error: output folder {out.parent} does not exist", file=sys.stderr)
         return 2
