@@ -90,7 +90,8 @@ def to_onnx(net: NetFile) -> onnx.ModelProto:
         extra = [1] * (len(layer.shape) - 1)
         if layer.gain is not None:
             mant = b.const(layer.gain.mant.reshape(layer.gain.mant.shape[0], -1, *extra), f"gain_mant_{k}")
-            g = b.op("Gather", mant, b.op("Mod", "t", b.const(period)), axis=0)
+            # Layer inputs are one step old (the delay buffer), so step t applies the gain of t - 1.
+            g = b.op("Gather", mant, b.op("Mod", b.op("Add", "t", b.const(period - 1)), b.const(period)), axis=0)
             mag = b.op("Div", b.op("Mul", b.op("Abs", x), g), b.const(1 << layer.gain.exp))
             x = b.op("Mul", b.op("Sign", x), mag)
         n = layer.neuron

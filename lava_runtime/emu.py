@@ -95,7 +95,7 @@ class _LayerKernel:
             if self.wrap32:
                 x = _wrap(x, 32)
             if self.gain is not None:  # sign(x)·((|x|·mant) >> exp) is a truncation toward zero
-                x = torch.trunc(x * self.gain[(first_step + t) % period])
+                x = torch.trunc(x * self.gain[(first_step + t - 1) % period])
             u = torch.trunc(u.mul_(self.u_keep)).add_(x)  # decay rounds toward zero, like Loihi's shift
             if self.wrap32:
                 u = _wrap(u, 32)

@@ -137,7 +137,7 @@ def reference(layers: list[LayerSpec], x: np.ndarray) -> list[np.ndarray]:
                 v[...] = 0
             cur = a << 6
             if spec.gain_mant is not None:
-                g = spec.gain_mant[(tau - 1) % t].astype(np.int64)
+                g = spec.gain_mant[(tau - 2) % t].astype(np.int64)
                 g = g.reshape(-1, *([1] * (cur.ndim - 1)))  # channel is the first axis here
                 cur = _trunc_scale(cur, g, spec.gain_exp)
             u = _trunc_scale(u, 4096 - spec.i_decay, 12) + cur

@@ -177,7 +177,7 @@ def reference_run(net: NetFile, spikes: np.ndarray) -> list[tuple[np.ndarray, in
             x = a << 6
             c = (slice(None),) + (None,) * (len(layer.shape) - 1)
             if layer.gain is not None:
-                x = np.sign(x) * ((np.abs(x) * layer.gain.mant[g % t][c]) >> layer.gain.exp)
+                x = np.sign(x) * ((np.abs(x) * layer.gain.mant[(g - 1) % t][c]) >> layer.gain.exp)
             uk = _ref_decay(u[k], layer.neuron.i_decay) + x
             uk = np.where(uk > 1 << 23, uk - (1 << 24), np.where(uk <= -(1 << 23), uk + (1 << 24), uk))
             bias = 0 if layer.bias is None else (layer.bias << 6)[c]

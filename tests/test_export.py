@@ -112,3 +112,24 @@ def test_loihi_limits_name_the_layer(exported):
 def test_export_cli_errors_are_one_line(tiny_sma_run, tmp_path):
     proc = run_cli("export/to_netx.py", "--run", str(tiny_sma_run), "--out", str(tmp_path / "no" / "m.net"), check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_folded_torch_model_matches_the_fixed_point_file_spike_for_spike(tiny_sma_run, tmp_path):
+    """The folded model (with its gain schedule) is what the chip runs: same spikes in every layer."""
+    import torch
+
+    from export.pipeline import export_run
+
+    _, folded, netfile = export_run(tiny_sma_run, tmp_path / "m.net", sma="per-timestep", calib_samples=8,
+                                    verify_samples=4)
+    assert any(layer.gain is not None for layer in netfile.layers)
+    rng = np.random.default_rng(3)
+    x = (rng.random((4, 2, 16, 16, 8)) < 0.3).astype(np.uint8)
+    with torch.no_grad():
+        outs = folded.forward_all(torch.from_numpy(x.astype(np.float32)))
+    outs = [o.numpy() for o, b in zip(outs, folded.blocks) if type(b).__name__ != "Flatten"]
+    records = emu.run_layers(netfile, x, record="all")
+    assert sum(int(o.sum()) for o in outs) > 0
+    for rec, ref in zip(records, outs):
+        ref = ref.transpose(0, 3, 2, 1, 4) if ref.ndim == 5 else ref
+        np.testing.assert_array_equal(rec.spikes, ref, err_msg=rec.name)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ class TrainConfig:
     input_size: int = 32
     timesteps: int = 16
     channels: list[int] = field(default_factory=lambda: [8, 16])
-    hidden: int = 64
+    hidden: int | list[int] = 64  # one dense layer, or a list of widths (the paper's VGG8 has two)
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     epochs: int = 8
     batch_size: int = 16
@@ -44,6 +45,24 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     cache_dir: str = ".cache/tensors"
+    # Data (train/data): folder holding on-disk datasets, denoise filter in µs (0 = off),
+    # train-time augmentation ({max_shift, hflip, drop}; empty = none), DataLoader workers for binning.
+    data_root: str = "data"
+    denoise_us: int = 0
+    augment: dict[str, Any] = field(default_factory=dict)
+    workers: int = 0
+    # Optimiser and schedule: AdamW (weight_decay 0 is plain Adam); "cosine" anneals lr to 0 over the epochs.
+    weight_decay: float = 0.0
+    scheduler: str = "none"
+    # SMA blocks (sma-vgg, sma-azo-vgg): kernel sizes of the N branches, which conv layers
+    # (0-based; null = the paper's S3: first half, not the encoding layer) and the SE reductions.
+    sma_kernel_sizes: list[int] = field(default_factory=lambda: [1, 3, 5, 7])
+    sma_layers: list[int] | None = None
+    sma_temporal_reduction: int = 4
+    sma_channel_reduction: int = 4
+    # AZO (sma-azo-vgg): timesteps and channels zoned out; null = the paper's T // 4 and C // 10.
+    azo_delta_t: int | None = None
+    azo_delta_c: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (YAML/JSON/checkpoint friendly)."""
@@ -60,10 +79,42 @@ class TrainConfig:
             raise ConfigError(f"{source}: unknown option(s) {unknown}; known: {sorted(names)}")
         data = dict(data)
         neuron = data.pop("neuron", {}) or {}
+        if not isinstance(neuron, dict):
+            raise ConfigError(f"{source}: 'neuron' must be a mapping, got {type(neuron).__name__}")
         try:
-            return cls(neuron=NeuronConfig(**neuron), **data)
+            cfg = cls(neuron=NeuronConfig(**neuron), **data)
         except TypeError as e:
             raise ConfigError(f"{source}: bad neuron options: {e}") from None
+        _check_types(cfg, cls(), source)
+        _check_types(cfg.neuron, NeuronConfig(), source, prefix="neuron.")
+        return cfg
+
+
+def _check_types(obj: Any, default: Any, source: str, prefix: str = "") -> None:
+    """Each option must have its default's type (ints pass for floats) and numbers must be finite."""
+    for f in dataclasses.fields(obj):
+        value, ref = getattr(obj, f.name), getattr(default, f.name)
+        if dataclasses.is_dataclass(ref):
+            continue
+        if f.name in _OPTIONAL:
+            if value is None:  # null: the model works out the paper's default
+                continue
+            ref = _OPTIONAL[f.name]
+        if f.name in _OR_LIST and isinstance(value, list):
+            ref = [ref]
+        want = (int, float) if isinstance(ref, float) else type(ref)
+        ok = isinstance(value, want) and not (isinstance(value, bool) and not isinstance(ref, bool))
+        if ok and isinstance(value, list) and ref:
+            ok = all(isinstance(v, type(ref[0])) and not isinstance(v, bool) and v > 0 for v in value)
+        if ok and isinstance(value, (int, float)) and not isinstance(value, bool):
+            ok = math.isfinite(value) and (value > 0 if f.name in _POSITIVE else value >= 0)
+        if not ok:
+            raise ConfigError(f"{source}: option {prefix}{f.name} = {value!r} is invalid; expected a {type(ref).__name__} like {ref!r}")
+
+
+_OPTIONAL = {"sma_layers": [1], "azo_delta_t": 1, "azo_delta_c": 1}  # null, or a value like this
+_OR_LIST = {"hidden"}  # an int, or a list of such ints
+_POSITIVE = {"input_size", "timesteps", "channels", "hidden", "epochs", "batch_size", "lr", "threshold", "true_rate"}
 
 
 def load_config(path: str | Path | None) -> TrainConfig:

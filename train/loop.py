@@ -1,23 +1,40 @@
-"""The training loop: epochs with tqdm, per-epoch metrics, atomic checkpoints."""
+"""The training loop: epochs with tqdm, per-epoch metrics, atomic last/best checkpoints, resume, DDP.
+
+Run folder: ``checkpoint.pt`` (the last epoch: weights, config, classes, plus optimizer,
+scheduler and RNG state for ``--resume``; the file export reads), ``best.pt`` (weights of the
+epoch with the best test accuracy), ``metrics.json``, ``metrics.csv``, ``curves.png``,
+``config.yaml``. Under ``torchrun`` each process trains on its shard (DistributedSampler,
+``batch_size`` per process) and rank 0 writes the files.
+"""
 from __future__ import annotations
 
+import csv
 import io
+import math
+import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import yaml
 from lava.lib.dl import slayer
 from tqdm import tqdm
 
 from train.atomic import atomic_write, atomic_write_json
 from train.config import TrainConfig
-from train.data import FrameDataset
-from train.errors import CheckpointError
+from train.data import Augment, FrameDataset
+from train.errors import CheckpointError, ConfigError
 from train.models import build_model
+
+LAST, BEST = "checkpoint.pt", "best.pt"
+CSV_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds")
+# Options a resumed run may change; anything else would make it a different run.
+RESUMABLE_CHANGES = {"epochs", "device", "cache_dir"}
 
 
 def seed_everything(seed: int) -> None:
@@ -29,12 +46,64 @@ def seed_everything(seed: int) -> None:
 
 def load_datasets(cfg: TrainConfig) -> tuple[FrameDataset, FrameDataset]:
     """Train and test splits of ``cfg.dataset`` as spike tensors."""
-    common = dict(size=cfg.input_size, timesteps=cfg.timesteps, options=cfg.dataset_options, cache_dir=cfg.cache_dir)
-    return FrameDataset(cfg.dataset, "train", **common), FrameDataset(cfg.dataset, "test", **common)
+    common = dict(
+        size=cfg.input_size, timesteps=cfg.timesteps, options=cfg.dataset_options, cache_dir=cfg.cache_dir,
+        data_root=cfg.data_root, denoise_us=cfg.denoise_us, workers=cfg.workers,
+    )
+    train_set = FrameDataset(cfg.dataset, "train", augment=Augment.from_options(cfg.augment), **common)
+    return train_set, FrameDataset(cfg.dataset, "test", **common)
 
 
-def evaluate(net: torch.nn.Module, loader: torch.utils.data.DataLoader, loss_fn: Any, device: str) -> tuple[float, float]:
-    """Mean loss and accuracy (rate-coded prediction) of ``net`` over ``loader``."""
+@dataclass
+class Process:
+    """Where this process trains: its device and its place among ``torchrun`` processes."""
+
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        """Whether this process is one of several (torchrun)."""
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run folder (rank 0)."""
+        return self.rank == 0
+
+
+def setup_process(device: str) -> Process:
+    """The device to train on and, under ``torchrun`` (WORLD_SIZE > 1), the process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but torch finds no CUDA device here; use --device cpu")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        dev = torch.device("cuda", local) if world > 1 or device == "cuda" else torch.device(device)
+        torch.cuda.set_device(dev)
+    elif device == "cpu":
+        dev = torch.device("cpu")
+    else:
+        raise ConfigError(f"unknown device {device!r}; use cpu or cuda")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    return Process(dev, rank, world)
+
+
+def _all_sum(values: list[float], proc: Process) -> list[float]:
+    """Sum ``values`` over all processes (identity when not distributed)."""
+    if not proc.distributed:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=proc.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def evaluate(net: torch.nn.Module, loader: torch.utils.data.DataLoader, loss_fn: Any, device: str | torch.device,
+             proc: Process | None = None) -> tuple[float, float]:
+    """Mean loss and accuracy (rate-coded prediction) of ``net`` over ``loader`` (summed over processes)."""
     net.eval()
     total, correct, loss_sum = 0, 0, 0.0
     with torch.no_grad():
@@ -44,20 +113,26 @@ def evaluate(net: torch.nn.Module, loader: torch.utils.data.DataLoader, loss_fn:
             loss_sum += float(loss_fn(out, y)) * len(y)
             correct += int((slayer.classifier.Rate.predict(out) == y).sum())
             total += len(y)
+    loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc or Process(torch.device(device)))
     return loss_sum / max(total, 1), correct / max(total, 1)
+
+
+def _cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights of ``net`` (unwrapped from DDP) as CPU tensors."""
+    net = getattr(net, "module", net)
+    return {k: v.detach().cpu() for k, v in net.state_dict().items()}
 
 
 def save_checkpoint(path: Path, net: torch.nn.Module, cfg: TrainConfig, classes: tuple[str, ...], extra: dict[str, Any]) -> None:
     """Write the model, its config and class names atomically (loadable with weights_only=True)."""
-    state = {"model": net.state_dict(), "config": cfg.to_dict(), "classes": list(classes), **extra}
+    state = {"model": _cpu_state(net), "config": cfg.to_dict(), "classes": list(classes), **extra}
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
 
 
-def load_checkpoint(run_dir: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict[str, Any]]:
-    """Rebuild the trained model of a run folder (``checkpoint.pt``) in eval mode."""
-    path = Path(run_dir) / "checkpoint.pt"
+def _read_state(path: Path, run_dir: str | Path) -> dict[str, Any]:
+    """A checkpoint file's contents, with errors that name the file."""
     if not path.exists():
         raise CheckpointError(f"{path}: no checkpoint (is {run_dir} a training run folder?)")
     try:
@@ -66,10 +141,16 @@ def load_checkpoint(run_dir: str | Path) -> tuple[torch.nn.Module, TrainConfig, 
         raise CheckpointError(f"{path}: not a readable checkpoint: {e}") from None
     if not isinstance(state, dict) or not {"model", "config", "classes"} <= set(state):
         raise CheckpointError(f"{path}: checkpoint lacks model/config/classes entries")
+    return state
+
+
+def load_checkpoint(run_dir: str | Path, name: str = LAST) -> tuple[torch.nn.Module, TrainConfig, dict[str, Any]]:
+    """Rebuild the trained model of a run folder (``checkpoint.pt``, or ``best.pt``) in eval mode."""
+    path = Path(run_dir) / name
+    state = _read_state(path, run_dir)
     cfg = TrainConfig.from_dict(state["config"], source=str(path))
     net = build_model(cfg, num_classes=len(state["classes"]))
-    with torch.no_grad():  # SLAYER sizes its neurons on the first forward
-        net(torch.zeros(1, 2, cfg.input_size, cfg.input_size, 2))
+    net.materialize()  # SLAYER sizes its neurons on the first forward
     try:
         net.load_state_dict(state["model"])
     except RuntimeError as e:
@@ -77,29 +158,133 @@ def load_checkpoint(run_dir: str | Path) -> tuple[torch.nn.Module, TrainConfig, 
     return net.eval(), cfg, state
 
 
-def train(cfg: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Train ``cfg`` and write ``checkpoint.pt``, ``metrics.json`` and ``config.yaml`` to ``out_dir``."""
+def rng_state(loader_gen: torch.Generator) -> dict[str, Any]:
+    """Every random state a training run draws from, as weights_only-loadable data."""
+    version, mt, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(mt), gauss],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+        "loader": loader_gen.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], loader_gen: torch.Generator) -> None:
+    """Restore what :func:`rng_state` saved."""
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    loader_gen.set_state(state["loader"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def make_optimizer(cfg: TrainConfig, net: torch.nn.Module) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW with ``cfg.weight_decay`` and the epoch-wise lr schedule ``cfg.scheduler``."""
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
+
+
+def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
+    """Factor on ``cfg.lr`` after ``epoch`` epochs, in closed form so a resume with more epochs stays smooth."""
+    if cfg.scheduler == "cosine":
+        return lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, cfg.epochs) / max(cfg.epochs, 1)))
+    if cfg.scheduler == "none":
+        return lambda epoch: 1.0
+    raise ConfigError(f"unknown scheduler {cfg.scheduler!r}; known: none, cosine")
+
+
+def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> None:
+    """Refuse to resume a run with options that would make it a different run."""
+    now = cfg.to_dict()
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed)
+        raise ConfigError(f"{path}: cannot resume with changed options ({detail}); only {sorted(RESUMABLE_CHANGES)} may change")
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """``metrics.json``, ``metrics.csv`` and ``curves.png``, each written atomically."""
+    from train.plots import training_curves  # matplotlib only where figures are drawn
+
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(metrics["epochs"])
+    atomic_write(run_dir / "metrics.csv", lambda fh: fh.write(text.getvalue().encode()))
+    training_curves(metrics, run_dir / "curves.png")
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir``; with ``resume``, continue from its ``checkpoint.pt``."""
+    proc = setup_process(cfg.device)
     run_dir = Path(out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / "config.yaml", lambda fh: fh.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()))
+    saved: dict[str, Any] | None = None
+    if resume:
+        saved = _read_state(run_dir / LAST, run_dir)
+        if "optimizer" not in saved:
+            raise CheckpointError(f"{run_dir / LAST}: has no optimizer/scheduler/RNG state to resume from")
+        _check_resumable(cfg, saved["config"], run_dir / LAST)
+    if proc.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "config.yaml", lambda fh: fh.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()))
     seed_everything(cfg.seed)
     train_set, test_set = load_datasets(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
-    train_loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
-    test_loader = torch.utils.data.DataLoader(test_set, batch_size=cfg.batch_size)
+    if proc.distributed:
+        # Every process shuffles with the same seed and takes its own slice; the test set is split
+        # without padding so that the summed counts are exact.
+        sampler = torch.utils.data.DistributedSampler(train_set, proc.world_size, proc.rank, shuffle=True, seed=cfg.seed)
+        train_loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler)
+        shard = torch.utils.data.Subset(test_set, range(proc.rank, len(test_set), proc.world_size))
+        test_loader = torch.utils.data.DataLoader(shard, batch_size=cfg.batch_size)
+    else:
+        sampler = None
+        train_loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+        test_loader = torch.utils.data.DataLoader(test_set, batch_size=cfg.batch_size)
 
-    net = build_model(cfg, num_classes=len(train_set.classes)).to(cfg.device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    loss_fn = slayer.loss.SpikeRate(true_rate=cfg.true_rate, false_rate=cfg.false_rate, reduction="mean").to(cfg.device)
+    net = build_model(cfg, num_classes=len(train_set.classes))
+    net.materialize()
+    metrics: dict[str, Any] = {"dataset": cfg.dataset, "model": cfg.model, "world_size": proc.world_size, "epochs": []}
+    start, best_acc, best_epoch = 1, -1.0, 0
+    if saved is not None:
+        net.load_state_dict(saved["model"])
+    net.to(proc.device)
+    optimizer, scheduler = make_optimizer(cfg, net)
+    if saved is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        # The saved lr belongs to the saved epoch count; --epochs may have grown since.
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = base * lr_factor(cfg)(scheduler.last_epoch)
+        metrics = saved["metrics"]
+        start, best_acc, best_epoch = saved["epoch"] + 1, saved["best_test_accuracy"], saved["best_epoch"]
+        set_rng_state(saved["rng"], gen)  # last: building the model above drew from the RNGs
+    model = net
+    if proc.distributed:
+        ids = [proc.device.index] if proc.device.type == "cuda" else None
+        # SLAYER's neuron state buffers are per-batch scratch, nothing to broadcast.
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+    loss_fn = slayer.loss.SpikeRate(true_rate=cfg.true_rate, false_rate=cfg.false_rate, reduction="mean").to(proc.device)
 
-    metrics: dict[str, Any] = {"dataset": cfg.dataset, "model": cfg.model, "epochs": []}
-    for epoch in range(1, cfg.epochs + 1):
-        net.train()
+    for epoch in range(start, cfg.epochs + 1):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        model.train()
         t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
+        lr = optimizer.param_groups[0]["lr"]
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not proc.main)
         for x, y in bar:
-            x, y = x.to(cfg.device), y.to(cfg.device)
-            out = net(x)
+            x, y = x.to(proc.device), y.to(proc.device)
+            out = model(x)
             loss = loss_fn(out, y)
             optimizer.zero_grad()
             loss.backward()
@@ -108,22 +293,35 @@ def train(cfg: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
             correct += int((slayer.classifier.Rate.predict(out) == y).sum())
             total += len(y)
             bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
-        test_loss, test_acc = evaluate(net, test_loader, loss_fn, cfg.device)
+        scheduler.step()
+        loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc)
+        test_loss, test_acc = evaluate(net, test_loader, loss_fn, proc.device, proc)
         row = {
             "epoch": epoch,
-            "train_loss": loss_sum / total,
-            "train_accuracy": correct / total,
+            "train_loss": loss_sum / max(total, 1),
+            "train_accuracy": correct / max(total, 1),
             "test_loss": test_loss,
             "test_accuracy": test_acc,
+            "lr": lr,
             "seconds": time.time() - t0,
         }
         metrics["epochs"].append(row)
-        tqdm.write(
-            f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | "
-            f"test loss {test_loss:.4f} acc {test_acc:.3f} ({row['seconds']:.1f}s)"
-        )
-        save_checkpoint(run_dir / "checkpoint.pt", net.cpu(), cfg, train_set.classes, {"epoch": epoch})
-        net.to(cfg.device)
         metrics["test_accuracy"] = test_acc
-        atomic_write_json(run_dir / "metrics.json", metrics)
+        if test_acc > best_acc:
+            best_acc, best_epoch = test_acc, epoch
+        metrics["best_test_accuracy"], metrics["best_epoch"] = best_acc, best_epoch
+        if proc.main:
+            tqdm.write(
+                f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | "
+                f"test loss {test_loss:.4f} acc {test_acc:.3f} ({row['seconds']:.1f}s)"
+            )
+            if best_epoch == epoch:
+                save_checkpoint(run_dir / BEST, net, cfg, train_set.classes, {"epoch": epoch, "test_accuracy": test_acc})
+            save_checkpoint(run_dir / LAST, net, cfg, train_set.classes, {
+                "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": rng_state(gen), "metrics": metrics, "best_test_accuracy": best_acc, "best_epoch": best_epoch,
+            })
+            write_metrics(run_dir, metrics)
+    if proc.distributed:
+        dist.barrier()
     return metrics

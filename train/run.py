@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from train.config import load_config
+from train.data import download_dataset
+from train.data.summary import inspect_dataset
 from train.errors import CheckpointError, ConfigError, DatasetError
 from train.loop import train
 
@@ -13,26 +17,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default=None, help="dataset name (default: the config's, synthgesture)")
     p.add_argument("--config", default=None, help="YAML config file; options below override it")
-    p.add_argument("--model", default=None, help="network: vgg")
+    p.add_argument("--model", default=None, help="network: vgg, sma-vgg or sma-azo-vgg (default: the config's)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the config's)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the config's)")
     p.add_argument("--timesteps", type=int, default=None, help="time bins per sample (default: the config's)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: the config's)")
+    p.add_argument("--device", default=None, help="cpu or cuda; under torchrun each process takes cuda:LOCAL_RANK (default: the config's)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt (its config.yaml is the base config)")
     p.add_argument("--out", default="runs/latest", help="run folder for checkpoint, metrics and config")
+    p.add_argument("--data-root", default=None, help="folder holding on-disk datasets (default: the config's, data/)")
+    p.add_argument("--download", action="store_true", help="download the dataset into --data-root first (through tonic, where it can)")
+    p.add_argument("--inspect", action="store_true", help="print the dataset's splits, class counts and first samples as JSON, "
+                   "write OUT/inspect-DATASET.png, and exit without training")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        cfg = load_config(args.config)
-        for name in ("dataset", "model", "epochs", "batch_size", "lr", "timesteps", "seed", "device"):
+        cfg = load_config(args.config if args.config or not args.resume else Path(args.out) / "config.yaml")
+        for name in ("dataset", "model", "epochs", "batch_size", "lr", "timesteps", "seed", "device", "data_root"):
             value = getattr(args, name)
             if value is not None:
                 setattr(cfg, name, value)
-        metrics = train(cfg, args.out)
+        if args.download:
+            download_dataset(cfg.dataset, cfg.data_root)
+        if args.inspect:
+            png = Path(args.out) / f"inspect-{cfg.dataset}.png"
+            print(json.dumps(inspect_dataset(cfg.dataset, cfg.data_root, cfg.dataset_options, png=png), indent=2))
+            return 0
+        metrics = train(cfg, args.out, resume=args.resume)
     except (ConfigError, DatasetError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 A folded SMA layer (docs/netx-format.md, "Per-timestep gain") multiplies the neuron's synaptic
 input at sample step ``t`` and channel ``c`` by ``gain_mant[t, c] / 2**gain_exp``. In fixed
-point, with ``t = (time_step - 1) mod T`` on Lava's 1-based clock::
+point, with ``t = (time_step - 2) mod T`` on Lava's 1-based clock::
 
     x = a_in << 6                                        # Loihi's MSB alignment
     x = sign(x) * ((|x| * gain_mant[t, c]) >> gain_exp)  # rounds toward zero
@@ -32,8 +32,9 @@ GAIN_EXP_MAX = 15
 
 # docs/netx-format.md: row ``(time_step - GAIN_CLOCK_LAG) mod T``. The neuron at Lava step ``τ``
 # integrates the input SLAYER's model sees at sample step ``τ - 2`` (one step of source and one
-# of synaptic delay) and its output lands at step ``τ - 1``; the spec indexes by the latter.
-GAIN_CLOCK_LAG = 1
+# of synaptic delay) and its output lands at step ``τ - 1``; the gain belongs to the input, so
+# the row is ``τ - 2``, the same index ``FoldedConv`` uses in training.
+GAIN_CLOCK_LAG = 2
 
 
 def gain_step(time_step: int, timesteps: int) -> int:

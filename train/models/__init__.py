@@ -5,18 +5,17 @@ import torch
 
 from train.config import TrainConfig
 from train.errors import ConfigError
+from train.models.sma_vgg import SMAVGG
 from train.models.vgg import VGG
 
-MODELS = {"vgg": VGG}
+MODELS = ("vgg", "sma-vgg", "sma-azo-vgg")
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     """The network named by ``cfg.model``, sized for ``cfg`` and ``num_classes``."""
-    try:
-        cls = MODELS[cfg.model]
-    except KeyError:
-        raise ConfigError(f"unknown model {cfg.model!r}; known: {', '.join(sorted(MODELS))}") from None
-    return cls(
+    if cfg.model not in MODELS:
+        raise ConfigError(f"unknown model {cfg.model!r}; known: {', '.join(MODELS)}")
+    common = dict(
         in_channels=2,
         input_size=cfg.input_size,
         num_classes=num_classes,
@@ -24,3 +23,19 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         hidden=cfg.hidden,
         neuron=vars(cfg.neuron) if not isinstance(cfg.neuron, dict) else cfg.neuron,
     )
+    if cfg.model == "vgg":
+        return VGG(**common)
+    try:
+        return SMAVGG(
+            **common,
+            timesteps=cfg.timesteps,
+            kernel_sizes=tuple(cfg.sma_kernel_sizes),
+            sma_layers=cfg.sma_layers,
+            temporal_reduction=cfg.sma_temporal_reduction,
+            channel_reduction=cfg.sma_channel_reduction,
+            azo=cfg.model == "sma-azo-vgg",
+            azo_delta_t=cfg.azo_delta_t,
+            azo_delta_c=cfg.azo_delta_c,
+        )
+    except ValueError as e:
+        raise ConfigError(f"model {cfg.model!r}: {e}") from None

@@ -6,16 +6,27 @@ the torch model has the same layer latency as the Lava process chain.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import h5py
 import numpy as np
 import torch
 from lava.lib.dl import slayer
 
+# (index of the conv layer, neuron params, in channels, out channels) → block
+ConvFactory = Callable[[int, dict[str, Any], int, int], torch.nn.Module]
+
+
+def plain_conv(index: int, params: dict[str, Any], cin: int, cout: int) -> torch.nn.Module:
+    """The VGG's conv block: 3×3, stride 2, padding 1, CUBA neuron, delay_shift."""
+    return slayer.block.cuba.Conv(params, cin, cout, 3, stride=2, padding=1, weight_scale=2, delay_shift=True)
+
 
 class VGG(torch.nn.Module):
-    """conv(3×3, stride 2) × len(channels) → flatten → dense(hidden) → dense(classes)."""
+    """conv(3×3, stride 2) × len(channels) → flatten → dense(hidden) … → dense(classes)."""
+
+    # T of the dummy input that sizes SLAYER's neurons; networks with per-step weights need their own T.
+    sizing_timesteps = 2
 
     def __init__(
         self,
@@ -23,20 +34,24 @@ class VGG(torch.nn.Module):
         input_size: int,
         num_classes: int,
         channels: list[int],
-        hidden: int,
+        hidden: int | list[int],
         neuron: dict[str, Any],
+        conv_block: ConvFactory = plain_conv,
     ) -> None:
         super().__init__()
         self.input_shape = (in_channels, input_size, input_size)
         params = {**neuron, "requires_grad": False}
         blocks: list[torch.nn.Module] = []
         size, cin = input_size, in_channels
-        for cout in channels:
-            blocks.append(slayer.block.cuba.Conv(params, cin, cout, 3, stride=2, padding=1, weight_scale=2, delay_shift=True))
+        for i, cout in enumerate(channels):
+            blocks.append(conv_block(i, params, cin, cout))
             size, cin = (size + 1) // 2, cout
         blocks.append(slayer.block.cuba.Flatten())
-        blocks.append(slayer.block.cuba.Dense(params, cin * size * size, hidden, weight_scale=2, delay_shift=True))
-        blocks.append(slayer.block.cuba.Dense(params, hidden, num_classes, weight_scale=2, delay_shift=True))
+        width = cin * size * size
+        for h in [hidden] if isinstance(hidden, int) else list(hidden):
+            blocks.append(slayer.block.cuba.Dense(params, width, h, weight_scale=2, delay_shift=True))
+            width = h
+        blocks.append(slayer.block.cuba.Dense(params, width, num_classes, weight_scale=2, delay_shift=True))
         self.blocks = torch.nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,11 +68,17 @@ class VGG(torch.nn.Module):
             outs.append(x)
         return outs
 
+    def materialize(self) -> None:
+        """Run one dummy sample so SLAYER's lazily sized neurons get their shapes."""
+        if self.blocks[0].neuron.shape is None:
+            training = self.training
+            with torch.no_grad():
+                self.eval()(torch.zeros(1, *self.input_shape, self.sizing_timesteps))
+            self.train(training)
+
     def export_hdf5(self, handle: h5py.File | h5py.Group) -> None:
         """Write the NetX ``layer`` group: an input layer with its shape, then every block."""
-        if self.blocks[0].neuron.shape is None:  # SLAYER learns its shapes on the first forward
-            with torch.no_grad():
-                self(torch.zeros(1, *self.input_shape, 2))
+        self.materialize()
         layers = handle.create_group("layer")
         inp = layers.create_group("0")
         inp.create_dataset("type", (1,), "S10", [b"input"])
