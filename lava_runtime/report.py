@@ -73,8 +73,8 @@ def neurobench_metrics(layers: list[LayerRecord], rows: list[dict[str, Any]], sa
     if known:
         params = sum(t.params for t in topos)
         out["connection_sparsity"] = 1.0 - sum(t.nonzero_params for t in topos) / params if params else None
-        gains = sum(timesteps * layer.shape[-1] for layer in layers if layer.gain)
-        out["footprint_bytes"] = params * WEIGHT_BYTES + gains * GAIN_BYTES
+        gains = sum(timesteps * int(layer.shape[-1]) for layer in layers if layer.gain)
+        out["footprint_bytes"] = int(params * WEIGHT_BYTES + gains * GAIN_BYTES)
     return out
 
 

@@ -242,7 +242,7 @@ def run_layers(net_path: str | Path, spikes: np.ndarray, backend: str = "sim", r
     records = []
     last = len(graph.sinks) - 1
     for k, (name, d, layer) in enumerate(zip(graph.layer_names, sink_data, graph.net.layers)):
-        shape = tuple(layer.out.shape)
+        shape = tuple(int(v) for v in layer.out.shape)
         latency = k + 1
         if d is not None:
             raw = np.moveaxis(d.reshape(*shape, n, t), -2, 0)
