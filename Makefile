@@ -15,7 +15,7 @@ test:
 
 demo:
 	$(PY) train/run.py --dataset synthgesture --config train/configs/demo.yaml --out $(DEMO_DIR)
-	$(PY) export/to_netx.py --run $(DEMO_DIR) --out $(DEMO_DIR)/model.net
+	$(PY) export/to_netx.py --run $(DEMO_DIR) --out $(DEMO_DIR)/model.net --onnx --nir
 	$(PY) -m lava_runtime run --net $(DEMO_DIR)/model.net --dataset synthgesture --split test --samples 110 --report $(DEMO_DIR)/report.json
 
 clean:

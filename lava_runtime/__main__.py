@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -90,6 +91,20 @@ def compare(paths: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM anywhere (not only mid-run) ends like Ctrl-C: cleanup runs, exit 130, no traceback.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print("interrupted: the Lava runtime was stopped, no report written", file=sys.stderr)
+        return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command == "compare":
         return compare(args.reports)
     if args.command == "validate":

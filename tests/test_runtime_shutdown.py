@@ -69,7 +69,7 @@ def test_sigterm_mid_run_stops_lava_and_exits_cleanly(tiny_run, tmp_path):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "Lava never started"
             time.sleep(0.2)
-        time.sleep(1.0)
+        time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
