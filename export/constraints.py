@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lava_runtime.emu import topology
 from lava_runtime.netfile import ConvLayer, NetFile
 
 NEURONS_PER_CORE = 8192
@@ -39,7 +40,7 @@ class LayerFootprint:
     input_shape: list[int]
     output_shape: list[int]
     neurons: int
-    synapses: int  # connections (neurons × fan-in), as dense-equivalent synapses
+    synapses: int  # nonzero connections, as the runtime counts them (padding and zero weights excluded)
     fan_in: int
     weight_bits: int
     weight_exp: int
@@ -51,7 +52,7 @@ def footprint(net: NetFile) -> list[LayerFootprint]:
     rows = []
     for name, layer in zip(net.layer_names, net.layers):
         neurons = int(np.prod(layer.shape))
-        synapses = neurons * layer.fan_in
+        synapses = topology(layer).synapses
         w = layer.weight if isinstance(layer, ConvLayer) or layer.file_weight is None else layer.file_weight
         peak = int(np.abs(w).max(initial=0))
         bits = max(1, peak.bit_length()) + 1  # sign bit
