@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from export.constraints import SOURCES, check, footprint
-from export.fold import calibrate, fold_network, sma_blocks
+from train.models.fold import calibrate, fold_network, sma_blocks
 from export.netx import ExportError, write_netx
 from export.verify import accuracy_table, fixed_point_accuracy, torch_accuracy
 from lava_runtime.errors import RuntimeConfigError
@@ -60,6 +60,8 @@ def export_run(
     t0 = time.perf_counter()
     out = Path(out)
     net, cfg, state = load_checkpoint(run_dir)
+    if cfg.folded != "none":  # a fine-tuned fold is exported as trained, whatever --sma says
+        sma = cfg.folded
     report: dict[str, Any] = {"run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": sma}
     folded, errors = net, []
     if sma_blocks(net):
@@ -76,7 +78,7 @@ def export_run(
         "dataset": cfg.dataset,
         "dataset_options": cfg.dataset_options,
         "model": cfg.model,
-        "sma": sma if errors else None,
+        "sma": sma if errors or cfg.folded != "none" else None,
     }
     try:
         netfile = write_checked(folded, out, meta)

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from export.fold import factorize, fold, merge_kernels
+from train.models.fold import factorize, fold, merge_kernels
 from train.models.folded import quantize_gain
 
 
@@ -64,7 +64,7 @@ def _sma_net(T=6):
 
 def test_folding_constant_attention_is_exact():
     """With attention that does not depend on the input, the folded block spikes exactly as SMA."""
-    from export.fold import fold_block, sma_blocks
+    from train.models.fold import fold_block, sma_blocks
 
     torch.manual_seed(0)
     net = _sma_net()
@@ -100,7 +100,7 @@ def test_folding_constant_attention_is_exact():
 
 def test_fold_network_replaces_every_sma_block_and_exports_gains(tmp_path):
     import h5py
-    from export.fold import calibrate, fold_network
+    from train.models.fold import calibrate, fold_network
     from export.netx import write_netx
     from lava.lib.dl import netx
     from train.models.folded import FoldedConv

@@ -63,6 +63,8 @@ class TrainConfig:
     # AZO (sma-azo-vgg): timesteps and channels zoned out; null = the paper's T // 4 and C // 10.
     azo_delta_t: int | None = None
     azo_delta_c: int | None = None
+    # A run of the deployable form (deploy-aware fine-tuning): SMA blocks folded "per-timestep" or "static".
+    folded: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (YAML/JSON/checkpoint friendly)."""

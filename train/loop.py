@@ -223,8 +223,12 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     training_curves(metrics, run_dir / "curves.png")
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """Train ``cfg`` into ``out_dir``; with ``resume``, continue from its ``checkpoint.pt``."""
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
+          init_state: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir``; with ``resume``, continue from its ``checkpoint.pt``.
+
+    ``init_state`` starts a new run from given weights (deploy-aware fine-tuning of a fold).
+    """
     proc = setup_process(cfg.device)
     run_dir = Path(out_dir)
     saved: dict[str, Any] | None = None
@@ -257,6 +261,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict[s
     start, best_acc, best_epoch = 1, -1.0, 0
     if saved is not None:
         net.load_state_dict(saved["model"])
+    elif init_state is not None:
+        net.load_state_dict(init_state)
     net.to(proc.device)
     optimizer, scheduler = make_optimizer(cfg, net)
     if saved is not None:

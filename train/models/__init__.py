@@ -5,10 +5,12 @@ import torch
 
 from train.config import TrainConfig
 from train.errors import ConfigError
+from train.models.fold import fold_network, sma_blocks
 from train.models.sma_vgg import SMAVGG
 from train.models.vgg import VGG
 
 MODELS = ("vgg", "sma-vgg", "sma-azo-vgg")
+FOLDED = ("none", "per-timestep", "static")
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
@@ -23,10 +25,14 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         hidden=cfg.hidden,
         neuron=vars(cfg.neuron) if not isinstance(cfg.neuron, dict) else cfg.neuron,
     )
+    if cfg.folded not in FOLDED:
+        raise ConfigError(f"folded must be one of {FOLDED}, got {cfg.folded!r}")
     if cfg.model == "vgg":
+        if cfg.folded != "none":
+            raise ConfigError("folded applies to sma-vgg and sma-azo-vgg only: vgg has no SMA blocks")
         return VGG(**common)
     try:
-        return SMAVGG(
+        net = SMAVGG(
             **common,
             timesteps=cfg.timesteps,
             kernel_sizes=tuple(cfg.sma_kernel_sizes),
@@ -39,3 +45,16 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         )
     except ValueError as e:
         raise ConfigError(f"model {cfg.model!r}: {e}") from None
+    if cfg.folded == "none":
+        return net
+    # The deployable form: each SMA block becomes a FoldedConv of the same shape (its weights
+    # and gains come from the checkpoint or from calibration).
+    net.materialize()
+    with torch.no_grad():  # a zero kernel needs no rescaling, so the shell keeps the configured threshold
+        for block in sma_blocks(net):
+            for branch in block.branches:
+                branch.weight.zero_()
+    uniform = [torch.ones(len(b.branches), b.timesteps, b.branches[0].out_channels, dtype=torch.float64)
+               for b in sma_blocks(net)]
+    folded, _ = fold_network(net, uniform, per_timestep=cfg.folded == "per-timestep")
+    return folded.train()

@@ -1,6 +1,6 @@
 """The deployable form of an SMA layer: one conv synapse, a per-timestep gain, a CUBA neuron.
 
-Export folds an :class:`~train.models.sma.SMAConv` into this block (``export/fold.py``); deploy-
+Export folds an :class:`~train.models.sma.SMAConv` into this block (``train/models/fold.py``); deploy-
 aware fine-tuning trains it directly. The gain ``g[t, c]`` multiplies the synaptic current
 before the neuron, quantised as the chip applies it (``mant / 2**exp``, see
 ``docs/netx-format.md``), with a straight-through gradient so it can still be trained.
@@ -66,6 +66,9 @@ class FoldedConv(torch.nn.Module):
         init = torch.ones(timesteps, out_features) if gain is None else gain.detach().clone().float()
         if tuple(init.shape) != (timesteps, out_features):
             raise ValueError(f"FoldedConv: gain must be [T, C] = {[timesteps, out_features]}, got {list(init.shape)}")
+        # The threshold is part of the folded state (static folds may rescale it), so it is a buffer
+        # that checkpoints carry; SLAYER's neuron keeps it as a plain attribute.
+        self.register_buffer("threshold", torch.tensor(float(self.neuron.threshold)))
         self.per_timestep = per_timestep
         # Without a schedule the gain is 1 and the block is a stock NetX conv layer.
         self.gain = torch.nn.Parameter(init if per_timestep else torch.ones_like(init), requires_grad=per_timestep)
@@ -83,14 +86,25 @@ class FoldedConv(torch.nn.Module):
         q = torch.clamp(torch.round(g / step), 0, (1 << GAIN_MANT_BITS) - 1) * step
         return g + (q - g).detach()
 
+    def set_threshold(self, value: float) -> None:
+        """Set the neuron threshold (rounded to SLAYER's weight grid, as the chip holds it)."""
+        scale = self.neuron.w_scale
+        self.threshold.fill_(max(1, round(value * scale)) / scale)
+        self._sync_threshold()
+
+    def _sync_threshold(self) -> None:
+        self.neuron._threshold = float(self.threshold)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes ``[B, Cin, H, W, T]`` → spikes ``[B, Cout, H', W', T]``."""
+        self._sync_threshold()
         z = self.synapse(x) * self.quantized_gain().t()[None, :, None, None, :]
         s = self.neuron(z)
         return step_delay(self, s) if self.delay_shift else s
 
     def export_hdf5(self, handle: h5py.Group) -> None:
         """A NetX ``conv`` layer plus the ``gain_mant``/``gain_exp`` datasets of docs/netx-format.md."""
+        self._sync_threshold()
         syn = self.synapse
         weight = syn.pre_hook_fx(syn.weight, descale=True).reshape(syn.weight.shape[:-1]).detach().cpu().numpy()
         handle.create_dataset("type", (1,), "S10", [b"conv"])

@@ -116,8 +116,7 @@ def fold_block(block: SMAConv, s: torch.Tensor, per_timestep: bool = True) -> tu
     with torch.no_grad():
         folded.synapse.weight.copy_(kernel[..., None])
     if shift and not per_timestep:
-        scale = folded.neuron.w_scale
-        folded.neuron._threshold = max(1, round(folded.neuron.threshold * scale / 2**shift)) / scale
+        folded.set_threshold(float(folded.threshold) / 2**shift)
     return folded, f.rel_error
 
 

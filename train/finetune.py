@@ -1,0 +1,37 @@
+"""Deploy-aware fine-tuning: train the folded form of an SMA run (merged kernels and gains).
+
+Folding replaces data-dependent attention by its calibrated average, which costs some accuracy;
+training the folded network itself for a few epochs wins it back. The result is an ordinary run
+folder (``config.yaml`` says ``folded: per-timestep`` or ``static``) that ``export/to_netx.py``
+writes as it is, without folding again.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from train.errors import ConfigError
+from train.loop import load_checkpoint, load_datasets, train
+from train.models.fold import calibrate, fold_network, sma_blocks
+
+
+def finetune(run_dir: str | Path, out_dir: str | Path, epochs: int, sma: str = "per-timestep",
+             calib_samples: int = 256, lr: float | None = None) -> dict[str, Any]:
+    """Calibrate and fold ``run_dir``'s model, then train the folded form for ``epochs`` into ``out_dir``."""
+    if sma not in ("per-timestep", "static"):
+        raise ConfigError(f"--sma must be per-timestep or static, got {sma!r}")
+    net, cfg, _ = load_checkpoint(run_dir)
+    if not sma_blocks(net):
+        raise ConfigError(f"{run_dir}: model {cfg.model!r} has no SMA blocks to fold (folded={cfg.folded!r})")
+    train_set = load_datasets(cfg)[0]
+    spikes = train_set.spikes[:calib_samples]
+    batches = [torch.from_numpy(spikes[i:i + 32].astype(np.float32)) for i in range(0, len(spikes), 32)]
+    folded, _ = fold_network(net, calibrate(net, batches), per_timestep=sma == "per-timestep")
+    # A gentler learning rate: the folded weights start close to a good solution.
+    tuned = dataclasses.replace(cfg, folded=sma, epochs=epochs, lr=lr if lr is not None else cfg.lr / 10,
+                                scheduler="cosine")
+    return train(tuned, out_dir, init_state=folded.state_dict())
