@@ -52,6 +52,7 @@ fi
 "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"
 "$VENV/bin/python" - <<'PY'
 import numpy, torch, lava, h5py, onnx
+import train  # imports lava-dl quietly (it prints an optional-toolbox notice otherwise)
 from lava.lib.dl import slayer, netx  # noqa: F401
 assert numpy.__version__.startswith("1."), f"numpy {numpy.__version__}: the Lava stack needs numpy<2"
 print(f"setup: ok (torch {torch.__version__}, numpy {numpy.__version__})")
