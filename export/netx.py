@@ -30,9 +30,3 @@ def write_netx(net: torch.nn.Module, path: str | Path, metadata: dict[str, Any])
         for key, value in metadata.items():
             h.attrs[key] = json.dumps(value)
     return atomic_write(path, lambda fh: fh.write(buf.getvalue()))
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON attributes written by :func:`write_netx`."""
-    with h5py.File(path, "r") as h:
-        return {k: json.loads(v) for k, v in h.attrs.items()}

@@ -7,30 +7,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from export.constraints import SOURCES, check, footprint
-from train.models.fold import calibrate, fold_network, sma_blocks
 from export.netx import ExportError, write_netx
 from export.verify import accuracy_table, fixed_point_accuracy, torch_accuracy
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import NetFile, read_net
 from train.atomic import atomic_write_json
-from train.data import FrameDataset
-from train.loop import load_checkpoint
+from train.loop import load_checkpoint, load_datasets
+from train.models.fold import calibrate_on, fold_network, sma_blocks
 
 SMA_MODES = ("per-timestep", "static")
-
-
-def _split(cfg: Any, split: str, limit: int | None) -> FrameDataset:
-    return FrameDataset(cfg.dataset, split, cfg.input_size, cfg.timesteps, cfg.dataset_options,
-                        cache_dir=cfg.cache_dir, limit=limit, **_data_kwargs(cfg))
-
-
-def _data_kwargs(cfg: Any) -> dict[str, Any]:
-    """Dataset options newer configs carry (data root, denoising), passed where the config has them."""
-    return {k: getattr(cfg, k) for k in ("data_root", "denoise_us") if hasattr(cfg, k)}
 
 
 def write_checked(net: torch.nn.Module, out: Path, metadata: dict[str, Any]) -> NetFile:
@@ -64,12 +52,12 @@ def export_run(
         sma = cfg.folded
     report: dict[str, Any] = {"run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": sma}
     folded, errors = net, []
+    train_set, test_set = load_datasets(cfg)  # raw .spikes arrays: augmentation acts only in __getitem__
     if sma_blocks(net):
-        train = _split(cfg, "train", calib_samples)
-        batches = [torch.from_numpy(train.spikes[i:i + 32].astype(np.float32)) for i in range(0, len(train), 32)]
-        stats = calibrate(net, batches)
+        calib = train_set.spikes[:calib_samples]
+        stats = calibrate_on(net, calib)
         folded, errors = fold_network(net, stats, per_timestep=sma == "per-timestep")
-        report["calibration_samples"] = len(train)
+        report["calibration_samples"] = len(calib)
     report["fold_rel_error"] = errors
     meta = {
         "timesteps": cfg.timesteps,
@@ -84,12 +72,12 @@ def export_run(
         netfile = write_checked(folded, out, meta)
     except RuntimeConfigError as e:
         raise ExportError(f"{out}: the written file does not validate: {e}") from None
-    test = _split(cfg, "test", verify_samples)
-    report["verify_samples"] = len(test)
+    spikes, labels = test_set.spikes[:verify_samples], test_set.labels[:verify_samples]
+    report["verify_samples"] = len(labels)
     report["accuracy"] = accuracy_table(
-        torch_accuracy(net, test.spikes, test.labels),
-        torch_accuracy(folded, test.spikes, test.labels),
-        fixed_point_accuracy(netfile, test.spikes, test.labels),
+        torch_accuracy(net, spikes, labels),
+        torch_accuracy(folded, spikes, labels),
+        fixed_point_accuracy(netfile, spikes, labels),
     )
     report["layers"] = [dataclasses.asdict(row) for row in footprint(netfile)]
     report["cores_estimate"] = sum(row["cores"] for row in report["layers"])

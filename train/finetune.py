@@ -11,12 +11,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 
 from train.errors import ConfigError
 from train.loop import load_checkpoint, load_datasets, train
-from train.models.fold import calibrate, fold_network, sma_blocks
+from train.models.fold import calibrate_on, fold_network, sma_blocks
 
 
 def finetune(run_dir: str | Path, out_dir: str | Path, epochs: int, sma: str = "per-timestep",
@@ -28,9 +26,8 @@ def finetune(run_dir: str | Path, out_dir: str | Path, epochs: int, sma: str = "
     if not sma_blocks(net):
         raise ConfigError(f"{run_dir}: model {cfg.model!r} has no SMA blocks to fold (folded={cfg.folded!r})")
     train_set = load_datasets(cfg)[0]
-    spikes = train_set.spikes[:calib_samples]
-    batches = [torch.from_numpy(spikes[i:i + 32].astype(np.float32)) for i in range(0, len(spikes), 32)]
-    folded, _ = fold_network(net, calibrate(net, batches), per_timestep=sma == "per-timestep")
+    stats = calibrate_on(net, train_set.spikes[:calib_samples])
+    folded, _ = fold_network(net, stats, per_timestep=sma == "per-timestep")
     # A gentler learning rate: the folded weights start close to a good solution.
     tuned = dataclasses.replace(cfg, folded=sma, epochs=epochs, lr=lr if lr is not None else cfg.lr / 10,
                                 scheduler="cosine")

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -81,6 +82,12 @@ def calibrate(net: torch.nn.Module, batches: Iterable[torch.Tensor], device: str
     if count == 0:
         raise ValueError("calibration needs at least one sample")
     return [s / count for s in sums]
+
+
+def calibrate_on(net: torch.nn.Module, spikes: np.ndarray, batch_size: int = 32) -> list[torch.Tensor]:
+    """:func:`calibrate` over spike samples ``[N, C, H, W, T]`` (e.g. a split's ``.spikes``)."""
+    return calibrate(net, (torch.from_numpy(spikes[i:i + batch_size].astype(np.float32))
+                           for i in range(0, len(spikes), batch_size)))
 
 
 def sma_blocks(net: torch.nn.Module) -> list[SMAConv]:
