@@ -6,8 +6,9 @@ Each model gets the same random spike batch of the config's shape. Step time (fo
 backward, AdamW step) is the median over ``--rounds`` rounds that take the models in turn, so
 load from other processes falls on all of them alike. Peak memory: on CUDA the allocator's peak
 during steps above what is allocated before them; on CPU, a fresh process per model reports its
-peak RSS during steps above its RSS before them (ru_maxrss). Goal (issue 4): SMA at most 1.3× the
-plain network's step time.
+peak RSS during steps above its RSS before them (ru_maxrss). On CPU, glibc malloc is set up as
+training sets it (``train/allocator.py``; ``--glibc-defaults`` measures without). Goal (issue 4):
+SMA at most 1.3× the plain network's step time.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch
 
 from lava.lib.dl import slayer
 
+from train.allocator import keep_freed_memory
 from train.config import TrainConfig, load_config
 from train.models import MODELS, build_model
 
@@ -41,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--glibc-defaults", action="store_true",
+                   help="leave glibc malloc as it is (training on CPU raises its thresholds: train/allocator.py)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # internal: one model's CPU peak
     return p.parse_args(argv)
@@ -118,12 +122,16 @@ def peak_memory(args: argparse.Namespace, cfg: TrainConfig, stepper: Stepper, mo
         return torch.cuda.max_memory_allocated(stepper.device) - base
     cmd = [sys.executable, __file__, "--config", args.config, "--classes", str(args.classes), "--memory-probe", model,
            "--batch-size", str(cfg.batch_size), "--timesteps", str(cfg.timesteps), "--threads", str(args.threads)]
+    cmd += ["--glibc-defaults"] if args.glibc_defaults else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return int(out.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    malloc = "glibc defaults"
+    if not args.glibc_defaults and args.device == "cpu" and keep_freed_memory():  # as train.loop does on CPU
+        malloc = "malloc keeps freed memory"
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
@@ -159,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{args.config}: batch {cfg.batch_size}, {cfg.input_size}×{cfg.input_size}, T={cfg.timesteps}, "
           f"channels {cfg.channels}, device {device}, {torch.get_num_threads()} threads, "
-          f"median of {args.rounds} rounds × {args.steps} steps")
+          f"median of {args.rounds} rounds × {args.steps} steps" + (f", {malloc}" if device.type == "cpu" else ""))
     print(f"{'model':<13}{'params':>10}{'step ms':>10}{'samples/s':>11}{'peak MiB':>10}{'time ×':>8}{'mem ×':>7}")
     for r in results:
         print(f"{r['model']:<13}{r['params']:>10}{r['step_s'] * 1e3:>10.1f}{r['samples_per_s']:>11.1f}"

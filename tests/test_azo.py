@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from train.models.azo import AttentionZoneout, paper_deltas, zoneout, zoneout_mask
-from train.models.sma import SMAConv
+from train.models.sma import SMAConv, scale_sum
 
 NEURON = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03, "scale_grad": 3.0}
 
@@ -95,3 +95,29 @@ def test_sma_block_with_azo_zones_out_its_weighted_branches_in_training_only():
     torch.testing.assert_close(z_train, zoneout(u, block.azo.last_mask).sum(1))
     assert not torch.allclose(z_train, plain.train().current(x))
     torch.testing.assert_close(block.eval().current(x), plain.eval().current(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("with_zoneout", [False, True])
+def test_scale_sum_values_and_gradients_match_autograd_reference(with_zoneout):
+    # The SMA block's hand-written Σ_n M_n·s_n (+ AZO rows) against the same sum built from
+    # stock ops, in float64: values, ∂M_n and ∂s, including rows whose previous step is masked too.
+    g = torch.Generator().manual_seed(7)
+    b, t, n, c, h, w = 2, 5, 3, 4, 3, 2
+    m = [torch.randn(b * t, c, h, w, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(n)]
+    s = torch.rand(b * t, n, c, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(b, t, n, c, generator=g) < 0.4
+    mask[:, 0] = False
+    mask[0, 1:4, 0, 0] = True  # a run of consecutive replaced steps
+    if not with_zoneout:
+        mask[:] = False
+    z = scale_sum(m, s, mask if with_zoneout else None)
+    u = torch.stack(m, 1).unflatten(0, (b, t)).permute(0, 2, 3, 4, 5, 1)  # [B, N, C, H, W, T]
+    u = u * s.unflatten(0, (b, t)).permute(0, 2, 3, 1)[:, :, :, None, None, :]
+    expected = zoneout(u, mask.transpose(1, 2)).sum(1).permute(0, 4, 1, 2, 3).flatten(0, 1)
+    torch.testing.assert_close(z, expected)
+    grad = torch.randn(z.shape, generator=g, dtype=torch.float64)
+    got = torch.autograd.grad(z, [*m, s], grad)
+    want = torch.autograd.grad(expected, [*m, s], grad)
+    for a, e in zip(got, want):
+        torch.testing.assert_close(a, e)
+    assert torch.autograd.gradcheck(lambda s_, *m_: scale_sum(list(m_), s_, mask), (s, *m))

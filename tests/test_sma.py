@@ -152,3 +152,16 @@ def test_vgg_is_unchanged_by_the_sma_refactor():
             y = block(y)
             assert torch.equal(out, y)
     assert outs[0].sum() > 0 and outs[1].sum() > 0  # compared while spiking
+
+
+@pytest.mark.parametrize("kernels,stride,size", [((1, 3, 5, 7), 2, 9), ((1, 3, 5, 7), 1, 8), ((3, 5), 2, 10), ((1,), 2, 7)])
+def test_attention_pooled_from_the_input_equals_pooling_the_branch_currents(kernels, stride, size):
+    # The block pools Y = mean_n M_n from the input and the kernels (no gradient through M); the
+    # paper's definition pools M itself: same attention either way.
+    torch.manual_seed(8)
+    block = SMAConv(NEURON, 3, 5, T, kernels, stride=stride)
+    x = (torch.rand(3, 3, size, size + 3, T) < 0.5).float()  # not square: rows and columns apart
+    block.current(x)
+    w_alpha, w_beta = block.attention(block.branch_currents(x))
+    torch.testing.assert_close(block.last_attention["temporal"], w_alpha)
+    torch.testing.assert_close(block.last_attention["channel"], w_beta)

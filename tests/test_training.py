@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import csv
 import json
+import platform
 
 import pytest
 import torch
 
 from conftest import run_cli
+from train.allocator import keep_freed_memory
 from train.config import NeuronConfig, TrainConfig
 from train.errors import CheckpointError, ConfigError
 from train.loop import load_checkpoint, train
@@ -94,3 +96,20 @@ def test_torchrun_with_two_gloo_processes_trains_on_the_whole_set(tmp_path):
         for key in ("train_accuracy", "test_accuracy"):
             assert abs(row[key] * 22 - round(row[key] * 22)) < 1e-9
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc settings are glibc's")
+def test_cpu_training_keeps_freed_memory_with_glibc():
+    # mallopt returns 0 for a value it refuses (e.g. an mmap threshold above its ceiling).
+    assert keep_freed_memory() is True and keep_freed_memory() is True
+
+
+def test_train_step_bench_prints_every_model_and_the_goal(tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("dataset: synthgesture\ninput_size: 16\ntimesteps: 6\nchannels: [4, 6]\nhidden: 8\nbatch_size: 2\n")
+    out = run_cli("bench/train_step.py", "--config", str(cfg), "--models", "vgg,sma-azo-vgg", "--rounds", "1",
+                  "--steps", "1", "--warmup", "1", "--json", str(tmp_path / "bench.json")).stdout
+    assert "malloc keeps freed memory" in out and "goal: SMA step time" in out
+    results = json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert [r["model"] for r in results] == ["vgg", "sma-azo-vgg"] and results[0]["time_ratio"] == 1.0
+    assert all(r["step_s"] > 0 and r["peak_bytes"] > 0 for r in results)

@@ -25,6 +25,7 @@ import yaml
 from lava.lib.dl import slayer
 from tqdm import tqdm
 
+from train.allocator import keep_freed_memory
 from train.atomic import atomic_write, atomic_write_json
 from train.config import TrainConfig
 from train.data import Augment, FrameDataset
@@ -84,6 +85,7 @@ def setup_process(device: str) -> Process:
         torch.cuda.set_device(dev)
     elif device == "cpu":
         dev = torch.device("cpu")
+        keep_freed_memory()
     else:
         raise ConfigError(f"unknown device {device!r}; use cpu or cuda")
     if world > 1 and not dist.is_initialized():

@@ -85,37 +85,63 @@ class SMAConv(torch.nn.Module):
 
     def branch_currents(self, x: torch.Tensor) -> torch.Tensor:
         """Synaptic currents of every scale, ``M [B, N, C, H, W, T]``."""
-        return self._frame_currents(x).permute(0, 2, 3, 4, 5, 1)
+        m = torch.stack(self._branch_frames(self._frames(x), self._weights()), dim=1)  # [B·T, N, C, H', W']
+        return m.unflatten(0, (x.shape[0], -1)).permute(0, 2, 3, 4, 5, 1)
 
-    def _frame_currents(self, x: torch.Tensor) -> torch.Tensor:
-        """``M`` in frame-major layout ``[B, T, N, C, H, W]``, the layout the rest of the block uses."""
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Input ``[B, C, H, W, T]`` as frames ``[B·T, C, H, W]`` (channels-last in memory)."""
         if x.shape[-1] != self.timesteps:
             raise ValueError(
                 f"SMAConv was built for T={self.timesteps} timesteps (its temporal attention has one "
                 f"weight per step), got an input with T={x.shape[-1]}"
             )
         b, c, h, w, t = x.shape
-        frames = x.permute(0, 4, 1, 2, 3).reshape(b * t, c, h, w)
+        # Channels-last memory: oneDNN's convolutions (backward above all) run ~15% faster on it.
+        return x.permute(0, 4, 2, 3, 1).reshape(b * t, h, w, c).permute(0, 3, 1, 2)
+
+    def _weights(self) -> list[torch.Tensor]:
+        """Each branch's 2-D kernel ``[C_out, C_in, k, k]`` after the synapse's 8-bit hook."""
+        return [(br.weight if br.pre_hook_fx is None else br.pre_hook_fx(br.weight))[..., 0] for br in self.branches]
+
+    def _branch_frames(self, frames: torch.Tensor, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each branch's current ``M_n`` on frames: a list of N tensors ``[B·T, C, H', W']``."""
         # Each branch is a SLAYER synapse (weight, padding, stride, 8-bit hook) applied frame by frame
         # with conv2d: on CPU that is ~2× faster than conv3d with a (k, k, 1) kernel on the T-last
         # layout for k = 5, 7, and bit-identical (8-bit weights times binary spikes sum exactly).
-        outs = []
-        for br in self.branches:
-            weight = br.weight if br.pre_hook_fx is None else br.pre_hook_fx(br.weight)
-            outs.append(torch.nn.functional.conv2d(frames, weight[..., 0], None, br.stride[:2], br.padding[:2],
-                                                   br.dilation[:2], br.groups))
-        return torch.stack(outs, dim=1).unflatten(0, (b, t))
+        return [torch.nn.functional.conv2d(frames, wt, None, br.stride[:2], br.padding[:2], br.dilation[:2], br.groups)
+                for br, wt in zip(self.branches, weights)]
 
-    def _attention(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``W_α [B, N, T]`` and ``W_β [B, N, T, C]`` from frame-major currents ``[B, T, N, C, H, W]``."""
-        pooled = m.mean(dim=2).mean(dim=(3, 4))  # avgpool_{H,W} of Y = mean_n M_n: [B, T, C]
+    def _pooled_from_input(self, frames: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
+        """``avgpool_{H,W}(Y)`` per frame ``[B·T, C]`` without ``M``, from the input and the kernels.
+
+        The spatial mean of a convolution is linear in its input: with every kernel zero-padded to
+        the largest size K (same centre, so the same 'same' output) and ``A[i, y] = 1`` where input
+        row ``y`` meets kernel row ``i`` at some output row, ``mean_{h,w} M_n[c] =
+        Σ_{c',y,x} X[c',y,x] · Σ_{i,j} W_n[c,c',i,j]·A[i,y]·A[j,x] / (H'·W')``. That is one small
+        matmul, so the attention's gradient no longer runs through the full ``M``.
+        """
+        size = max(self.kernel_sizes)
+        stride, pad = self.branches[0].stride[0], size // 2
+        bt, cin, h, w = frames.shape
+        ho, wo = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
+
+        def window(length: int, out: int) -> torch.Tensor:  # A: [K, length]
+            offset = torch.arange(length, device=frames.device)[None, :] + pad - torch.arange(size, device=frames.device)[:, None]
+            return ((offset % stride == 0) & (offset >= 0) & (offset < stride * out)).to(frames.dtype)
+
+        mean_kernel = sum(torch.nn.functional.pad(wt, ((size - wt.shape[-1]) // 2,) * 4) for wt in weights) / len(weights)
+        pixel_weight = torch.einsum("ocij,iy,jx->oyxc", mean_kernel, window(h, ho), window(w, wo)) / (ho * wo)
+        return frames.permute(0, 2, 3, 1).reshape(bt, -1) @ pixel_weight.reshape(pixel_weight.shape[0], -1).T
+
+    def _attention(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``W_α [B, N, T]`` and ``W_β [B, N, T, C]`` from ``avgpool_{H,W}(Y)`` ``[B, T, C]``."""
         w_alpha = self.temporal(pooled.mean(dim=2))  # [B, N, T]
         w_beta = self.channel(pooled).transpose(1, 2)  # [B, T, N, C] → [B, N, T, C]
         return w_alpha, w_beta
 
     def attention(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Softmax weights ``W_α [B, N, T]`` and ``W_β [B, N, T, C]`` from ``M [B, N, C, H, W, T]``."""
-        return self._attention(m.permute(0, 5, 1, 2, 3, 4))
+        return self._attention(m.mean(dim=(1, 3, 4)).transpose(1, 2))  # avgpool_{H,W}(mean_n M_n): [B, T, C]
 
     def current(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The neuron's input ``Z [B, C, H, W, T]``; a fixed ``scale`` ``s[n, t, c]`` replaces W_α·W_β.
@@ -123,10 +149,11 @@ class SMAConv(torch.nn.Module):
         ``scale`` may be ``[N, T, C]`` or per sample ``[B, N, T, C]``; with it, no attention is
         computed, AZO is not applied and ``last_attention`` is left as it was.
         """
-        m = self._frame_currents(x)  # [B, T, N, C, H, W]
-        n, c = len(self.branches), m.shape[3]
+        frames, weights = self._frames(x), self._weights()
+        m = self._branch_frames(frames, weights)  # N × [B·T, C, H', W']
+        b, n, c = x.shape[0], len(self.branches), m[0].shape[1]
         if scale is None:
-            w_alpha, w_beta = self._attention(m)
+            w_alpha, w_beta = self._attention(self._pooled_from_input(frames, weights).unflatten(0, (x.shape[0], -1)))
             self.last_attention = {"temporal": w_alpha.detach(), "channel": w_beta.detach()}
             scale = w_alpha[..., None] * w_beta
         elif tuple(scale.shape[-3:]) != (n, self.timesteps, c) or scale.dim() not in (3, 4):
@@ -137,29 +164,14 @@ class SMAConv(torch.nn.Module):
         else:
             w_alpha = w_beta = None
         if scale.dim() == 3:
-            scale = scale.expand(m.shape[0], *scale.shape)
+            scale = scale.expand(b, *scale.shape)
         s = scale.transpose(1, 2)  # [B, T, N, C]
         if self.azo is not None and self.azo.training and w_alpha is not None:
-            return self._zoned_out(m, s, self.azo.select(w_alpha, w_beta).transpose(1, 2))
-        # Σ_n M_n · s[n, t, c]; broadcast-multiply and sum is ~2.5× faster on CPU than the einsum
-        # (which becomes thousands of tiny matmuls).
-        return (m * s[..., None, None]).sum(dim=2).permute(0, 2, 3, 4, 1)
-
-    @staticmethod
-    def _zoned_out(m: torch.Tensor, s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``Σ_n zoneout(M_n · s_n)`` (Algorithm 1) without building the per-scale tensor twice.
-
-        A replaced slice (n, t, c) takes ``M_n[t-1]·s[n, t-1, c]``, so
-        ``Z[t] = Σ_n M_n[t]·s[n,t]·(1 - mask[n,t]) + Σ_n M_n[t-1]·s[n,t-1]·mask[n,t]``: two weighted
-        sums over scales, the second shifted by one step. ``m`` is ``[B, T, N, C, H, W]``, ``s``
-        and ``mask`` are ``[B, T, N, C]``; the result is ``[B, C, H, W, T]``.
-        """
-        kept = s.masked_fill(mask, 0.0)
-        # moved[t] = s[t] where slice t+1 takes its value from t; mask[:, 0] is never set.
-        moved = torch.cat([s[:, :-1] * mask[:, 1:], torch.zeros_like(s[:, :1])], dim=1)
-        carried = (m * moved[..., None, None]).sum(dim=2)
-        carried = torch.cat([torch.zeros_like(carried[:, :1]), carried[:, :-1]], dim=1)
-        return ((m * kept[..., None, None]).sum(dim=2) + carried).permute(0, 2, 3, 4, 1)
+            mask = self.azo.select(w_alpha, w_beta).transpose(1, 2)
+        else:
+            mask = None
+        z = scale_sum(m, s.reshape(b * self.timesteps, n, c), mask)  # [B·T, C, H', W']
+        return z.unflatten(0, (b, -1)).permute(0, 2, 3, 4, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes ``[B, Cin, H, W, T]`` → spikes ``[B, Cout, H', W', T]`` (delayed by one step)."""
@@ -173,3 +185,68 @@ class SMAConv(torch.nn.Module):
         """CUBA neuron on the current ``z``, then SLAYER's one-step delay_shift."""
         s = self.neuron(z)
         return step_delay(self, s) if self.delay_shift else s
+
+
+def scale_sum(m: list[torch.Tensor], s: torch.Tensor, zoneout: torch.Tensor | None = None) -> torch.Tensor:
+    """``Z = Σ_n M_n · s_n`` (eq. 12) per frame, with AZO's replaced slices when ``zoneout`` is given.
+
+    ``m`` holds the N branch currents ``[B·T, C, H, W]`` (frame ``b·T + t``), ``s`` is
+    ``[B·T, N, C]`` and ``zoneout`` a mask ``[B, T, N, C]``; ``Z`` is ``[B·T, C, H, W]``. A replaced
+    slice (n, t, c) takes ``M_n[t-1]·s[n, t-1, c]`` instead of ``M_n[t]·s[n, t, c]`` (Algorithm 1);
+    AZO replaces δt·δc of T·C slices per scale (1/64 with the paper's settings), so that is a
+    sparse correction of the plain sum.
+    """
+    if zoneout is None:
+        rows = s.new_zeros(0, 3, dtype=torch.long)
+    else:
+        b, t, n, c = zoneout.shape
+        where = zoneout.nonzero()  # [K, 4] (b, t, n, c); t >= 1 always
+        rows = torch.stack([where[:, 0] * t + where[:, 1], where[:, 2], where[:, 3]], dim=1)  # (frame, n, c)
+    return _ScaleSum.apply(s.contiguous(), rows, *m)
+
+
+class _ScaleSum(torch.autograd.Function):
+    """``scale_sum`` with a hand-written backward.
+
+    The branches stay separate tensors (no stacked ``M``: stacking copies it, and its gradient is
+    copied apart again for the convolutions), and AZO's rows are gathered and added in place
+    instead of through full-size zero tensors: together ~1.2× faster training steps of the SMA block.
+    """
+
+    @staticmethod
+    def forward(ctx, s, rows, *m):  # type: ignore[override]
+        ctx.save_for_backward(s, rows, *m)
+        z = m[0] * s[:, 0, :, None, None]
+        for n in range(1, len(m)):
+            z.addcmul_(m[n], s[:, n, :, None, None])
+        for n, frame, ch in _rows_by_scale(rows, len(m)):
+            z.index_put_((frame, ch), m[n][frame - 1, ch] * s[frame - 1, n, ch, None, None]
+                         - m[n][frame, ch] * s[frame, n, ch, None, None], accumulate=True)
+        return z
+
+    @staticmethod
+    def backward(ctx, gz):  # type: ignore[override]
+        s, rows, *m = ctx.saved_tensors
+        # ∂Z arrives in the neuron's T-last layout: one copy into the branches' layout makes every
+        # product below, and the convolutions' backward, run on aligned memory.
+        channels_last = m[0].dim() == 4 and m[0].is_contiguous(memory_format=torch.channels_last)
+        gz = gz.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        gs = torch.stack([(gz * mn).sum(dim=(2, 3)) for mn in m], dim=1) if ctx.needs_input_grad[0] else None
+        gm = [gz * s[:, n, :, None, None] if ctx.needs_input_grad[2 + n] else None for n in range(len(m))]
+        for n, frame, ch in _rows_by_scale(rows, len(m)):
+            g = gz[frame, ch]  # ∂Z of each replaced slice's output, [K, H, W]
+            if gm[n] is not None:
+                gm[n].index_put_((frame - 1, ch), g * s[frame - 1, n, ch, None, None], accumulate=True)
+                gm[n].index_put_((frame, ch), -g * s[frame, n, ch, None, None], accumulate=True)
+            if gs is not None:
+                gs.index_put_((frame - 1, torch.full_like(ch, n), ch), (g * m[n][frame - 1, ch]).sum(dim=(1, 2)), accumulate=True)
+                gs.index_put_((frame, torch.full_like(ch, n), ch), -(g * m[n][frame, ch]).sum(dim=(1, 2)), accumulate=True)
+        return (gs, None, *gm)
+
+
+def _rows_by_scale(rows: torch.Tensor, scales: int):
+    """AZO's ``(frame, n, c)`` rows as ``(n, frames, channels)`` per scale that has any."""
+    for n in range(scales):
+        pick = rows[rows[:, 1] == n]
+        if pick.numel():
+            yield n, pick[:, 0], pick[:, 2]
