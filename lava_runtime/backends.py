@@ -7,8 +7,25 @@ from lava.magma.core.run_configs import AbstractLoihiRunCfg, Loihi2SimCfg
 
 from lava_runtime.errors import RuntimeConfigError
 
-# "emu" is lava_runtime.emu, the batched torch emulator of the fixed-point arithmetic: no Lava run config.
-BACKENDS = ("sim", "sim-float", "emu", "loihi2")
+# "emu" and "emu-float" are lava_runtime.emu, the batched torch emulator of the fixed-point and the
+# float arithmetic: no Lava run config.
+BACKENDS = ("sim", "sim-float", "emu", "emu-float", "loihi2")
+EMULATED = {"emu": "fixed", "emu-float": "float"}
+
+
+def _float_block_models() -> dict:
+    """NetX's block models for a ``floating_pt`` run.
+
+    A NetX block (and our gain network) is a hierarchical process whose only model is tagged
+    ``fixed_pt`` although it computes nothing itself; Lava refuses it under another tag. Naming
+    the models here lets the float run choose float models for the synapses and neurons inside.
+    """
+    from lava.lib.dl.netx.blocks import models, process
+
+    from lava_runtime.processes.gain_network import GainNetwork, PyGainNetworkModel
+
+    return {process.Input: models.PyInputModel, process.Dense: models.PyDenseModel,
+            process.Conv: models.PyConvModel, GainNetwork: PyGainNetworkModel}
 
 
 def run_config(backend: str) -> AbstractLoihiRunCfg:
@@ -16,7 +33,8 @@ def run_config(backend: str) -> AbstractLoihiRunCfg:
     if backend == "sim":
         return Loihi2SimCfg(select_tag="fixed_pt")
     if backend == "sim-float":
-        return Loihi2SimCfg(select_tag="floating_pt")
+        # The graph must be in float units (lava_runtime.float_units): build_graph(arithmetic="float").
+        return Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=_float_block_models())
     if backend == "loihi2":
         if importlib.util.find_spec("lava.magma.compiler.subcompilers.nc") is None:
             raise RuntimeConfigError(
@@ -26,8 +44,8 @@ def run_config(backend: str) -> AbstractLoihiRunCfg:
         from lava.magma.core.run_configs import Loihi2HwCfg
 
         return Loihi2HwCfg()
-    if backend == "emu":
-        raise RuntimeConfigError("backend 'emu' runs without Lava: use lava_runtime.emu.run_layers")
+    if backend in EMULATED:
+        raise RuntimeConfigError(f"backend {backend!r} runs without Lava: use lava_runtime.emu.run_layers")
     raise RuntimeConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

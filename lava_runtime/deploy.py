@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from lava_runtime.backends import EMULATED
 from lava_runtime.emu import Agreement, compare_records
 from lava_runtime.emu import run_layers as emulate
 from lava_runtime.energy import load_energy_model
@@ -41,9 +42,9 @@ def load_samples(net_path: str | Path, dataset: str, split: str, samples: int,
 
 def backend_layers(net_path: str | Path, spikes: np.ndarray, backend: str, record: str = "output",
                    progress: bool = False) -> list[LayerRecord]:
-    """Every layer's record from a Lava backend, or from the emulator for ``emu``."""
-    if backend == "emu":
-        return emulate(net_path, spikes, record=record)
+    """Every layer's record from a Lava backend, or from the emulator for ``emu``/``emu-float``."""
+    if backend in EMULATED:
+        return emulate(net_path, spikes, record=record, arithmetic=EMULATED[backend])
     return run_layers(net_path, spikes, backend=backend, record=record, progress=progress)
 
 

@@ -2,7 +2,9 @@
 
 It computes what the Lava fixed-point simulator computes (``PyLifResetModelBitAcc`` neurons,
 ``PyConvModelFixed`` and ``PyDenseModelBitAcc`` synapses, NetX's weight handling, the gains of
-docs/netx-format.md), spike for spike, but for a whole batch of samples at once.
+docs/netx-format.md), spike for spike, but for a whole batch of samples at once. With
+``arithmetic="float"`` (``--backend emu-float``) it computes what Lava's floating-point models
+compute on the same network in float units (:mod:`lava_runtime.float_units`, ``sim-float``).
 
 Why whole samples can be batched although Lava streams them back to back: layer ``k`` is
 reset when the first step of a sample reaches it (window step ``k + 1``), and from then on
@@ -42,11 +44,15 @@ def _wrap(x: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.remainder(x + half, 2 * half) - half
 
 
+ARITHMETIC = ("fixed", "float")
+
+
 class _LayerKernel:
     """One layer's synapse and neuron constants on a torch device."""
 
-    def __init__(self, layer: Layer, device: torch.device) -> None:
+    def __init__(self, layer: Layer, device: torch.device, arithmetic: str = "fixed") -> None:
         self.layer = layer
+        self.float = arithmetic == "float"
         bound = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(1).max(initial=0))
         # Integer sums stay exact in float32 below 2**24; float64 beyond (and on CUDA, where
         # TF32 and FFT algorithms could round).
@@ -70,11 +76,28 @@ class _LayerKernel:
             # mant / 2**exp as one exact float64 factor: |x|·mant stays below 2**53.
             scale = layer.gain.mant.astype(np.float64) / float(1 << layer.gain.exp)
             self.gain = torch.as_tensor(scale, device=device).reshape(layer.gain.mant.shape[0], -1, *extra)
+        if self.float:
+            # float_units: Lava's float LIF keeps ``1 - du`` of u and ``1 - dv`` of v, compares with
+            # vThMant and adds bias_mant·2**bias_exp/64 (= the file's bias, NetX's bias_exp is 6).
+            self.dtype = torch.float64
+            self.weight = self.weight.to(torch.float64)
+            if isinstance(layer, DenseLayer):
+                self.weight = self.weight * 2.0 ** layer.weight_exp
+            self.u_keep = 1 - n.i_decay / 4096
+            self.v_keep = 1 - n.v_decay / 4096
+            self.vth = float(n.vth_mant)
+            if self.bias is not None:
+                self.bias = self.bias / float(1 << _ACT_SHIFT)
 
     def synapse(self, s: torch.Tensor) -> torch.Tensor:
         """Synaptic input (integers in float64) for spikes ``s`` ``[M, *input_shape]`` (M = steps × samples)."""
         layer = self.layer
         x = s.to(self.dtype)
+        if self.float:  # PyConvModelFloat, PyDenseModelFloat: plain sums (exact: binary spikes, dyadic weights)
+            if isinstance(layer, ConvLayer):
+                return F.conv2d(x, self.weight, stride=layer.stride, padding=layer.padding,
+                                dilation=layer.dilation, groups=layer.groups)
+            return x.reshape(x.shape[0], -1) @ self.weight.T
         if isinstance(layer, ConvLayer):
             with torch.backends.cudnn.flags(enabled=False):  # no FFT/Winograd: sums must stay exact
                 a = F.conv2d(x, self.weight, stride=layer.stride, padding=layer.padding,
@@ -87,6 +110,8 @@ class _LayerKernel:
 
     def neurons(self, a: torch.Tensor, first_step: int, period: int) -> torch.Tensor:
         """CUBA dynamics over ``a`` ``[T, B, *shape]`` from zero state; window steps start at ``first_step``."""
+        if self.float:
+            return self._float_neurons(a, first_step, period)
         u = torch.zeros_like(a[0])
         v = torch.zeros_like(a[0])
         out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
@@ -105,6 +130,24 @@ class _LayerKernel:
             if self.bias is not None:
                 v.add_(self.bias)
             v.clamp_(-_HALF + 1, _HALF - 1)
+            s = v > self.vth
+            v.masked_fill_(s, 0.0)
+            out[t] = s
+        return out
+
+    def _float_neurons(self, a: torch.Tensor, first_step: int, period: int) -> torch.Tensor:
+        """``PyLifResetModelFloat`` (and the float gain model), operation for operation."""
+        u = torch.zeros_like(a[0])
+        v = torch.zeros_like(a[0])
+        out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
+        for t in range(a.shape[0]):
+            x = a[t]
+            if self.gain is not None:  # x·mant / 2**exp, exact in float64 either way round
+                x = x * self.gain[(first_step + t - 1) % period]
+            u = u * self.u_keep + x
+            v = v * self.v_keep + u
+            if self.bias is not None:
+                v = v + self.bias
             s = v > self.vth
             v.masked_fill_(s, 0.0)
             out[t] = s
@@ -143,8 +186,11 @@ def run_layers(
     device: str | torch.device | None = None,
     batch_size: int = 64,
     threads: int | None = 1,
+    arithmetic: str = "fixed",
 ) -> list[LayerRecord]:
     """Emulate ``spikes`` ``[N, C, H, W, T]`` through the network; the same records as Lava's run.
+
+    ``arithmetic`` is ``"fixed"`` (Loihi's integers, as ``sim``) or ``"float"`` (as ``sim-float``).
 
     ``threads`` is torch's CPU thread count during the run (None keeps torch's): the per-step
     neuron updates are many small operations, and on the shared 2-core machine one thread ran a
@@ -154,14 +200,16 @@ def run_layers(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run_layers(net, spikes, record, device, batch_size)
+        return _run_layers(net, spikes, record, device, batch_size, arithmetic)
     finally:
         torch.set_num_threads(previous)
 
 
 def _run_layers(net: str | Path | NetFile, spikes: np.ndarray, record: str, device: str | torch.device | None,
-                batch_size: int) -> list[LayerRecord]:
+                batch_size: int, arithmetic: str) -> list[LayerRecord]:
     """:func:`run_layers` with torch's threads already set."""
+    if arithmetic not in ARITHMETIC:
+        raise RuntimeConfigError(f"unknown arithmetic {arithmetic!r}; choose one of {', '.join(ARITHMETIC)}")
     net = net if isinstance(net, NetFile) else read_net(net)
     n, t = spikes.shape[0], spikes.shape[-1]
     if tuple(spikes.shape[1:-1]) != tuple(net.input_shape):
@@ -174,7 +222,7 @@ def _run_layers(net: str | Path | NetFile, spikes: np.ndarray, record: str, devi
             raise RuntimeConfigError(f"{net.path}: layer {layer.name} has gains for {layer.gain.mant.shape[0]} "
                                      f"timesteps, the samples have T={t}")
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    kernels = [_LayerKernel(layer, dev) for layer in net.layers]
+    kernels = [_LayerKernel(layer, dev, arithmetic) for layer in net.layers]
     topos = [topology(layer) for layer in net.layers]
     # Fan-out of each layer's neurons into the next one, in the emulator's [C, H, W] layout.
     fanouts = [torch.as_tensor(np.ascontiguousarray(topo.fanout.transpose(*range(topo.fanout.ndim)[::-1])),

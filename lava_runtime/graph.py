@@ -24,6 +24,7 @@ from lava.proc.io.source import RingBuffer as SourceBuffer
 
 from lava_runtime.counting import Topology, conv_fanout, dense_fanout
 from lava_runtime.errors import RuntimeConfigError
+from lava_runtime.float_units import to_float_units
 from lava_runtime.processes.activity import ActivityCounter
 from lava_runtime.processes.gain_network import GainNetwork
 
@@ -85,10 +86,11 @@ def _gain_rows(path: Path) -> list[tuple[bool, int | None]]:
     return rows
 
 
-def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output") -> Graph:
+def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output", arithmetic: str = "fixed") -> Graph:
     """Lava processes that stream ``spikes`` ``[N, C, H, W, T]`` through the network in ``net_path``.
 
-    ``record`` is ``"output"`` (every spike of the output layer, counts elsewhere) or ``"all"``.
+    ``record`` is ``"output"`` (every spike of the output layer, counts elsewhere) or ``"all"``;
+    ``arithmetic="float"`` puts the blocks' parameters in float units (for Lava's float models).
     """
     net_path = Path(net_path)
     timesteps = spikes.shape[-1]
@@ -101,6 +103,8 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
         net = GainNetwork(net_config=str(net_path), reset_interval=timesteps, reset_offset=1)
     except (KeyError, ValueError, RuntimeError) as e:
         raise RuntimeConfigError(f"{net_path}: cannot build the Lava network ({e})") from None
+    if arithmetic == "float":
+        to_float_units(net.layers)
     source = SourceBuffer(data=to_lava_layout(spikes).astype(np.int32))
     source.s_out.connect(net.inp)
     topology, shape_in = [], tuple(net.inp.shape)

@@ -233,7 +233,7 @@ def run_layers(net_path: str | Path, spikes: np.ndarray, backend: str = "sim", r
     n, t = spikes.shape[0], spikes.shape[-1]
     if backend == "loihi2":
         return _loihi2_layers(Path(net_path), spikes)
-    graph = build_graph(net_path, spikes, record=record)
+    graph = build_graph(net_path, spikes, record=record, arithmetic="float" if backend == "sim-float" else "fixed")
     if len(graph.sinks) >= t:
         raise RuntimeConfigError(f"{net_path}: {len(graph.sinks)} layers need more than T={t} timesteps per sample")
     sink_data, counted = run_graph(graph, cfg, n, t, progress)
