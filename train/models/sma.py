@@ -16,7 +16,7 @@ synapse. AZO (``train.models.azo``), when given, acts on the per-scale terms in 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from lava.lib.dl import slayer
@@ -89,15 +89,17 @@ class SMAConv(torch.nn.Module):
         return m.unflatten(0, (x.shape[0], -1)).permute(0, 2, 3, 4, 5, 1)
 
     def _frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Input ``[B, C, H, W, T]`` as frames ``[B·T, C, H, W]`` (channels-last in memory)."""
+        """Input ``[B, C, H, W, T]`` as frames ``[B·T, C, H, W]``."""
         if x.shape[-1] != self.timesteps:
             raise ValueError(
                 f"SMAConv was built for T={self.timesteps} timesteps (its temporal attention has one "
                 f"weight per step), got an input with T={x.shape[-1]}"
             )
         b, c, h, w, t = x.shape
-        # Channels-last memory: oneDNN's convolutions (backward above all) run ~15% faster on it.
-        return x.permute(0, 4, 2, 3, 1).reshape(b * t, h, w, c).permute(0, 3, 1, 2)
+        # Not channels-last, although oneDNN's convolutions run ~15% faster on it: in torch 2.3 the
+        # backward of a strided 1×1 convolution on channels-last frames corrupts the heap (4 input
+        # channels, one thread: "double free or corruption").
+        return x.permute(0, 4, 1, 2, 3).reshape(b * t, c, h, w)
 
     def _weights(self) -> list[torch.Tensor]:
         """Each branch's 2-D kernel ``[C_out, C_in, k, k]`` after the synapse's 8-bit hook."""
@@ -130,8 +132,8 @@ class SMAConv(torch.nn.Module):
             return ((offset % stride == 0) & (offset >= 0) & (offset < stride * out)).to(frames.dtype)
 
         mean_kernel = sum(torch.nn.functional.pad(wt, ((size - wt.shape[-1]) // 2,) * 4) for wt in weights) / len(weights)
-        pixel_weight = torch.einsum("ocij,iy,jx->oyxc", mean_kernel, window(h, ho), window(w, wo)) / (ho * wo)
-        return frames.permute(0, 2, 3, 1).reshape(bt, -1) @ pixel_weight.reshape(pixel_weight.shape[0], -1).T
+        pixel_weight = torch.einsum("ocij,iy,jx->ocyx", mean_kernel, window(h, ho), window(w, wo)) / (ho * wo)
+        return frames.reshape(bt, -1) @ pixel_weight.reshape(pixel_weight.shape[0], -1).T
 
     def _attention(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``W_α [B, N, T]`` and ``W_β [B, N, T, C]`` from ``avgpool_{H,W}(Y)`` ``[B, T, C]``."""
@@ -229,8 +231,7 @@ class _ScaleSum(torch.autograd.Function):
         s, rows, *m = ctx.saved_tensors
         # ∂Z arrives in the neuron's T-last layout: one copy into the branches' layout makes every
         # product below, and the convolutions' backward, run on aligned memory.
-        channels_last = m[0].dim() == 4 and m[0].is_contiguous(memory_format=torch.channels_last)
-        gz = gz.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        gz = gz.contiguous()
         gs = torch.stack([(gz * mn).sum(dim=(2, 3)) for mn in m], dim=1) if ctx.needs_input_grad[0] else None
         gm = [gz * s[:, n, :, None, None] if ctx.needs_input_grad[2 + n] else None for n in range(len(m))]
         for n, frame, ch in _rows_by_scale(rows, len(m)):
@@ -244,7 +245,7 @@ class _ScaleSum(torch.autograd.Function):
         return (gs, None, *gm)
 
 
-def _rows_by_scale(rows: torch.Tensor, scales: int):
+def _rows_by_scale(rows: torch.Tensor, scales: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """AZO's ``(frame, n, c)`` rows as ``(n, frames, channels)`` per scale that has any."""
     for n in range(scales):
         pick = rows[rows[:, 1] == n]
