@@ -1,10 +1,15 @@
 """SMA block (eq. 5–12) and the SMA-VGG family: shapes, softmaxes, N=1, fixed scaling, gradients."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from lava.lib.dl import slayer
 
+from conftest import ROOT
 from train.config import TrainConfig
 from train.errors import ConfigError
 from train.models import build_model
@@ -165,3 +170,21 @@ def test_attention_pooled_from_the_input_equals_pooling_the_branch_currents(kern
     w_alpha, w_beta = block.attention(block.branch_currents(x))
     torch.testing.assert_close(block.last_attention["temporal"], w_alpha)
     torch.testing.assert_close(block.last_attention["channel"], w_beta)
+
+
+def test_training_steps_in_one_thread_keep_the_heap_intact():
+    # torch 2.3's channels-last strided 1×1 conv backward corrupts the heap with 4 input channels in
+    # one thread ("double free or corruption"): the block must not feed its convolutions that layout.
+    code = (
+        "import torch\n"
+        "from train.models.sma import SMAConv\n"
+        "from train.models.azo import AttentionZoneout\n"
+        f"block = SMAConv({NEURON!r}, 4, 6, 8, stride=2, azo=AttentionZoneout(2, 1)).train()\n"
+        "for _ in range(60):\n"
+        "    x = (torch.rand(4, 4, 8, 8, 8) < 0.3).float().requires_grad_()\n"
+        "    block(x).sum().backward()\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
