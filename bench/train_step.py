@@ -3,10 +3,11 @@
 ``python bench/train_step.py --config train/configs/synthgesture.yaml --batch-size 16``
 
 Each model gets the same random spike batch of the config's shape. Step time (forward, loss,
-backward, AdamW step) is the median over ``--rounds`` rounds that take the models in turn, so
-load from other processes falls on all of them alike. Peak memory: on CUDA the allocator's peak
-during steps above what is allocated before them; on CPU, a fresh process per model reports its
-peak RSS during steps above its RSS before them (ru_maxrss). On CPU, glibc malloc is set up as
+backward, AdamW step) is the median over ``--rounds`` rounds that take the models in turn; the
+time ratio is the median of the per-round ratios, so load from other processes falls on all of
+them alike. Peak memory: on CUDA the allocator's peak during steps above what is allocated before
+them; on CPU, a fresh process per model reports its peak RSS during steps above its RSS before
+them (ru_maxrss). On CPU, glibc malloc is set up as
 training sets it (``train/allocator.py``; ``--glibc-defaults`` measures without). Goal (issue 4):
 SMA at most 1.3× the plain network's step time.
 """
@@ -162,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
                         "samples_per_s": cfg.batch_size / step_s, "peak_bytes": peak_memory(args, cfg, steppers[m], m)})
     ref = results[0]
     for r in results:
-        r["time_ratio"] = r["step_s"] / ref["step_s"]
+        # Each round times the models back to back, so the machine's drift (other tenants, memory
+        # bandwidth) falls on all of them alike within a round: the ratio is the median of the
+        # per-round ratios, not the ratio of medians taken from different moments.
+        r["time_ratio"] = statistics.median(a / b for a, b in zip(times[r["model"]], times[ref["model"]]))
         r["memory_ratio"] = r["peak_bytes"] / ref["peak_bytes"] if ref["peak_bytes"] > 0 else float("nan")
 
     print(f"{args.config}: batch {cfg.batch_size}, {cfg.input_size}×{cfg.input_size}, T={cfg.timesteps}, "
