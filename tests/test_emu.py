@@ -271,13 +271,17 @@ def test_validate_cli_reports_identical_samples(tiny_run):
     assert "first mismatch: none" in proc.stdout
 
 
-def test_run_cli_with_emu_backend_gives_the_sim_report(tiny_run, tmp_path):
+@pytest.mark.parametrize("lava, emulated", [("sim", "emu"), ("sim-float", "emu-float")])
+def test_run_cli_with_the_emulator_gives_the_lava_report(tiny_run, tmp_path, lava, emulated):
     reports = {}
-    for backend in ("sim", "emu"):
+    for backend in (lava, emulated):
         path = tmp_path / f"{backend}.json"
         run_cli("-m", "lava_runtime", "run", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",
                 "--samples", "4", "--backend", backend, "--report", str(path))
         reports[backend] = json.loads(path.read_text())
-    assert reports["emu"]["backend"] == "emu"
+    assert reports[lava]["backend"] == lava and reports[emulated]["backend"] == emulated
     for key in ("predictions", "accuracy", "layers", "totals", "samples", "timesteps"):
-        assert reports["emu"][key] == reports["sim"][key], key
+        assert reports[emulated][key] == reports[lava][key], key
+    assert reports[lava]["totals"]["spikes"] > 0
+    if lava == "sim-float":  # both float runs measure their agreement with the fixed-point model
+        assert reports[emulated]["agreement"] == reports[lava]["agreement"] and 0.0 <= reports[lava]["agreement"] <= 1.0

@@ -2,12 +2,9 @@
 the emulator's float arithmetic, step for step; and how it differs from the fixed-point run."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from lava_runtime.emu import run_layers as emulate
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.float_units import dense_float_weights
@@ -62,16 +59,3 @@ def test_emulator_refuses_unknown_arithmetic(tmp_path):
     with pytest.raises(RuntimeConfigError, match="unknown arithmetic 'double'"):
         emulate(net, x, arithmetic="double")
 
-
-def test_run_cli_float_backends_report_their_agreement_with_fixed_point(tiny_run, tmp_path):
-    reports = {}
-    for backend in ("sim-float", "emu-float"):
-        path = tmp_path / f"{backend}.json"
-        run_cli("-m", "lava_runtime", "run", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",
-                "--samples", "4", "--backend", backend, "--report", str(path))
-        reports[backend] = json.loads(path.read_text())
-    sim, emu = reports["sim-float"], reports["emu-float"]
-    assert sim["backend"] == "sim-float" and emu["backend"] == "emu-float"
-    for key in ("predictions", "accuracy", "layers", "totals", "agreement"):
-        assert sim[key] == emu[key], key
-    assert 0.0 <= sim["agreement"] <= 1.0 and sim["totals"]["spikes"] > 0
