@@ -47,10 +47,6 @@ def dense_float_weights(weights: np.ndarray, proc_params: dict[str, Any]) -> np.
     return w.astype(np.float64) * 2.0 ** int(proc_params.get("weight_exp", 0))
 
 
-def _set(var: Any, value: Any) -> None:
-    var.init = value
-
-
 def to_float_units(layers: list[AbstractProcess]) -> None:
     """Rewrite the variables of NetX ``Conv``/``Dense`` blocks (not yet compiled) into float units."""
     for block in layers:
@@ -58,11 +54,15 @@ def to_float_units(layers: list[AbstractProcess]) -> None:
             raise RuntimeConfigError(f"sim-float: no float conversion for NetX block {type(block).__name__}")
         syn, neuron = block.synapse, block.neuron
         if isinstance(block, Dense):
-            _set(syn.weights, dense_float_weights(syn.weights.init, syn.proc_params))  # the float model has no exponent
+            syn.weights.init = dense_float_weights(syn.weights.init, syn.proc_params)  # the float model has no exponent
         else:
-            _set(syn.weight, np.asarray(syn.weight.init, dtype=np.float64))
-        _set(neuron.du, (float(np.asarray(neuron.du.init).reshape(-1)[0]) + 1) / DECAY_UNITY)
-        _set(neuron.dv, float(np.asarray(neuron.dv.init).reshape(-1)[0]) / DECAY_UNITY)
-        _set(neuron.vth, float(np.asarray(neuron.vth.init).reshape(-1)[0]))
-        bias = np.asarray(neuron.bias_mant.init, dtype=np.float64) * 2.0 ** np.asarray(neuron.bias_exp.init, dtype=np.float64)
-        _set(neuron.bias_mant, bias / 2**ACT_SHIFT)
+            syn.weight.init = np.asarray(syn.weight.init, dtype=np.float64)
+        neuron.du.init = (_scalar(neuron.du.init) + 1) / DECAY_UNITY
+        neuron.dv.init = _scalar(neuron.dv.init) / DECAY_UNITY
+        neuron.vth.init = _scalar(neuron.vth.init)
+        bias_exp = np.asarray(neuron.bias_exp.init, dtype=np.float64)
+        neuron.bias_mant.init = np.asarray(neuron.bias_mant.init, dtype=np.float64) * 2.0**bias_exp / 2**ACT_SHIFT
+
+
+def _scalar(value: Any) -> float:
+    return float(np.asarray(value).reshape(-1)[0])
