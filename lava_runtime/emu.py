@@ -93,17 +93,16 @@ class _LayerKernel:
         """Synaptic input (integers in float64) for spikes ``s`` ``[M, *input_shape]`` (M = steps × samples)."""
         layer = self.layer
         x = s.to(self.dtype)
-        if self.float:  # PyConvModelFloat, PyDenseModelFloat: plain sums (exact: binary spikes, dyadic weights)
-            if isinstance(layer, ConvLayer):
-                return F.conv2d(x, self.weight, stride=layer.stride, padding=layer.padding,
-                                dilation=layer.dilation, groups=layer.groups)
-            return x.reshape(x.shape[0], -1) @ self.weight.T
         if isinstance(layer, ConvLayer):
             with torch.backends.cudnn.flags(enabled=False):  # no FFT/Winograd: sums must stay exact
                 a = F.conv2d(x, self.weight, stride=layer.stride, padding=layer.padding,
                              dilation=layer.dilation, groups=layer.groups)
+            if self.float:  # PyConvModelFloat: the plain sum (exact: binary spikes, integer weights)
+                return a
             a = torch.round(a).to(torch.float64)
             return _wrap(a, STATE_BITS) if self.wrap24 else a  # PyConvModelFixed's signed_clamp
+        if self.float:  # PyDenseModelFloat: the plain sum (exact: binary spikes, dyadic weights)
+            return x.reshape(x.shape[0], -1) @ self.weight.T
         a = torch.round(x.reshape(x.shape[0], -1) @ self.weight.T).to(torch.float64)
         # PyDenseModelBitAcc: arithmetic right shift by the shared exponent (floor for negative sums).
         return torch.floor(a / float(1 << -layer.weight_exp))
