@@ -7,9 +7,9 @@ backward, AdamW step) is the median over ``--rounds`` rounds that take the model
 time ratio is the median of the per-round ratios, so load from other processes falls on all of
 them alike. Peak memory: on CUDA the allocator's peak during steps above what is allocated before
 them; on CPU, a fresh process per model reports its peak RSS during steps above its RSS before
-them (ru_maxrss). On CPU, glibc malloc is set up as
-training sets it (``train/allocator.py``; ``--glibc-defaults`` measures without). Goal (issue 4):
-SMA at most 1.3× the plain network's step time.
+them (ru_maxrss). On CPU, glibc malloc is set up as training sets it (``train/allocator.py``;
+``--glibc-defaults`` measures without). Goal (issue 4): SMA at most 1.3× the plain network's step
+time.
 """
 from __future__ import annotations
 
