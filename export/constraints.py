@@ -14,11 +14,10 @@ import numpy as np
 
 from lava_runtime.emu import topology
 from lava_runtime.netfile import ConvLayer, NetFile
+from train.chip import FILE_WEIGHT_RANGE, VTH_MAX, WEIGHT_FULL_SCALE
 
 NEURONS_PER_CORE = 8192
 SYNAPSES_PER_CORE = 120_000_000 // 128
-WEIGHT_RANGE = (-256, 254)  # what NetX keeps without clipping (mixed-sign 8-bit mantissa, exponent)
-VTH_MAX = (1 << 17) - 1  # Lava LIF vth is an unsigned 17-bit register
 DECAY_MAX = 4095  # 12-bit decays
 SOURCES = {
     "neurons_per_core": "Intel Labs, Loihi 2 brief (2021): 1 M neurons / 128 cores",
@@ -44,6 +43,7 @@ class LayerFootprint:
     fan_in: int
     weight_bits: int
     weight_exp: int
+    weight_range_used: float  # max |integer weight| / 255: how much of the 8-bit range the layer uses
     cores: int
 
 
@@ -59,14 +59,14 @@ def footprint(net: NetFile) -> list[LayerFootprint]:
         exp = 0 if isinstance(layer, ConvLayer) else int(layer.weight_exp)
         cores = max(math.ceil(neurons / NEURONS_PER_CORE), math.ceil(synapses / SYNAPSES_PER_CORE), 1)
         rows.append(LayerFootprint(name, layer.kind, list(layer.input_shape), list(layer.shape), neurons, synapses,
-                                   layer.fan_in, bits, exp, cores))
+                                   layer.fan_in, bits, exp, peak / WEIGHT_FULL_SCALE, cores))
     return rows
 
 
 def check(net: NetFile) -> None:
     """Raise :class:`ConstraintError` for the first layer Loihi 2 cannot hold."""
     for name, layer in zip(net.layer_names, net.layers):
-        lo, hi = WEIGHT_RANGE
+        lo, hi = FILE_WEIGHT_RANGE
         w = layer.weight if isinstance(layer, ConvLayer) else (layer.file_weight if layer.file_weight is not None else layer.weight)
         if w.size and (w.min() < lo or w.max() > hi):
             raise ConstraintError(f"layer {name}: weights span [{w.min()}, {w.max()}], Loihi's 8-bit synapses "

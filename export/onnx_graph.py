@@ -1,12 +1,14 @@
 """The deployed network as ONNX: one stateful timestep of the chip's integer arithmetic.
 
-Inputs are the step index ``t``, the input frame ``x`` ``[1, C, H, W]`` and, per layer ``k``,
-its delay buffer ``in_k`` (what reached its synapses one step ago: Lava's one-step synaptic
-delay) and neuron states ``u_k``, ``v_k`` (int64, Loihi's units). Outputs are every layer's
-spikes ``s_k`` and the next buffers and states ``*_next``. Running the step ``T`` times from
-zero states reproduces ``lava_runtime.emu`` (and so the Lava fixed-point simulator) spike for
-spike; the arithmetic is that of ``lava_runtime/netfile.py``'s ``Cuba`` and ``Gain``.
-Netron shows this graph well (NetX HDF5 files it cannot).
+The step is in the layers' *local time* (docs/design.md, "Timing"): layer ``k``'s step ``t``
+integrates layer ``k - 1``'s step ``t`` (the input frame ``x`` for layer 0), which is what the
+chip computes once each layer's one-step lag and per-sample reset are taken out. Inputs are the
+sample step ``t``, the input frame ``x`` ``[1, C, H, W]`` and, per layer ``k``, the neuron
+states ``u_k``, ``v_k`` (int64, Loihi's units); outputs are every layer's spikes ``s_k`` and the
+next states ``*_next``. Running the step ``T`` times from zero states reproduces
+``lava_runtime.emu`` (and so the Lava fixed-point simulator) spike for spike; the arithmetic is
+that of ``lava_runtime/netfile.py``'s ``Cuba`` and ``Gain``. Netron shows this graph well
+(NetX HDF5 files it cannot).
 """
 from __future__ import annotations
 
@@ -66,22 +68,20 @@ def to_onnx(net: NetFile) -> onnx.ModelProto:
     inputs = [helper.make_tensor_value_info("t", TensorProto.INT64, []),
               helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *net.input_shape])]
     outputs = []
-    b.op("Identity", "x", out="in_0_next")
-    outputs.append(helper.make_tensor_value_info("in_0_next", TensorProto.FLOAT, [1, *net.input_shape]))
     period = net.timesteps or 1
+    source = "x"
     for k, layer in enumerate(net.layers):
         shape = [1, *layer.shape]
-        inputs += [helper.make_tensor_value_info(f"in_{k}", TensorProto.FLOAT, [1, *layer.input_shape]),
-                   helper.make_tensor_value_info(f"u_{k}", TensorProto.INT64, shape),
+        inputs += [helper.make_tensor_value_info(f"u_{k}", TensorProto.INT64, shape),
                    helper.make_tensor_value_info(f"v_{k}", TensorProto.INT64, shape)]
         # Integer sums of 0/1 spikes times integer weights are exact in float32 below 2**24.
         if isinstance(layer, ConvLayer):
             w = b.const(layer.weight, f"weight_{k}", np.float32)
-            a = b.op("Conv", f"in_{k}", w, strides=list(layer.stride), dilations=list(layer.dilation),
+            a = b.op("Conv", source, w, strides=list(layer.stride), dilations=list(layer.dilation),
                      pads=[layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]], group=layer.groups)
             a = b.wrap(b.op("Cast", a, to=TensorProto.INT64), STATE_BITS)
         else:
-            flat = b.op("Reshape", f"in_{k}", b.const([1, -1]))
+            flat = b.op("Reshape", source, b.const([1, -1]))
             w = b.const(layer.weight.T, f"weight_{k}", np.float32)
             a = b.op("Cast", b.op("MatMul", flat, w), to=TensorProto.INT64)
             e = layer.weight_exp
@@ -90,8 +90,7 @@ def to_onnx(net: NetFile) -> onnx.ModelProto:
         extra = [1] * (len(layer.shape) - 1)
         if layer.gain is not None:
             mant = b.const(layer.gain.mant.reshape(layer.gain.mant.shape[0], -1, *extra), f"gain_mant_{k}")
-            # Layer inputs are one step old (the delay buffer), so step t applies the gain of t - 1.
-            g = b.op("Gather", mant, b.op("Mod", b.op("Add", "t", b.const(period - 1)), b.const(period)), axis=0)
+            g = b.op("Gather", mant, b.op("Mod", "t", b.const(period)), axis=0)
             mag = b.op("Div", b.op("Mul", b.op("Abs", x), g), b.const(1 << layer.gain.exp))
             x = b.op("Mul", b.op("Sign", x), mag)
         n = layer.neuron
@@ -107,13 +106,10 @@ def to_onnx(net: NetFile) -> onnx.ModelProto:
         s = b.op("Greater", v, b.const(n.vth_mant << 6))
         b.op("Where", s, b.const(0), v, out=f"v_{k}_next")
         b.op("Identity", u, out=f"u_{k}_next")
-        b.op("Cast", s, to=TensorProto.FLOAT, out=f"s_{k}")
-        b.op("Identity", f"s_{k}", out=f"in_{k + 1}_next")
+        source = b.op("Cast", s, to=TensorProto.FLOAT, out=f"s_{k}")
         outputs += [helper.make_tensor_value_info(f"s_{k}", TensorProto.FLOAT, shape),
                     helper.make_tensor_value_info(f"u_{k}_next", TensorProto.INT64, shape),
                     helper.make_tensor_value_info(f"v_{k}_next", TensorProto.INT64, shape)]
-        if k + 1 < len(net.layers):
-            outputs.append(helper.make_tensor_value_info(f"in_{k + 1}_next", TensorProto.FLOAT, shape))
     graph = helper.make_graph(b.nodes, "deployed_step", inputs, outputs, b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sma-lava",
                               ir_version=IR_VERSION)
@@ -131,8 +127,8 @@ def write_onnx(net: NetFile, path: str | Path) -> Path:
 def run_onnx(path: str | Path, spikes: np.ndarray) -> list[np.ndarray]:
     """Run samples ``[N, C, H, W, T]`` through the ONNX step with onnxruntime, each from zero state.
 
-    Returns every layer's spikes ``[N, C, H, W, T]`` (or ``[N, C, T]``) on the same timeline as
-    the emulator's records: step ``t`` of layer ``k`` holds its output at window step ``t``.
+    Returns every layer's spikes ``[N, C, H, W, T]`` (or ``[N, C, T]``) in local time, as the
+    emulator's records hold them: step ``t`` of layer ``k`` is its output at its own step ``t``.
     """
     import onnxruntime as ort
 

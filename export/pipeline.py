@@ -1,8 +1,10 @@
 """Turn a training run into deployable files: fold SMA, write NetX HDF5 (+ ONNX, NIR), verify."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -12,11 +14,13 @@ import torch
 from export.constraints import SOURCES, check, footprint
 from export.netx import ExportError, write_netx
 from export.verify import accuracy_table, fixed_point_accuracy, torch_accuracy
+from export.weight_range import fill_weight_range
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import NetFile, read_net
 from train.atomic import atomic_write_json
 from train.loop import load_checkpoint, load_datasets
-from train.models.fold import calibrate_on, fold_network, sma_blocks
+from train.models.fold import calibrate_on, fold_network, range_shift, sma_blocks
+from train.models.folded import FoldedConv
 
 SMA_MODES = ("per-timestep", "static")
 
@@ -35,6 +39,31 @@ def write_checked(net: torch.nn.Module, out: Path, metadata: dict[str, Any]) -> 
     return netfile
 
 
+def written(net: torch.nn.Module, metadata: dict[str, Any]) -> NetFile:
+    """``net`` as the runtime reads it back from a NetX file (written to a temporary file)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.net"
+        write_netx(net, path, metadata)
+        return read_net(path)
+
+
+def static_form(net: torch.nn.Module) -> torch.nn.Module:
+    """A folded network's ``--sma static`` form: each gain schedule's time mean moved into the weights."""
+    static = copy.deepcopy(net)
+    with torch.no_grad():
+        for block in static.blocks:
+            if isinstance(block, FoldedConv) and block.per_timestep:
+                mean = block.quantized_gain().mean(dim=0)
+                block.synapse.weight.mul_(mean.view(-1, 1, 1, 1, 1))
+                shift = max(0, range_shift(float(block.synapse.weight.abs().max())))
+                if shift:  # outgrew the 8-bit range: scale down, the threshold takes it back
+                    block.synapse.weight.div_(2**shift)
+                    block.set_threshold(float(block.threshold) / 2**shift)
+                block.per_timestep = False
+                block.gain.fill_(1.0)
+    return static.eval()
+
+
 def export_run(
     run_dir: str | Path,
     out: str | Path,
@@ -51,14 +80,21 @@ def export_run(
     if cfg.folded != "none":  # a fine-tuned fold is exported as trained, whatever --sma says
         sma = cfg.folded
     report: dict[str, Any] = {"run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": sma}
-    folded, errors = net, []
+    folded, exact, static, errors = net, net, None, []
     train_set, test_set = load_datasets(cfg)  # raw .spikes arrays: augmentation acts only in __getitem__
     if sma_blocks(net):
         calib = train_set.spikes[:calib_samples]
         stats = calibrate_on(net, calib)
         folded, errors = fold_network(net, stats, per_timestep=sma == "per-timestep")
+        exact, _ = fold_network(net, stats, per_timestep=sma == "per-timestep", quantized=False)
+        if sma == "per-timestep":  # what Loihi 2 runs today (gain neurons have no Loihi 2 model yet)
+            static, _ = fold_network(net, stats, per_timestep=False)
         report["calibration_samples"] = len(calib)
+    elif cfg.folded == "per-timestep":  # a fine-tuned fold: its static form is the time-mean gain in the weights
+        static = static_form(net)
     report["fold_rel_error"] = errors
+    folded, shifts = fill_weight_range(folded)
+    report["weight_range_shift"] = shifts
     meta = {
         "timesteps": cfg.timesteps,
         "input_shape": [2, cfg.input_size, cfg.input_size],
@@ -74,10 +110,16 @@ def export_run(
         raise ExportError(f"{out}: the written file does not validate: {e}") from None
     spikes, labels = test_set.spikes[:verify_samples], test_set.labels[:verify_samples]
     report["verify_samples"] = len(labels)
+    fixed = fixed_point_accuracy(netfile, spikes, labels)
+    static_fixed = fixed
+    if static is not None:
+        static_fixed = fixed_point_accuracy(written(fill_weight_range(static)[0], {**meta, "sma": "static"}),
+                                            spikes, labels)
     report["accuracy"] = accuracy_table(
         torch_accuracy(net, spikes, labels),
-        torch_accuracy(folded, spikes, labels),
-        fixed_point_accuracy(netfile, spikes, labels),
+        torch_accuracy(exact, spikes, labels),
+        fixed,
+        static_fixed,
     )
     report["layers"] = [dataclasses.asdict(row) for row in footprint(netfile)]
     report["cores_estimate"] = sum(row["cores"] for row in report["layers"])
@@ -89,15 +131,18 @@ def export_run(
 
 def format_table(report: dict[str, Any]) -> str:
     """The layer table and accuracies as text, for the terminal."""
-    head = f"{'layer':10s} {'in':>14s} {'out':>14s} {'neurons':>8s} {'synapses':>10s} {'fan-in':>7s} {'wbits':>5s} {'wexp':>4s} {'cores':>5s}"
+    head = (f"{'layer':10s} {'in':>14s} {'out':>14s} {'neurons':>8s} {'synapses':>10s} {'fan-in':>7s} {'wbits':>5s} "
+            f"{'wexp':>4s} {'range':>5s} {'cores':>5s}")
     lines = [head, "-" * len(head)]
     for r in report["layers"]:
         lines.append(f"{r['name']:10s} {str(r['input_shape']):>14s} {str(r['output_shape']):>14s} {r['neurons']:8d} "
-                     f"{r['synapses']:10d} {r['fan_in']:7d} {r['weight_bits']:5d} {r['weight_exp']:4d} {r['cores']:5d}")
+                     f"{r['synapses']:10d} {r['fan_in']:7d} {r['weight_bits']:5d} {r['weight_exp']:4d} "
+                     f"{r['weight_range_used']:5.2f} {r['cores']:5d}")
     a = report["accuracy"]
     lines.append(f"estimated Loihi 2 cores: {report['cores_estimate']}")
     lines.append(f"accuracy on {report['verify_samples']} test samples: dynamic {a['dynamic']:.4f} → folded "
-                 f"{a['folded_float']:.4f} → fixed point {a['fixed_point']:.4f} (total drop {a['drop_total_pp']:.2f} pp)")
+                 f"{a['folded_float']:.4f} → fixed point {a['fixed_point']:.4f} (total drop {a['drop_total_pp']:.2f} pp); "
+                 f"static fold in fixed point {a['static_fixed_point']:.4f}")
     if report["fold_rel_error"]:
         lines.append("SMA factorisation relative error per layer: " + ", ".join(f"{e:.4f}" for e in report["fold_rel_error"]))
     return "\n".join(lines)

@@ -49,8 +49,10 @@ def run_config(backend: str) -> AbstractLoihiRunCfg:
     raise RuntimeConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def run_on_loihi2(net_path: str, spikes: "np.ndarray", timesteps: int) -> tuple["np.ndarray", dict]:
-    """Output spikes ``[W?, ..., N·T]`` of the stock NetX network on Loihi 2, with the profiler's energy and time.
+def run_on_loihi2(net_path: str, spikes: "np.ndarray", timesteps: int, steps: int) -> tuple["np.ndarray", dict]:
+    """Output spikes ``[W?, ..., steps]`` of the stock NetX network on Loihi 2, with the profiler's energy and time.
+
+    ``steps`` covers the samples and the empty steps that carry the last one through the layers.
 
     Written against Intel's lava-loihi (``lava.proc.embedded_io`` adapters between the CPU
     source/sink and the chip, ``lava.utils.profiler.Profiler`` for energy and execution time) but
@@ -69,9 +71,8 @@ def run_on_loihi2(net_path: str, spikes: "np.ndarray", timesteps: int) -> tuple[
     from lava_runtime.graph import to_lava_layout
 
     cfg = run_config("loihi2")
-    steps = spikes.shape[0] * timesteps
     net = netx.hdf5.Network(net_config=str(net_path), reset_interval=timesteps, reset_offset=1)
-    source = SourceBuffer(data=to_lava_layout(spikes).astype(np.int32))
+    source = SourceBuffer(data=to_lava_layout(spikes, steps))
     to_chip = eio.spike.PyToNxAdapter(shape=net.inp.shape)
     from_chip = eio.spike.NxToPyAdapter(shape=net.out.shape)
     sink = SinkBuffer(shape=net.out.shape, buffer=steps)

@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 
 from lava_runtime.backends import EMULATED
-from lava_runtime.emu import Agreement, compare_records
 from lava_runtime.emu import run_layers as emulate
 from lava_runtime.energy import load_energy_model
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import read_net
 from lava_runtime.report import build_report
-from lava_runtime.simulate import LayerRecord, run_layers
+from lava_runtime.records import Agreement, LayerRecord, compare_records, output_agreement
+from lava_runtime.simulate import run_layers
 from train.data import FrameDataset
 from train.errors import DatasetError
 
@@ -80,10 +80,3 @@ def run_dataset(
     info = {"backend": backend, "net": str(net_path), "dataset": dataset, "split": split}
     agreement = None if backend == "emu" else output_agreement(layers, emulate(net_path, data.spikes))
     return build_report(layers, data.labels, info, wall, energy=energy, agreement=agreement)
-
-
-def output_agreement(run: list[LayerRecord], reference: list[LayerRecord]) -> float:
-    """Share of samples whose output spike trains equal the fixed-point model's, step for step."""
-    a, b = run[-1].spikes, reference[-1].spikes
-    n = a.shape[0]
-    return float((a.reshape(n, -1) == b.reshape(n, -1)).all(1).mean()) if n else 1.0

@@ -9,9 +9,8 @@ compute on the same network in float units (:mod:`lava_runtime.float_units`, ``s
 Why whole samples can be batched although Lava streams them back to back: layer ``k`` is
 reset when the first step of a sample reaches it (window step ``k + 1``), and from then on
 until the next reset it only sees that sample. So each sample is run from zero state for ``T``
-steps per layer, layer ``k`` covering window steps ``k + 1 .. T + k``; the steps past ``T - 1``
-are what Lava shows as the next sample's tail (``tail_spikes``), counted only where a next
-sample exists, as in :func:`lava_runtime.simulate.run_layers`.
+steps per layer, layer ``k``'s step ``j`` integrating layer ``k - 1``'s step ``j``: the local
+time of :mod:`lava_runtime.records`, which is what the records hold on every backend.
 """
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from lava_runtime.counting import Topology, conv_fanout, dense_fanout, synops_from_spikes
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import STATE_BITS, ConvLayer, DenseLayer, Layer, NetFile, read_net
-from lava_runtime.simulate import LayerRecord
+from lava_runtime.records import Agreement, LayerRecord, compare_records  # noqa: F401 (re-exported)
 
 _HALF = 1 << (STATE_BITS - 1)  # 2**23
 _ACT_SHIFT = 6  # Loihi MSB-aligns synaptic input and thresholds by 6 bits
@@ -107,10 +106,10 @@ class _LayerKernel:
         # PyDenseModelBitAcc: arithmetic right shift by the shared exponent (floor for negative sums).
         return torch.floor(a / float(1 << -layer.weight_exp))
 
-    def neurons(self, a: torch.Tensor, first_step: int, period: int) -> torch.Tensor:
-        """CUBA dynamics over ``a`` ``[T, B, *shape]`` from zero state; window steps start at ``first_step``."""
+    def neurons(self, a: torch.Tensor) -> torch.Tensor:
+        """CUBA dynamics over ``a`` ``[T, B, *shape]`` from zero state; step ``t`` applies gain row ``t``."""
         if self.float:
-            return self._float_neurons(a, first_step, period)
+            return self._float_neurons(a)
         u = torch.zeros_like(a[0])
         v = torch.zeros_like(a[0])
         out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
@@ -119,7 +118,7 @@ class _LayerKernel:
             if self.wrap32:
                 x = _wrap(x, 32)
             if self.gain is not None:  # sign(x)·((|x|·mant) >> exp) is a truncation toward zero
-                x = torch.trunc(x * self.gain[(first_step + t - 1) % period])
+                x = torch.trunc(x * self.gain[t])
             u = torch.trunc(u.mul_(self.u_keep)).add_(x)  # decay rounds toward zero, like Loihi's shift
             if self.wrap32:
                 u = _wrap(u, 32)
@@ -134,7 +133,7 @@ class _LayerKernel:
             out[t] = s
         return out
 
-    def _float_neurons(self, a: torch.Tensor, first_step: int, period: int) -> torch.Tensor:
+    def _float_neurons(self, a: torch.Tensor) -> torch.Tensor:
         """``PyLifResetModelFloat`` (and the float gain model), operation for operation."""
         u = torch.zeros_like(a[0])
         v = torch.zeros_like(a[0])
@@ -142,7 +141,7 @@ class _LayerKernel:
         for t in range(a.shape[0]):
             x = a[t]
             if self.gain is not None:  # x·mant / 2**exp, exact in float64 either way round
-                x = x * self.gain[(first_step + t - 1) % period]
+                x = x * self.gain[t]
             u = u * self.u_keep + x
             v = v * self.v_keep + u
             if self.bias is not None:
@@ -167,13 +166,13 @@ def topology(layer: Layer) -> Topology:
 
 
 def _forward(kernels: list[_LayerKernel], x: torch.Tensor) -> list[torch.Tensor]:
-    """Spikes ``[T, B, C, H, W]`` → every layer's spikes ``[T, B, *shape]`` over its T steps."""
+    """Spikes ``[T, B, C, H, W]`` → every layer's spikes ``[T, B, *shape]`` over its T local steps."""
     t, b = x.shape[:2]
     outs = []
     s = x
-    for k, kernel in enumerate(kernels):
+    for kernel in kernels:
         a = kernel.synapse(s.reshape(t * b, *s.shape[2:]))
-        s = kernel.neurons(a.reshape(t, b, *a.shape[1:]), first_step=k + 1, period=t)
+        s = kernel.neurons(a.reshape(t, b, *a.shape[1:]))
         outs.append(s)
     return outs
 
@@ -229,11 +228,9 @@ def _run_layers(net: str | Path | NetFile, spikes: np.ndarray, record: str, devi
     last = len(net.layers) - 1
     keep = [record == "all" or k == last for k in range(len(net.layers))]
     counts = [np.zeros((n, t), dtype=np.int64) for _ in net.layers]
-    ext = [np.zeros((n, k + 1), dtype=np.int64) for k in range(len(net.layers))]  # steps T..T+k
-    # synops[k]: into layer k, at the presynaptic step; layer 0's come from the input (no tail).
+    # synops[k]: into layer k, at the presynaptic step; layer 0's come from the input frames.
     synops = [synops_from_spikes(spikes.transpose(0, 3, 2, 1, 4), topos[0].fanout)] + \
         [np.zeros((n, t), dtype=np.int64) for _ in net.layers[1:]]
-    ext_synops = [np.zeros((n, k), dtype=np.int64) for k in range(len(net.layers))]
     full = [np.zeros((n, *layer.lava_shape, t), dtype=np.uint8) if keep[k] else None
             for k, layer in enumerate(net.layers)]
     with torch.inference_mode():
@@ -242,59 +239,14 @@ def _run_layers(net: str | Path | NetFile, spikes: np.ndarray, record: str, devi
             x = torch.as_tensor(np.moveaxis(spikes[start:stop], -1, 0) != 0, device=dev)
             for k, s in enumerate(_forward(kernels, x)):
                 flat = s.reshape(t, stop - start, -1)
-                per_step = flat.sum(-1).T.cpu().numpy()  # [B, T] over steps k+1..T+k
-                counts[k][start:stop, k + 1:] = per_step[:, : t - k - 1]
-                ext[k][start:stop] = per_step[:, t - k - 1:]
+                counts[k][start:stop] = flat.sum(-1).T.cpu().numpy()
                 if k < last:  # what these spikes cost in layer k + 1
                     ops = torch.round(flat.to(torch.float64) @ fanouts[k]).to(torch.int64).T.cpu().numpy()
-                    synops[k + 1][start:stop, k + 1:] = ops[:, : t - k - 1]
-                    ext_synops[k + 1][start:stop] = ops[:, t - k - 1:]
+                    synops[k + 1][start:stop] = ops
                 if keep[k]:
-                    window = s[: t - k - 1]  # window steps k+1 .. T-1
-                    if window.ndim == 5:  # [T, B, C, H, W] → [B, W, H, C, T], Lava's order
-                        window = window.permute(1, 4, 3, 2, 0)
-                    else:
-                        window = window.permute(1, 2, 0)
-                    full[k][start:stop, ..., k + 1:] = window.cpu().numpy()
-    records = []
-    for k, (name, layer) in enumerate(zip(net.layer_names, net.layers)):
-        tail = int(ext[k][:-1].sum())  # sample i's overhang is sample i+1's tail; the last has none
-        records.append(LayerRecord(name, tuple(layer.lava_shape), counts[k], tail, full[k], synops=synops[k],
-                                   tail_synops=int(ext_synops[k][:-1].sum()), topology=topos[k],
-                                   gain=layer.gain is not None))
-    return records
-
-
-@dataclass
-class Agreement:
-    """How two runs of the same samples agree: whole output spike trains, and the first difference."""
-
-    samples: int
-    identical: int  # samples whose output layer spike trains are identical
-    first_mismatch: dict[str, Any] | None  # {layer, sample, timestep, neuron} over all recorded layers
-
-    @property
-    def fraction(self) -> float:
-        """Share of samples with identical output spike trains."""
-        return self.identical / self.samples if self.samples else 1.0
-
-
-def compare_records(a: list[LayerRecord], b: list[LayerRecord]) -> Agreement:
-    """Compare two runs' records (``record="all"`` for a mismatch in any layer, else the output only)."""
-    if [r.name for r in a] != [r.name for r in b] or [r.shape for r in a] != [r.shape for r in b]:
-        raise RuntimeConfigError(f"the runs have different layers: {[r.name for r in a]} vs {[r.name for r in b]}")
-    out_a, out_b = a[-1].spikes, b[-1].spikes
-    n = out_a.shape[0]
-    same = (out_a.reshape(n, -1) == out_b.reshape(n, -1)).all(1)
-    first = None
-    for ra, rb in zip(a, b):
-        if ra.spikes is None or rb.spikes is None:
-            continue
-        diff = np.argwhere(ra.spikes != rb.spikes)  # rows: sample, *neuron, step
-        if len(diff):
-            # Earliest in time first: the later differences are usually its consequences.
-            sample, *neuron, step = min(diff.tolist(), key=lambda d: (d[0], d[-1]))
-            candidate = {"layer": ra.name, "sample": sample, "timestep": step, "neuron": tuple(neuron)}
-            if first is None or (sample, step) < (first["sample"], first["timestep"]):
-                first = candidate
-    return Agreement(n, int(same.sum()), first)
+                    # [T, B, C, H, W] → [B, W, H, C, T], Lava's order
+                    window = s.permute(1, 4, 3, 2, 0) if s.ndim == 5 else s.permute(1, 2, 0)
+                    full[k][start:stop] = window.cpu().numpy()
+    return [LayerRecord(name, tuple(layer.lava_shape), counts[k], full[k], synops=synops[k], topology=topos[k],
+                        gain=layer.gain is not None)
+            for k, (name, layer) in enumerate(zip(net.layer_names, net.layers))]

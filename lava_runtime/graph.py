@@ -2,8 +2,10 @@
 
 Samples are streamed back to back, ``T`` steps each. NetX's ``reset_interval`` resets each
 layer's neurons when the first step of a new sample reaches it (layer k at step ``1 + k`` of
-the sample window, one step of synaptic delay per layer), so no padding steps are needed and
-nothing of one sample leaks into the next.
+the sample window, one step of synaptic delay per layer), so nothing of one sample leaks into
+the next and the chip takes a new sample every ``T`` steps. After the last sample the source
+sends ``L`` empty steps (``L`` = layers) so that its last frame reaches the output layer
+(timing in :mod:`lava_runtime.records`).
 
 Layers whose HDF5 group holds ``gain_mant``/``gain_exp`` (folded SMA, docs/netx-format.md) get
 a :class:`~lava_runtime.processes.gain_lif.GainLIFReset` neuron (built by
@@ -27,6 +29,7 @@ from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.float_units import to_float_units
 from lava_runtime.processes.activity import ActivityCounter
 from lava_runtime.processes.gain_network import GainNetwork
+from lava_runtime.records import stream_steps
 
 
 @dataclass
@@ -50,10 +53,12 @@ class Graph:
     gains: list[bool]
 
 
-def to_lava_layout(spikes: np.ndarray) -> np.ndarray:
-    """SLAYER ``[N, C, H, W, T]`` samples → one Lava stream ``[W, H, C, N·T]``."""
+def to_lava_layout(spikes: np.ndarray, steps: int | None = None) -> np.ndarray:
+    """SLAYER ``[N, C, H, W, T]`` samples → one int32 Lava stream ``[W, H, C, steps]`` (zeros after N·T)."""
     n, c, h, w, t = spikes.shape
-    return spikes.transpose(3, 2, 1, 0, 4).reshape(w, h, c, n * t)
+    stream = spikes.transpose(3, 2, 1, 0, 4).reshape(w, h, c, n * t).astype(np.int32)
+    pad = (steps or n * t) - n * t
+    return np.concatenate([stream, np.zeros((w, h, c, pad), np.int32)], -1) if pad > 0 else stream
 
 
 def layer_topology(block: AbstractProcess, input_shape: tuple[int, ...]) -> Topology:
@@ -94,7 +99,6 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
     """
     net_path = Path(net_path)
     timesteps = spikes.shape[-1]
-    num_steps = spikes.shape[0] * timesteps
     gain_rows = _gain_rows(net_path)
     for k, (gain, rows) in enumerate(gain_rows):
         if gain and rows != timesteps:
@@ -105,7 +109,8 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
         raise RuntimeConfigError(f"{net_path}: cannot build the Lava network ({e})") from None
     if arithmetic == "float":
         to_float_units(net.layers)
-    source = SourceBuffer(data=to_lava_layout(spikes).astype(np.int32))
+    num_steps = stream_steps(spikes.shape[0], timesteps, len(net.layers))
+    source = SourceBuffer(data=to_lava_layout(spikes, num_steps))
     source.s_out.connect(net.inp)
     topology, shape_in = [], tuple(net.inp.shape)
     for layer in net.layers:

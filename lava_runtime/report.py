@@ -1,10 +1,12 @@
 """Reports of a run: ``report.json`` for machines, ``report.md`` with PNG plots for people.
 
-Counting conventions (lava_runtime/counting.py): ``spikes`` and ``synops`` of a layer count
-its sample windows, as the torch model does; ``tail_spikes``/``tail_synops`` are the same
-activity spent on a previous sample's tail. Energy counts all activity the chip performs
-(window and tail): ``synops × synop_j + neuron_updates × neuron_update_j + spikes × spike_j``.
-The 45 nm ANN comparison and the NeuroBench-style ACs use the window synops, as papers do.
+Counting conventions (lava_runtime/counting.py, timing in lava_runtime/records.py): ``spikes``
+and ``synops`` of a layer count the ``T`` steps in which the layer processes each sample (its
+local time, as the torch model computes it), so every spike the chip makes for a sample is
+counted for that sample. Energy is
+``synops × synop_j + neuron_updates × neuron_update_j + spikes × spike_j``, with every neuron
+advanced at each of the sample's ``T`` steps. The 45 nm ANN comparison and the NeuroBench-style
+ACs use the same synops, as papers do.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from lava_runtime.energy import EnergyModel, ann_comparison, layer_energy
-from lava_runtime.simulate import LayerRecord
+from lava_runtime.records import LayerRecord
+from train.decision import decide
 from train.atomic import atomic_write, atomic_write_json
 
 WEIGHT_BYTES = 1  # 8-bit weight mantissas
@@ -35,17 +38,14 @@ def layer_rows(layers: list[LayerRecord], samples: int, timesteps: int,
             "neurons": neurons,
             "synapses": topo.synapses if topo else None,
             "spikes": int(layer.counts.sum()),
-            "tail_spikes": int(layer.tail_spikes),
             "synops": int(layer.synops.sum()) if layer.synops is not None else None,
-            "tail_synops": int(layer.tail_synops) if layer.synops is not None else None,
-            # Every neuron is advanced at every step of the run, tails included.
+            # Every neuron is advanced at every step; one sample occupies a layer for T steps.
             "neuron_updates": neurons * samples * timesteps,
             "spikes_per_step": layer.counts.sum(0).tolist(),
             "synops_per_step": layer.synops.sum(0).tolist() if layer.synops is not None else None,
         }
         if energy is not None and row["synops"] is not None:
-            parts = layer_energy(energy, row["synops"] + row["tail_synops"], row["neuron_updates"],
-                                 row["spikes"] + row["tail_spikes"])
+            parts = layer_energy(energy, row["synops"], row["neuron_updates"], row["spikes"])
             row["energy_by_op_j"] = parts
             row["energy_j"] = sum(parts.values())
         else:
@@ -93,13 +93,12 @@ def build_report(
 ) -> dict[str, Any]:
     """The report dict (schema in DESIGN.md): run, accuracy by output spike count, per-layer counts, energy."""
     out = layers[-1].spikes
-    counts = out.reshape(out.shape[0], -1, out.shape[-1]).sum(-1)
-    predictions = counts.argmax(-1)
+    decision = decide(out)
+    predictions = decision.predictions
     samples, timesteps = out.shape[0], out.shape[-1]
     rows = layer_rows(layers, samples, timesteps, energy)
     totals: dict[str, Any] = {
         "spikes": sum(r["spikes"] for r in rows),
-        "tail_spikes": sum(r["tail_spikes"] for r in rows),
         "synops": sum(r["synops"] for r in rows) if all(r["synops"] is not None for r in rows) else None,
         "neuron_updates": sum(r["neuron_updates"] for r in rows),
         "energy_j": None,
@@ -111,6 +110,8 @@ def build_report(
         "timesteps": int(timesteps),
         "accuracy": float((predictions == labels).mean()) if samples else 0.0,
         "agreement": agreement,
+        "tied": decision.tied,
+        "undecided": decision.undecided,
         "predictions": predictions.tolist(),
         "labels": [int(v) for v in labels],
         "wall_s": wall_s,
@@ -168,12 +169,14 @@ def render_markdown(report: dict[str, Any], images: list[str]) -> str:
              f"{report['samples']} samples of {report.get('dataset', '?')}/{report.get('split', '?')}, "
              f"{report['timesteps']} timesteps each: accuracy **{report['accuracy']:.3f}**"
              + (f", agreement with the fixed-point model {report['agreement']:.3f}" if report.get("agreement") is not None else "")
-             + f"; {_fmt(report.get('steps_per_s'))} timesteps/s.", "",
-             "| layer | type | neurons | synapses | spikes | tail spikes | synops | neuron updates | energy (J) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             + f"; {_fmt(report.get('steps_per_s'))} timesteps/s. Ties in the output spike count: "
+             f"{report.get('tied', 0)} samples, {report.get('undecided', 0)} left undecided by the earliest first spike "
+             "(counted as errors).", "",
+             "| layer | type | neurons | synapses | spikes | synops | neuron updates | energy (J) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in report["layers"]:
         lines.append(f"| {r['name']} | {r.get('type', '')} | {_fmt(r['neurons'])} | {_fmt(r.get('synapses'))} | "
-                     f"{_fmt(r['spikes'])} | {_fmt(r['tail_spikes'])} | {_fmt(r.get('synops'))} | "
+                     f"{_fmt(r['spikes'])} | {_fmt(r.get('synops'))} | "
                      f"{_fmt(r.get('neuron_updates'))} | {_fmt(r.get('energy_j'))} |")
     t = report["totals"]
     lines += ["", f"Totals: {_fmt(t['spikes'])} spikes, {_fmt(t.get('synops'))} synops, "

@@ -6,7 +6,6 @@ import math
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -17,45 +16,29 @@ from lava.magma.core.run_configs import AbstractLoihiRunCfg
 from tqdm import tqdm
 
 from lava_runtime.backends import run_config, run_on_loihi2
-from lava_runtime.counting import Topology, synops_from_spikes
+from lava_runtime.counting import synops_from_spikes
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.graph import Graph, build_graph
-
-
-@dataclass
-class LayerRecord:
-    """One layer's output over ``N`` samples of ``T`` steps.
-
-    Layer ``k`` (0-based) is ``k + 1`` steps behind the input, so the first ``k + 1`` steps of a
-    sample's window still carry the previous sample's tail. Those steps are zeroed in
-    ``counts`` and ``spikes`` (SLAYER's ``delay_shift`` model has zeros there too) and their
-    spikes, real activity on the chip, are counted in ``tail_spikes``.
-
-    ``synops`` are the synaptic operations *into* this layer, at the step of the presynaptic
-    spike (layer 0's come from the input, which has no tail); the presynaptic layer's tail steps
-    are zeroed there too and summed in ``tail_synops``. ``topology`` holds the layer's synapses.
-    """
-
-    name: str
-    shape: tuple[int, ...]  # neurons in Lava's (W, H, C) order
-    counts: np.ndarray  # [N, T] spikes per step
-    tail_spikes: int
-    spikes: np.ndarray | None = None  # [N, *shape, T] where recorded
-    synops: np.ndarray | None = None  # [N, T] synaptic operations into this layer per step
-    tail_synops: int = 0
-    topology: Topology | None = None
-    gain: bool = False  # the neuron scales its input by a per-timestep gain
-    hardware: dict | None = None  # energy and time measured on Loihi 2 (output layer of a loihi2 run)
+from lava_runtime.records import LayerRecord, local_windows, stream_steps
 
 
 class Interrupted(KeyboardInterrupt):
     """The run was stopped by SIGTERM (treated like Ctrl-C so that cleanup runs)."""
 
 
+_signalled = threading.Event()  # a SIGTERM arrived while stop_on_signals was active
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM into an exception in the main thread so ``finally`` blocks stop Lava's runtime."""
+    """Turn SIGTERM into an exception in the main thread so ``finally`` blocks stop Lava's runtime.
+
+    Python drops an exception raised where it cannot propagate (e.g. in the at-fork hook that
+    runs while Lava forks its workers), so the handler also sets a flag that
+    :func:`raise_if_signalled` checks once the run returns.
+    """
     def handler(signum: int, frame: object) -> None:
+        _signalled.set()
         raise Interrupted(f"signal {signum}")
 
     try:
@@ -63,10 +46,17 @@ def stop_on_signals() -> Iterator[None]:
     except ValueError:  # not the main thread: signals cannot be handled here, nothing to restore
         yield
         return
+    _signalled.clear()
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def raise_if_signalled() -> None:
+    """Raise :class:`Interrupted` if a SIGTERM was handled but its exception got lost."""
+    if _signalled.is_set():
+        raise Interrupted("signal 15")
 
 
 class LavaRunError(RuntimeConfigError):
@@ -161,7 +151,8 @@ def run_graph(graph: Graph, cfg: AbstractLoihiRunCfg, samples: int, timesteps: i
               ) -> tuple[list[np.ndarray | None], tuple[np.ndarray, np.ndarray] | None]:
     """Run ``graph`` over all samples; return each sink's spikes and the counter's ``(counts, synops)``.
 
-    Lava's runtime is always stopped.
+    Lava's runtime is always stopped. The stream runs ``graph.num_steps`` steps: the samples'
+    and, after the last one, the steps it needs to reach the end of the last layer.
 
     The run advances in chunks of whole samples so a progress bar can follow it; Lava keeps its
     state between ``run`` calls, so chunking does not change a single spike. Errors, Ctrl-C and
@@ -177,8 +168,9 @@ def run_graph(graph: Graph, cfg: AbstractLoihiRunCfg, samples: int, timesteps: i
                 done = 0
                 while done < samples:
                     step = min(chunk, samples - done)
+                    steps = step * timesteps + (graph.num_steps - samples * timesteps if done + step == samples else 0)
                     try:
-                        graph.net.run(condition=RunSteps(num_steps=step * timesteps), run_cfg=cfg)
+                        graph.net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
                     except Exception as e:  # Lava reports a failed worker as RuntimeError or worse
                         supervisor.done.set()
                         supervisor.join()
@@ -186,6 +178,7 @@ def run_graph(graph: Graph, cfg: AbstractLoihiRunCfg, samples: int, timesteps: i
                         raise LavaRunError(f"the Lava run failed: {cause}") from None
                     done += step
                     bar.update(step)
+                    raise_if_signalled()
             supervisor.done.set()
             supervisor.join()
             if supervisor.failure:
@@ -199,14 +192,6 @@ def run_graph(graph: Graph, cfg: AbstractLoihiRunCfg, samples: int, timesteps: i
             _shutdown(graph.net, timeout=2.0 if supervisor.failure else 20.0)
 
 
-def _window(x: np.ndarray, latency: int) -> tuple[np.ndarray, int]:
-    """Zero the first ``latency`` steps of every sample window; return them summed (sample 0's are empty)."""
-    tail = int(x[1:, ..., :latency].sum())
-    x = x.copy()
-    x[..., :latency] = 0
-    return x, tail
-
-
 def _loihi2_layers(net_path: Path, spikes: np.ndarray) -> list[LayerRecord]:
     """The output layer's record from a Loihi 2 run, carrying the profiler's measurement (see backends)."""
     import h5py
@@ -218,12 +203,11 @@ def _loihi2_layers(net_path: Path, spikes: np.ndarray) -> list[LayerRecord]:
         layers = sum(1 for k in h["layer"] if h["layer"][k]["type"][()][0] in (b"conv", b"dense"))
     n, t = spikes.shape[0], spikes.shape[-1]
     with stop_on_signals():
-        data, measured = run_on_loihi2(str(net_path), spikes, t)
+        data, measured = run_on_loihi2(str(net_path), spikes, t, stream_steps(n, t, layers))
     shape = tuple(data.shape[:-1])
-    s = np.moveaxis(data.reshape(*shape, n, t), -2, 0).astype(np.uint8)
-    s, _ = _window(s, layers)  # the output layer is the last of ``layers``, ``layers`` steps behind
-    counts, tail = _window((np.moveaxis(data.reshape(*shape, n, t), -2, 0) != 0).reshape(n, -1, t).sum(1), layers)
-    return [LayerRecord(f"{layers - 1}:output", shape, counts.astype(np.int64), tail, s, hardware=measured)]
+    s = local_windows(data, layers - 1, n, t).astype(np.uint8)  # the output layer is the last of ``layers``
+    counts = (s != 0).reshape(n, -1, t).sum(1).astype(np.int64)
+    return [LayerRecord(f"{layers - 1}:output", shape, counts, s, hardware=measured)]
 
 
 def run_layers(net_path: str | Path, spikes: np.ndarray, backend: str = "sim", record: str = "output",
@@ -237,23 +221,20 @@ def run_layers(net_path: str | Path, spikes: np.ndarray, backend: str = "sim", r
     if len(graph.sinks) >= t:
         raise RuntimeConfigError(f"{net_path}: {len(graph.sinks)} layers need more than T={t} timesteps per sample")
     sink_data, counted = run_graph(graph, cfg, n, t, progress)
-    # Input spikes belong to their own sample (no latency): layer 0's synops need no tail.
-    incoming, tail_in = synops_from_spikes(spikes.transpose(0, 3, 2, 1, 4), graph.topology[0].fanout), 0
+    incoming = synops_from_spikes(spikes.transpose(0, 3, 2, 1, 4), graph.topology[0].fanout)
     records = []
     last = len(graph.sinks) - 1
     for k, (name, d, layer) in enumerate(zip(graph.layer_names, sink_data, graph.net.layers)):
         shape = tuple(int(v) for v in layer.out.shape)
-        latency = k + 1
         if d is not None:
-            raw = np.moveaxis(d.reshape(*shape, n, t), -2, 0)
-            s, _ = _window(raw.astype(np.uint8), latency)
-            counts_raw = (raw != 0).reshape(n, -1, t).sum(1).astype(np.int64)
-            out_raw = synops_from_spikes(raw, graph.topology[k + 1].fanout) if k < last else np.zeros((n, t), np.int64)
+            s = local_windows(d, k, n, t).astype(np.uint8)
+            counts = (s != 0).reshape(n, -1, t).sum(1).astype(np.int64)
+            outgoing = synops_from_spikes(s, graph.topology[k + 1].fanout) if k < last else None
         else:
             j = graph.counted.index(k)
             s = None
-            counts_raw, out_raw = counted[0][j].reshape(n, t), counted[1][j].reshape(n, t)
-        counts, tail = _window(counts_raw.astype(np.int64), latency)
-        records.append(LayerRecord(name, shape, counts, tail, s, incoming, tail_in, graph.topology[k], graph.gains[k]))
-        incoming, tail_in = _window(out_raw.astype(np.int64), latency)
+            counts = local_windows(counted[0][j], k, n, t).astype(np.int64)
+            outgoing = local_windows(counted[1][j], k, n, t).astype(np.int64)
+        records.append(LayerRecord(name, shape, counts, s, incoming, graph.topology[k], graph.gains[k]))
+        incoming = outgoing
     return records

@@ -90,12 +90,12 @@ def slayer_net(path, t: int) -> None:
     torch.manual_seed(3)
     blocks = torch.nn.ModuleList([
         slayer.block.cuba.Conv({"threshold": 0.6, "current_decay": 0.3, "voltage_decay": 0.05}, 2, 6, 3, stride=2,
-                               padding=1, weight_scale=4, delay_shift=True),
+                               padding=1, weight_scale=4, delay_shift=False),
         slayer.block.cuba.Conv({"threshold": 1.1, "current_decay": 0.1, "voltage_decay": 0.2}, 6, 8, 3, stride=1,
-                               padding=1, weight_scale=4, delay_shift=True),
+                               padding=1, weight_scale=4, delay_shift=False),
         slayer.block.cuba.Flatten(),
         slayer.block.cuba.Dense({"threshold": 0.8, "current_decay": 0.5, "voltage_decay": 0.01}, 8 * 6 * 6, 7,
-                                weight_scale=4, delay_shift=True),
+                                weight_scale=4, delay_shift=False),
     ])
 
     class Net(torch.nn.Module):

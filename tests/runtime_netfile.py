@@ -116,14 +116,15 @@ def _trunc_scale(x: np.ndarray, num: int | np.ndarray, shift: int) -> np.ndarray
 
 
 def reference(layers: list[LayerSpec], x: np.ndarray) -> list[np.ndarray]:
-    """Every layer's spikes ``[N, C, H, W, T]`` (or ``[N, out, T]``) on the streamed timeline.
+    """Every layer's spikes ``[N, C, H, W, T]`` (or ``[N, out, T]``) per sample, from the streamed timeline.
 
-    Steps a layer spends on the previous sample's tail (its first ``k + 1`` window steps) are
-    zeroed, as the runtime reports them.
+    The stream is the samples back to back and then ``L`` empty steps; layer ``k``'s record of
+    sample ``i`` is the ``T`` steps from its reset (window steps ``i·T + k + 1 .. i·T + T + k``).
     """
     n, t = x.shape[0], x.shape[-1]
-    steps = n * t
-    prev = [x[(tau - 1) // t, ..., (tau - 1) % t] for tau in range(1, steps + 1)]  # what arrives at step tau
+    steps = n * t + len(layers)
+    frames = [x[(tau - 1) // t, ..., (tau - 1) % t] for tau in range(1, n * t + 1)]
+    prev = frames + [np.zeros_like(frames[0])] * len(layers)  # what arrives at step tau
     outs = []
     for k, spec in enumerate(layers):
         u = np.zeros(spec.shape, dtype=np.int64)
@@ -136,8 +137,8 @@ def reference(layers: list[LayerSpec], x: np.ndarray) -> list[np.ndarray]:
                 u[...] = 0
                 v[...] = 0
             cur = a << 6
-            if spec.gain_mant is not None:
-                g = spec.gain_mant[(tau - 2) % t].astype(np.int64)
+            if spec.gain_mant is not None:  # the sample's step since the reset
+                g = spec.gain_mant[(tau - 2 - k) % t].astype(np.int64)
                 g = g.reshape(-1, *([1] * (cur.ndim - 1)))  # channel is the first axis here
                 cur = _trunc_scale(cur, g, spec.gain_exp)
             u = _trunc_scale(u, 4096 - spec.i_decay, 12) + cur
@@ -147,8 +148,7 @@ def reference(layers: list[LayerSpec], x: np.ndarray) -> list[np.ndarray]:
             v[fired] = 0
             out[tau - 1] = fired
         prev = list(out)
-        windows = out.reshape(n, t, *spec.shape)
-        windows[:, : k + 1] = 0
+        windows = out[k + 1:k + 1 + n * t].reshape(n, t, *spec.shape)
         outs.append(np.moveaxis(windows, 1, -1))
     return outs
 

@@ -123,3 +123,43 @@ def test_fold_network_replaces_every_sma_block_and_exports_gains(tmp_path):
                 assert h["layer/2/gain_mant"].shape == (6, 6)
         net_proc = netx.hdf5.Network(net_config=str(path))  # stock NetX reads both forms
         assert net_proc.out.shape == (3,)
+
+
+@pytest.mark.parametrize("per_timestep", [True, False], ids=["per-timestep", "static"])
+def test_a_fold_under_near_uniform_attention_keeps_the_weight_precision(per_timestep):
+    """Softmax attention makes Σ_n r[n, c] ≤ 1 (≈ 1/N when uniform): the merged kernel is smaller than
+    the branches, so the fold scales it *up* into the 8-bit range and the threshold takes it back."""
+    from train.models.fold import fold_block
+    from train.models.sma import SMAConv
+
+    torch.manual_seed(4)
+    params = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "requires_grad": False}
+    block = SMAConv(params, 64, 128, 4, stride=2, weight_scale=2 * 4**1.5)
+    n = len(block.branches)
+    s = torch.full((n, 4, 128), 1.0 / n**2, dtype=torch.float64)  # W_α = W_β = 1/N: Σ_n r = 1/N
+    s[:, :, :64] *= 1.5  # two groups of channels, and a time schedule, so the gain has work to do
+    s *= torch.tensor([1.0, 0.8, 1.2, 1.0], dtype=torch.float64).view(1, 4, 1)
+    folded, _ = fold_block(block, s, per_timestep=per_timestep)
+    exact, _ = fold_block(block, s, per_timestep=per_timestep, quantized=False)
+    q = folded.synapse.pre_hook_fx(folded.synapse.weight)[..., 0]
+    ints = (q * 64).round()
+    assert ints.abs().max() >= 128  # weight_range_used >= 0.5 (it was 12 of 254 before)
+    # The threshold took back the power of two, and the 8-bit rounding error against the float
+    # fold is small, also on the outer 7×7 ring.
+    k = float(folded.threshold) / block.neuron.threshold
+    assert k >= 2 and k == 2 ** round(np.log2(k)) and float(exact.threshold) == float(folded.threshold)
+    ref = exact.synapse.weight[..., 0]
+    rel = float((q - ref).norm() / ref.norm())
+    unscaled = folded.neuron.quantize_8bit(ref / k) * k  # the same kernel rounded without the scaling
+    assert rel < 0.06 and float((unscaled - ref).norm() / ref.norm()) > 0.3, rel
+    ring = torch.ones(7, 7, dtype=torch.bool)
+    ring[1:6, 1:6] = False
+    assert float((ints[:, :, ring] == 0).float().mean()) < 0.2
+    assert float((unscaled[:, :, ring] == 0).float().mean()) > 0.5  # without the scaling most of it rounds to 0
+    if per_timestep:  # the gain schedule is kept, not folded into the scaling
+        torch.testing.assert_close(folded.gain.detach().double(), exact.gain.detach().double())
+    # And the two spike alike.
+    x = (torch.rand(2, 64, 12, 12, 4) < 0.3).float()
+    with torch.no_grad():
+        a, b = folded(x), exact(x)
+    assert a.sum() > 0 and float((a != b).float().mean()) < 0.03

@@ -12,6 +12,7 @@ from lava.lib.dl import netx
 from conftest import run_cli
 from lava_runtime.simulate import run_layers
 from train.data import FrameDataset
+from train.decision import predict
 from train.loop import load_checkpoint
 
 
@@ -57,8 +58,8 @@ def test_lava_sim_matches_torch_spike_for_spike_on_dataset_samples(tiny_run):
         np.testing.assert_array_equal(rec.spikes, ref, err_msg=rec.name)
         np.testing.assert_array_equal(rec.counts, ref.reshape(ref.shape[0], -1, ref.shape[-1]).sum(1))
     assert lava[0].counts.sum() > 0  # the comparison is not of two silent networks
-    torch_pred = expected[-1].sum(-1).argmax(-1)
-    lava_pred = lava[-1].spikes.sum(-1).argmax(-1)
+    torch_pred = predict(expected[-1])
+    lava_pred = predict(lava[-1].spikes)
     np.testing.assert_array_equal(lava_pred, torch_pred)
 
 
@@ -86,7 +87,7 @@ def test_run_cli_writes_report_with_counts(tiny_run):
     # The same samples through the torch model give the same predictions.
     net, cfg, _ = load_checkpoint(tiny_run)
     data = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=5)
-    torch_pred = _torch_layer_spikes(net, data.spikes)[-1].sum(-1).argmax(-1)
+    torch_pred = predict(_torch_layer_spikes(net, data.spikes)[-1])
     assert report["predictions"] == torch_pred.tolist()
     accuracy = float((torch_pred == data.labels).mean())
     assert report["accuracy"] == accuracy

@@ -62,7 +62,7 @@ def test_current_is_eq12_sum_of_branches_times_both_attentions():
 def test_n1_reduces_to_a_plain_conv_synapse_scaled_by_one():
     torch.manual_seed(2)
     block = SMAConv(NEURON, 3, 4, T, kernel_sizes=(3,), stride=2)
-    plain = slayer.block.cuba.Conv({**NEURON, "requires_grad": False}, 3, 4, 3, stride=2, padding=1, delay_shift=True)
+    plain = slayer.block.cuba.Conv({**NEURON, "requires_grad": False}, 3, 4, 3, stride=2, padding=1, delay_shift=False)
     with torch.no_grad():
         plain.synapse.weight.copy_(block.branches[0].weight)
     x = spikes(seed=2, p=0.5)
@@ -141,10 +141,10 @@ def test_vgg_is_unchanged_by_the_sma_refactor():
     net = build_model(_cfg("vgg"), 11)
     torch.manual_seed(6)
     params = {**NEURON, "requires_grad": False}
-    ref = [slayer.block.cuba.Conv(params, cin, cout, 3, stride=2, padding=1, weight_scale=2, delay_shift=True)
+    ref = [slayer.block.cuba.Conv(params, cin, cout, 3, stride=2, padding=1, weight_scale=2, delay_shift=False)
            for cin, cout in ((2, 4), (4, 6), (6, 8))]
-    ref += [slayer.block.cuba.Flatten(), slayer.block.cuba.Dense(params, 32, 16, weight_scale=2, delay_shift=True),
-            slayer.block.cuba.Dense(params, 16, 11, weight_scale=2, delay_shift=True)]
+    ref += [slayer.block.cuba.Flatten(), slayer.block.cuba.Dense(params, 32, 16, weight_scale=2, delay_shift=False),
+            slayer.block.cuba.Dense(params, 16, 11, weight_scale=2, delay_shift=False)]
     ref = torch.nn.Sequential(*ref)
     assert type(net) is VGG
     assert [k for k in net.state_dict()] == ["blocks." + k for k in ref.state_dict()]

@@ -29,6 +29,7 @@ from train.allocator import keep_freed_memory
 from train.atomic import atomic_write, atomic_write_json
 from train.config import TrainConfig
 from train.data import Augment, FrameDataset
+from train.decision import predict
 from train.errors import CheckpointError, ConfigError
 from train.models import build_model
 
@@ -105,7 +106,7 @@ def _all_sum(values: list[float], proc: Process) -> list[float]:
 
 def evaluate(net: torch.nn.Module, loader: torch.utils.data.DataLoader, loss_fn: Any, device: str | torch.device,
              proc: Process | None = None) -> tuple[float, float]:
-    """Mean loss and accuracy (rate-coded prediction) of ``net`` over ``loader`` (summed over processes)."""
+    """Mean loss and accuracy (``train.decision``) of ``net`` over ``loader`` (summed over processes)."""
     net.eval()
     total, correct, loss_sum = 0, 0, 0.0
     with torch.no_grad():
@@ -113,7 +114,7 @@ def evaluate(net: torch.nn.Module, loader: torch.utils.data.DataLoader, loss_fn:
             x, y = x.to(device), y.to(device)
             out = net(x)
             loss_sum += float(loss_fn(out, y)) * len(y)
-            correct += int((slayer.classifier.Rate.predict(out) == y).sum())
+            correct += int((predict(out) == y.cpu().numpy()).sum())
             total += len(y)
     loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc or Process(torch.device(device)))
     return loss_sum / max(total, 1), correct / max(total, 1)
@@ -298,7 +299,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
             loss.backward()
             optimizer.step()
             loss_sum += float(loss) * len(y)
-            correct += int((slayer.classifier.Rate.predict(out) == y).sum())
+            correct += int((predict(out) == y.cpu().numpy()).sum())
             total += len(y)
             bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
         scheduler.step()

@@ -2,7 +2,8 @@
 
 A folded SMA layer (docs/netx-format.md, "Per-timestep gain") multiplies the neuron's synaptic
 input at sample step ``t`` and channel ``c`` by ``gain_mant[t, c] / 2**gain_exp``. In fixed
-point, with ``t = (time_step - 2) mod T`` on Lava's 1-based clock::
+point, with ``t = (time_step - reset_offset) mod T`` on Lava's 1-based clock (the layer's
+reset step is its sample's step 0)::
 
     x = a_in << 6                                        # Loihi's MSB alignment
     x = sign(x) * ((|x| * gain_mant[t, c]) >> gain_exp)  # rounds toward zero
@@ -30,16 +31,14 @@ GAIN_MANT_MAX = 4095  # 12-bit unsigned mantissa
 GAIN_EXP_MAX = 15
 
 
-# docs/netx-format.md: row ``(time_step - GAIN_CLOCK_LAG) mod T``. The neuron at Lava step ``τ``
-# integrates the input SLAYER's model sees at sample step ``τ - 2`` (one step of source and one
-# of synaptic delay) and its output lands at step ``τ - 1``; the gain belongs to the input, so
-# the row is ``τ - 2``, the same index ``FoldedConv`` uses in training.
-GAIN_CLOCK_LAG = 2
+def gain_step(time_step: int, reset_offset: int, timesteps: int) -> int:
+    """Row of the gain table used at Lava's 1-based ``time_step`` (docs/netx-format.md).
 
-
-def gain_step(time_step: int, timesteps: int) -> int:
-    """Row of the gain table used at Lava's 1-based ``time_step`` (docs/netx-format.md)."""
-    return (time_step - GAIN_CLOCK_LAG) % timesteps
+    NetX resets layer ``k`` at ``time_step ≡ reset_offset (mod T)``, the step at which the first
+    frame of a sample reaches its neurons; from there on step ``t`` of the sample uses row ``t``,
+    the same index ``FoldedConv`` uses in training.
+    """
+    return (time_step - reset_offset) % timesteps
 
 
 def apply_gain_fixed(a_in: np.ndarray, mant_row: np.ndarray, exp: int) -> np.ndarray:
@@ -86,12 +85,13 @@ class PyGainLifResetModelBitAcc(PyLifResetModelBitAcc):
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
         self.timesteps = proc_params["timesteps"]
+        self.gain_offset = proc_params["reset_offset"]
         # The gain needs the shifted input, so the shift moves here and the parent adds x as is.
         self.act_shift = 0
 
     def subthr_dynamics(self, activation_in: np.ndarray) -> None:
         """Scale the input by this step's gain row, then Lava's fixed-point LIF update."""
-        row = self.gain_mant[gain_step(self.time_step, self.timesteps)]
+        row = self.gain_mant[gain_step(self.time_step, self.gain_offset, self.timesteps)]
         x = apply_gain_fixed(activation_in, row, int(self.gain_exp[0]))
         # The parent adds the current into int32 as it does for stock input (same wrap on overflow).
         super().subthr_dynamics(x)
@@ -112,8 +112,9 @@ class PyGainLifResetModelFloat(PyLifResetModelFloat):
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
         self.timesteps = proc_params["timesteps"]
+        self.gain_offset = proc_params["reset_offset"]
 
     def subthr_dynamics(self, activation_in: np.ndarray) -> None:
         """Scale the input by this step's gain row, then Lava's float LIF update."""
-        row = self.gain_mant[gain_step(self.time_step, self.timesteps)]
+        row = self.gain_mant[gain_step(self.time_step, self.gain_offset, self.timesteps)]
         super().subthr_dynamics(activation_in * row / 2.0 ** self.gain_exp[0])

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from train.chip import FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
 from train.models.folded import FoldedConv
 from train.models.sma import SMAConv
 
-WEIGHT_LIMIT = 254 / 64  # largest weight SLAYER's quantize_8bit (and NetX) keeps, in float units
+WEIGHT_LIMIT = FILE_WEIGHT_RANGE[1] / W_SCALE  # largest weight SLAYER's quantize_8bit (and NetX) keeps, in float units
 
 
 @dataclass
@@ -95,11 +96,21 @@ def sma_blocks(net: torch.nn.Module) -> list[SMAConv]:
     return [b for b in net.blocks if isinstance(b, SMAConv)]
 
 
-def fold_block(block: SMAConv, s: torch.Tensor, per_timestep: bool = True) -> tuple[FoldedConv, float]:
+def range_shift(peak: float, limit: float = WEIGHT_LIMIT) -> int:
+    """The power of two ``shift`` with ``peak / 2**shift`` as large as possible but ``<= limit``.
+
+    Positive shifts scale a kernel down, negative ones up (0 for an all-zero kernel).
+    """
+    return math.ceil(math.log2(peak / limit)) if peak > 0 else 0
+
+
+def fold_block(block: SMAConv, s: torch.Tensor, per_timestep: bool = True, quantized: bool = True
+               ) -> tuple[FoldedConv, float]:
     """The deployable :class:`FoldedConv` of one SMA block, and the factorisation's relative error.
 
     Branch kernels are taken as the chip holds them (after ``quantize_8bit``); ``per_timestep``
     False folds the time-averaged gain into the kernel instead (stock NetX, no gain schedule).
+    ``quantized`` False keeps the merged kernel and the gain in float (export's ``folded_float``).
     """
     kernels = [b.pre_hook_fx(b.weight).detach()[..., 0] for b in block.branches]
     f = fold(kernels, s)
@@ -107,34 +118,41 @@ def fold_block(block: SMAConv, s: torch.Tensor, per_timestep: bool = True) -> tu
     if not per_timestep:
         kernel = kernel * gain.mean(dim=0).view(-1, 1, 1, 1)
         gain = torch.ones_like(gain)
-    # NetX clips weights to SLAYER's 8-bit range; a merged kernel that outgrows it is scaled down
-    # by a power of two, which the gain (or, without one, the threshold) takes back.
-    peak = float(kernel.abs().max())
-    shift = max(0, math.ceil(math.log2(peak / WEIGHT_LIMIT))) if peak > WEIGHT_LIMIT else 0
+    # The merged kernel is scaled by a power of two to fill the 8-bit weight range before it is
+    # rounded: the attention weights sum to at most 1 over the scales, so it is usually *smaller*
+    # than the branch kernels and would lose most of its bits otherwise. Scaling up is taken back
+    # by the threshold (exact: integer threshold times 2**k, finer state rounding). Scaling down
+    # is taken back by the gain (per-timestep) or, without one, the threshold.
+    shift = range_shift(float(kernel.abs().max()))
+    if shift < 0:
+        headroom = int(math.floor(math.log2(VTH_MAX / max(1, block.neuron.v_th_mant))))
+        shift = max(shift, -headroom)  # the 17-bit threshold register bounds the up-scaling
     kernel = kernel / 2**shift
-    gain = gain * 2**shift
+    if shift > 0 and per_timestep:
+        gain = gain * 2**shift
     size = kernel.shape[-1]
     first = block.branches[0]
     folded = FoldedConv(
         {}, first.in_channels, first.out_channels, size, block.timesteps,
         stride=first.stride[0], padding=size // 2, gain=gain, per_timestep=per_timestep,
-        neuron=block.neuron, delay_shift=block.delay_shift,
+        neuron=block.neuron, quantized=quantized,
     )
     with torch.no_grad():
         folded.synapse.weight.copy_(kernel[..., None])
-    if shift and not per_timestep:
+    if shift < 0 or (shift > 0 and not per_timestep):
         folded.set_threshold(float(folded.threshold) / 2**shift)
     return folded, f.rel_error
 
 
-def fold_network(net: torch.nn.Module, stats: list[torch.Tensor], per_timestep: bool = True) -> tuple[torch.nn.Module, list[float]]:
+def fold_network(net: torch.nn.Module, stats: list[torch.Tensor], per_timestep: bool = True,
+                 quantized: bool = True) -> tuple[torch.nn.Module, list[float]]:
     """A copy of ``net`` with every SMA block replaced by its folded form; also the errors."""
     folded = copy.deepcopy(net)
     errors = []
     k = 0
     for i, block in enumerate(folded.blocks):
         if isinstance(block, SMAConv):
-            folded.blocks[i], err = fold_block(block, stats[k], per_timestep)
+            folded.blocks[i], err = fold_block(block, stats[k], per_timestep, quantized)
             errors.append(err)
             k += 1
     return folded.eval(), errors

@@ -14,16 +14,15 @@ import h5py
 import numpy as np
 import torch
 from lava.lib.dl import slayer
-from lava.lib.dl.slayer.block.base import step_delay
 
-GAIN_MANT_BITS = 12
+from train.chip import GAIN_EXP_MAX, GAIN_MANT_BITS
 
 
 def gain_exponent(gain: torch.Tensor, mant_bits: int = GAIN_MANT_BITS) -> int:
     """The largest shift (≤ 15) that keeps every mantissa ``round(g · 2**exp)`` within ``mant_bits``."""
     top = (1 << mant_bits) - 1
     peak = float(gain.detach().abs().max()) if gain.numel() else 0.0
-    exp = 15
+    exp = GAIN_EXP_MAX
     while exp > 0 and round(peak * (1 << exp)) > top:
         exp -= 1
     return exp
@@ -40,7 +39,7 @@ def quantize_gain(gain: torch.Tensor, mant_bits: int = GAIN_MANT_BITS) -> tuple[
 
 
 class FoldedConv(torch.nn.Module):
-    """conv synapse → current × gain[t, c] → CUBA neuron → one-step delay (a SLAYER-style block)."""
+    """conv synapse → current × gain[t, c] → CUBA neuron (a SLAYER-style block, no delay: see ``train.models.vgg``)."""
 
     def __init__(
         self,
@@ -54,14 +53,16 @@ class FoldedConv(torch.nn.Module):
         gain: torch.Tensor | None = None,
         per_timestep: bool = True,
         neuron: slayer.neuron.cuba.Neuron | None = None,
-        delay_shift: bool = True,
+        quantized: bool = True,
     ) -> None:
         super().__init__()
         # Folding keeps the SMA block's own neuron (same decays and threshold, learnt or not).
         self.neuron = copy.deepcopy(neuron) if neuron is not None else slayer.neuron.cuba.Neuron(**neuron_params)
+        # quantized False: float kernel and gain, the fold before the chip's rounding (folded_float).
+        self.quantized = quantized
         self.synapse = slayer.synapse.Conv(
             in_features, out_features, kernel_size, stride=stride, padding=padding,
-            pre_hook_fx=self.neuron.quantize_8bit,
+            pre_hook_fx=self.neuron.quantize_8bit if quantized else None,
         )
         init = torch.ones(timesteps, out_features) if gain is None else gain.detach().clone().float()
         if tuple(init.shape) != (timesteps, out_features):
@@ -72,7 +73,6 @@ class FoldedConv(torch.nn.Module):
         self.per_timestep = per_timestep
         # Without a schedule the gain is 1 and the block is a stock NetX conv layer.
         self.gain = torch.nn.Parameter(init if per_timestep else torch.ones_like(init), requires_grad=per_timestep)
-        self.delay_shift = delay_shift
 
     @property
     def shape(self) -> torch.Size | None:
@@ -80,8 +80,10 @@ class FoldedConv(torch.nn.Module):
         return self.neuron.shape
 
     def quantized_gain(self) -> torch.Tensor:
-        """The gain as the chip applies it, with a straight-through gradient."""
+        """The gain as the chip applies it, with a straight-through gradient (float when not ``quantized``)."""
         g = self.gain.clamp_min(0)
+        if not self.quantized:
+            return g
         step = 2.0 ** -gain_exponent(g)
         q = torch.clamp(torch.round(g / step), 0, (1 << GAIN_MANT_BITS) - 1) * step
         return g + (q - g).detach()
@@ -99,8 +101,7 @@ class FoldedConv(torch.nn.Module):
         """Spikes ``[B, Cin, H, W, T]`` → spikes ``[B, Cout, H', W', T]``."""
         self._sync_threshold()
         z = self.synapse(x) * self.quantized_gain().t()[None, :, None, None, :]
-        s = self.neuron(z)
-        return step_delay(self, s) if self.delay_shift else s
+        return self.neuron(z)
 
     def export_hdf5(self, handle: h5py.Group) -> None:
         """A NetX ``conv`` layer plus the ``gain_mant``/``gain_exp`` datasets of docs/netx-format.md."""

@@ -7,7 +7,7 @@ SLAYER layout ``[B, C, H, W, T]``. The block replaces one conv synapse:
     W_α   = softmax_n Exc_α,n(ReLU(Sq_α(avgpool_{C,H,W} Y)))          [B, N, T]   (eq. 8, 10)
     W_β,t = softmax_n Exc_β,n(ReLU(Sq_β(avgpool_{H,W} Y_t)))          [B, N, T, C] (eq. 9, 11)
     Z     = Σ_n M_n · W_α[n, t] · W_β[n, t, c]                        (eq. 12)
-    s     = CUBA(Z), one step of delay_shift
+    s     = CUBA(Z)
 
 The branches have no neuron, batch norm or bias of their own (the paper's eq. 5 has them): they
 stay linear, so export can merge them into one 7×7 conv and a per-timestep gain (DESIGN.md,
@@ -20,7 +20,6 @@ from typing import Any, Iterator
 
 import torch
 from lava.lib.dl import slayer
-from lava.lib.dl.slayer.block.base import step_delay
 
 from train.models.azo import AttentionZoneout
 
@@ -56,7 +55,6 @@ class SMAConv(torch.nn.Module):
         temporal_reduction: int = 4,
         channel_reduction: int = 4,
         weight_scale: float = 1,
-        delay_shift: bool = True,
         azo: AttentionZoneout | None = None,
     ) -> None:
         super().__init__()
@@ -75,7 +73,6 @@ class SMAConv(torch.nn.Module):
         self.temporal = MultiscaleSE(self.timesteps, len(kernel_sizes), temporal_reduction)
         self.channel = MultiscaleSE(out_features, len(kernel_sizes), channel_reduction)
         self.azo = azo
-        self.delay_shift = delay_shift
         self.last_attention: dict[str, torch.Tensor] = {}
 
     @property
@@ -176,7 +173,7 @@ class SMAConv(torch.nn.Module):
         return z.unflatten(0, (b, -1)).permute(0, 2, 3, 4, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Spikes ``[B, Cin, H, W, T]`` → spikes ``[B, Cout, H', W', T]`` (delayed by one step)."""
+        """Spikes ``[B, Cin, H, W, T]`` → spikes ``[B, Cout, H', W', T]`` (same step; see ``train.models.vgg``)."""
         return self.spikes(self.current(x))
 
     def forward_scaled(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -184,9 +181,8 @@ class SMAConv(torch.nn.Module):
         return self.spikes(self.current(x, scale))
 
     def spikes(self, z: torch.Tensor) -> torch.Tensor:
-        """CUBA neuron on the current ``z``, then SLAYER's one-step delay_shift."""
-        s = self.neuron(z)
-        return step_delay(self, s) if self.delay_shift else s
+        """CUBA neuron on the current ``z``."""
+        return self.neuron(z)
 
 
 def scale_sum(m: list[torch.Tensor], s: torch.Tensor, zoneout: torch.Tensor | None = None) -> torch.Tensor:

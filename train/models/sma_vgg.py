@@ -68,7 +68,7 @@ class SMAVGG(VGG):
             return SMAConv(
                 params, cin, cout, timesteps, kernel_sizes, stride=2,
                 temporal_reduction=temporal_reduction, channel_reduction=channel_reduction,
-                weight_scale=2 * n**1.5, delay_shift=True, azo=zoneout,
+                weight_scale=2 * n**1.5, azo=zoneout,
             )
 
         super().__init__(in_channels, input_size, num_classes, channels, hidden, neuron, conv_block=conv_block)

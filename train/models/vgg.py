@@ -1,8 +1,14 @@
 """Plain SLAYER CUBA VGG-style network, as NetX can deploy it.
 
 NetX reads only input, conv, flatten and dense layers, so spatial reduction uses stride-2
-convolutions instead of pooling. Each block carries lava-dl's one-timestep ``delay_shift`` so
-the torch model has the same layer latency as the Lava process chain.
+convolutions instead of pooling.
+
+Timing (docs/design.md, "Timing"): the blocks have no ``delay_shift``. On the chip every layer
+lags the previous one by one step, but each layer is reset when a sample reaches it, so in the
+layer's own time its step ``j`` integrates the previous layer's step ``j``: the network in
+"local time" is exactly this delay-free model over the sample's ``T`` steps, and every input
+frame, the last one included, reaches the decision. (SLAYER's ``delay_shift`` would instead
+shift each layer by one step inside the same ``T`` and so drop the last ``L`` input frames.)
 """
 from __future__ import annotations
 
@@ -18,8 +24,8 @@ ConvFactory = Callable[[int, dict[str, Any], int, int], torch.nn.Module]
 
 
 def plain_conv(index: int, params: dict[str, Any], cin: int, cout: int) -> torch.nn.Module:
-    """The VGG's conv block: 3×3, stride 2, padding 1, CUBA neuron, delay_shift."""
-    return slayer.block.cuba.Conv(params, cin, cout, 3, stride=2, padding=1, weight_scale=2, delay_shift=True)
+    """The VGG's conv block: 3×3, stride 2, padding 1, CUBA neuron (no delay_shift: see the module doc)."""
+    return slayer.block.cuba.Conv(params, cin, cout, 3, stride=2, padding=1, weight_scale=2, delay_shift=False)
 
 
 class VGG(torch.nn.Module):
@@ -49,9 +55,9 @@ class VGG(torch.nn.Module):
         blocks.append(slayer.block.cuba.Flatten())
         width = cin * size * size
         for h in [hidden] if isinstance(hidden, int) else list(hidden):
-            blocks.append(slayer.block.cuba.Dense(params, width, h, weight_scale=2, delay_shift=True))
+            blocks.append(slayer.block.cuba.Dense(params, width, h, weight_scale=2, delay_shift=False))
             width = h
-        blocks.append(slayer.block.cuba.Dense(params, width, num_classes, weight_scale=2, delay_shift=True))
+        blocks.append(slayer.block.cuba.Dense(params, width, num_classes, weight_scale=2, delay_shift=False))
         self.blocks = torch.nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,58 @@
+"""The classifier's decision from output spikes, one rule for training, export and every backend.
+
+A sample's class is the output neuron with the most spikes over the sample's decision window.
+Ties are common in small spiking networks (a silent output layer ties every class), and
+``argmax`` would hand them all to class 0, so they are broken by the *earliest first spike*
+(the neuron that reached threshold first saw the most evidence soonest). Samples still tied
+after that (equal counts and equal first-spike steps, e.g. no output spike at all) are
+*undecided*: their prediction is ``UNDECIDED`` (-1), which never equals a label, so they count
+as errors. Reports give both numbers (``tied``, ``undecided``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+UNDECIDED = -1
+
+
+@dataclass
+class Decision:
+    """Predictions of ``N`` samples and how many needed the tie rule."""
+
+    predictions: np.ndarray  # [N] int64, UNDECIDED where no rule decided
+    tied: int  # samples whose top spike count is shared by several classes
+    undecided: int  # tied samples that the earliest first spike could not separate either
+
+
+def decide(spikes: np.ndarray | torch.Tensor) -> Decision:
+    """Decide ``N`` samples from output spikes ``[N, ..., T]`` (the neurons flattened as classes)."""
+    if isinstance(spikes, torch.Tensor):
+        spikes = spikes.detach().cpu().numpy()
+    s = np.asarray(spikes)
+    n, t = s.shape[0], s.shape[-1]
+    if n == 0:
+        return Decision(np.zeros(0, np.int64), 0, 0)
+    s = s.reshape(n, -1, t) != 0
+    counts = s.sum(-1)
+    top = counts == counts.max(-1, keepdims=True)
+    # First spike step per neuron; T for none. Only top-count neurons compete.
+    first = np.where(top, np.where(s.any(-1), s.argmax(-1), t), t + 1)
+    best = first == first.min(-1, keepdims=True)
+    tied = top.sum(-1) > 1
+    undecided = best.sum(-1) > 1
+    pred = np.where(undecided, UNDECIDED, best.argmax(-1)).astype(np.int64)
+    return Decision(pred, int(tied.sum()), int(undecided.sum()))
+
+
+def predict(spikes: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Predictions only (see :func:`decide`)."""
+    return decide(spikes).predictions
+
+
+def accuracy(spikes: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
+    """Share of samples whose decision equals the label (undecided samples count as wrong)."""
+    labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    return float((predict(spikes) == labels).mean()) if len(labels) else 0.0
