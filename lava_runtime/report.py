@@ -91,7 +91,7 @@ def build_report(
     layers: list[LayerRecord], labels: np.ndarray, run_info: dict[str, Any], wall_s: float,
     energy: EnergyModel | None = None, agreement: float | None = None,
 ) -> dict[str, Any]:
-    """The report dict (schema in DESIGN.md): run, accuracy by output spike count, per-layer counts, energy."""
+    """The report dict (schema in docs/design.md): run, accuracy by output spike count, per-layer counts, energy."""
     out = layers[-1].spikes
     decision = decide(out)
     predictions = decision.predictions

@@ -3,7 +3,7 @@
 The reference is written from the documents, not from Lava's code: docs/netx-format.md (file
 layout and the per-timestep gain) and the timeline of lava_runtime/graph.py (samples back to
 back, one step of synaptic delay per layer, layer k reset when the first step of a sample
-reaches it), with Loihi's CUBA arithmetic as DESIGN.md states it (12-bit decays rounding
+reaches it), with Loihi's CUBA arithmetic as docs/design.md states it (12-bit decays rounding
 toward zero, states scaled by 2**6, ``v > vth`` fires, ``v`` back to 0 after a spike).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fold SMA's data-dependent attention into fixed weights (DESIGN.md, "Folding for the chip").
+"""Fold SMA's data-dependent attention into fixed weights (docs/design.md, "SMA and its fold").
 
 Calibration gives the mean attention product ``s[n, t, c] = E_x[W_α[n, t] · W_β[n, t, c]]``.
 It is factored as ``s[n, t, c] ≈ g[t, c] · r[n, c]`` with ``r = mean_t s`` and

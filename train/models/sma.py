@@ -10,8 +10,8 @@ SLAYER layout ``[B, C, H, W, T]``. The block replaces one conv synapse:
     s     = CUBA(Z)
 
 The branches have no neuron, batch norm or bias of their own (the paper's eq. 5 has them): they
-stay linear, so export can merge them into one 7×7 conv and a per-timestep gain (DESIGN.md,
-"Folding for the chip"). Their weights go through the neuron's ``quantize_8bit`` like any SLAYER
+stay linear, so export can merge them into one 7×7 conv and a per-timestep gain (docs/design.md,
+"SMA and its fold"). Their weights go through the neuron's ``quantize_8bit`` like any SLAYER
 synapse. AZO (``train.models.azo``), when given, acts on the per-scale terms in training only.
 """
 from __future__ import annotations
