@@ -12,12 +12,12 @@ import numpy as np
 from train.errors import ConfigError
 
 
-def _shares(counts: np.ndarray, n: int) -> np.ndarray:
+def _shares(counts: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` split over classes in proportion to ``counts`` (largest remainder, so they sum to ``n``)."""
     exact = counts * (n / max(int(counts.sum()), 1))
     shares = np.floor(exact).astype(np.int64)
-    # Ties in the remainder go to the lower class index (stable sort), so the result is deterministic.
-    order = np.argsort(-(exact - shares), kind="stable")
+    # Equal remainders (balanced classes) are broken at random, not always towards class 0.
+    order = np.lexsort((rng.permutation(len(counts)), -(exact - shares)))
     shares[order[: n - int(shares.sum())]] += 1
     return np.minimum(shares, counts)
 
@@ -34,7 +34,7 @@ def stratified_subset(labels: Sequence[int] | np.ndarray, n: int, seed: int) -> 
         raise ConfigError(f"stratified subset: need n >= 0, got {n}")
     rng = np.random.default_rng(seed)
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    picked = [rng.permutation(np.flatnonzero(inverse == c))[:k] for c, k in enumerate(_shares(counts, n))]
+    picked = [rng.permutation(np.flatnonzero(inverse == c))[:k] for c, k in enumerate(_shares(counts, n, rng))]
     return np.sort(np.concatenate(picked)).astype(np.int64) if picked else np.arange(0)
 
 
