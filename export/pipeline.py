@@ -15,7 +15,8 @@ from export.verify import accuracy_table, fixed_point_accuracy, torch_accuracy
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import NetFile, read_net
 from train.atomic import atomic_write_json
-from train.loop import load_checkpoint, load_datasets
+from train.data import calibration_spikes
+from train.loop import load_datasets, load_selected
 from train.models.fold import calibrate_on, fold_network, sma_blocks
 
 SMA_MODES = ("per-timestep", "static")
@@ -42,22 +43,25 @@ def export_run(
     calib_samples: int = 256,
     verify_samples: int | None = None,
 ) -> tuple[dict[str, Any], torch.nn.Module, NetFile]:
-    """Fold, write and verify one run; returns the ``export.json`` content, folded model, file."""
+    """Fold, write and verify one run's selected checkpoint; returns the ``export.json`` content, folded model, file."""
     if sma not in SMA_MODES:
         raise ExportError(f"--sma must be one of {SMA_MODES}, got {sma!r}")
     t0 = time.perf_counter()
     out = Path(out)
-    net, cfg, state = load_checkpoint(run_dir)
+    net, cfg, state, checkpoint = load_selected(run_dir)
     if cfg.folded != "none":  # a fine-tuned fold is exported as trained, whatever --sma says
         sma = cfg.folded
-    report: dict[str, Any] = {"run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": sma}
+    report: dict[str, Any] = {
+        "run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": sma, "checkpoint": checkpoint,
+        "selected_epoch": state.get("epoch"), "selection": state.get("selection", "last"),
+    }
     folded, errors = net, []
-    train_set, test_set = load_datasets(cfg)  # raw .spikes arrays: augmentation acts only in __getitem__
+    train_set, test_set = load_datasets(cfg)  # raw arrays: augmentation acts only in __getitem__
     if sma_blocks(net):
-        calib = train_set.spikes[:calib_samples]
+        calib = calibration_spikes(train_set, calib_samples, cfg.seed)
         stats = calibrate_on(net, calib)
         folded, errors = fold_network(net, stats, per_timestep=sma == "per-timestep")
-        report["calibration_samples"] = len(calib)
+        report["calibration_samples"], report["calibration_seed"] = len(calib), cfg.seed
     report["fold_rel_error"] = errors
     meta = {
         "timesteps": cfg.timesteps,

@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run", default=None, help="with --finetune-static: the trained SMA run folder")
     p.add_argument("--sma", default="per-timestep", choices=("per-timestep", "static"),
                    help="with --finetune-static: keep the per-timestep gain schedule or fold its mean into the weights")
-    p.add_argument("--calib-samples", type=int, default=256, help="with --finetune-static: training samples for calibration")
+    p.add_argument("--calib-samples", type=int, default=256, help="with --finetune-static: training samples for calibration (seeded, class-stratified)")
     return p.parse_args(argv)
 
 

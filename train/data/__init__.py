@@ -19,6 +19,7 @@ from train.data.cifar10dvs import CIFAR10DVS
 from train.data.dvsgesture import DVSGesture
 from train.data.events import EVENT_DTYPE, denoise, make_events, to_frames, to_spikes
 from train.data.layout import DEFAULT_DATA_ROOT
+from train.data.splits import stratified_subset
 from train.data.ncaltech101 import NCaltech101
 from train.data.ndigits import NDigits
 from train.data.nmnist import NMNIST
@@ -36,7 +37,7 @@ DATASETS: dict[str, type] = {
 CACHE_VERSION = 2  # bump when parsing or binning changes, so old caches are not reused
 
 __all__ = [
-    "DATASETS", "EVENT_DTYPE", "Augment", "FrameDataset", "FrameSubset", "download_dataset", "event_dataset",
+    "DATASETS", "EVENT_DTYPE", "Augment", "FrameDataset", "FrameSubset", "calibration_spikes", "download_dataset", "event_dataset",
     "make_events", "to_frames", "to_spikes",
 ]
 
@@ -202,3 +203,12 @@ class FrameSubset(torch.utils.data.Dataset):
     def spikes_at(self, positions: np.ndarray) -> np.ndarray:
         """The raw uint8 tensors of the view's samples ``positions`` (a copy of only those)."""
         return self.base.spikes[self.indices[np.asarray(positions, dtype=np.int64)]]
+
+
+def calibration_spikes(train_set: FrameSubset, n: int, seed: int) -> np.ndarray:
+    """``n`` samples of the train part for SMA calibration: seeded and class-stratified.
+
+    Not the first ``n`` (a split ordered by class or recording would calibrate on a few classes),
+    and never validation or test samples.
+    """
+    return train_set.spikes_at(stratified_subset(train_set.labels, n, seed))
