@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DatasetError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"test accuracy {metrics['test_accuracy']:.3f}; run written to {args.out}")
+    print(f"test accuracy {metrics['test_accuracy']:.3f} (last epoch), {metrics['test_accuracy_selected']:.3f} "
+          f"(best.pt: epoch {metrics['best_epoch']}, selection {metrics['selection']}); run written to {args.out}")
     return 0
 
 
