@@ -62,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DatasetError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"test accuracy {metrics['test_accuracy']:.3f} (last epoch), {metrics['test_accuracy_selected']:.3f} "
-          f"(best.pt: epoch {metrics['best_epoch']}, selection {metrics['selection']}); run written to {args.out}")
+    selected = ""
+    if "test_accuracy_selected" in metrics:  # a resumed run from before validation may have no new epoch
+        selected = (f", {metrics['test_accuracy_selected']:.3f} (best.pt: epoch {metrics['best_epoch']}, "
+                    f"selection {metrics['selection']})")
+    print(f"test accuracy {metrics['test_accuracy']:.3f} (last epoch){selected}; run written to {args.out}")
     return 0
 
 
