@@ -18,7 +18,8 @@ from export.weight_range import fill_weight_range
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import NetFile, read_net
 from train.atomic import atomic_write_json
-from train.loop import load_checkpoint, load_datasets
+from train.data import calibration_spikes
+from train.loop import load_datasets, load_selected
 from train.models.fold import calibrate_on, fold_network, range_shift, sma_blocks
 from train.models.folded import FoldedConv
 
@@ -71,25 +72,28 @@ def export_run(
     calib_samples: int = 256,
     verify_samples: int | None = None,
 ) -> tuple[dict[str, Any], torch.nn.Module, NetFile]:
-    """Fold, write and verify one run; returns the ``export.json`` content, folded model, file."""
+    """Fold, write and verify one run's selected checkpoint; returns the ``export.json`` content, folded model, file."""
     if sma not in SMA_MODES:
         raise ExportError(f"--sma must be one of {SMA_MODES}, got {sma!r}")
     t0 = time.perf_counter()
     out = Path(out)
-    net, cfg, state = load_checkpoint(run_dir)
+    net, cfg, state, checkpoint = load_selected(run_dir)
     if cfg.folded != "none":  # a fine-tuned fold is exported as trained, whatever --sma says
         sma = cfg.folded
-    report: dict[str, Any] = {"run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": sma}
+    report: dict[str, Any] = {
+        "run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": sma, "checkpoint": checkpoint,
+        "selected_epoch": state.get("epoch"), "selection": state.get("selection", "last"),
+    }
     folded, exact, static, errors = net, net, None, []
-    train_set, test_set = load_datasets(cfg)  # raw .spikes arrays: augmentation acts only in __getitem__
+    train_set, test_set = load_datasets(cfg)  # raw arrays: augmentation acts only in __getitem__
     if sma_blocks(net):
-        calib = train_set.spikes[:calib_samples]
+        calib = calibration_spikes(train_set, calib_samples, cfg.seed)
         stats = calibrate_on(net, calib)
         folded, errors = fold_network(net, stats, per_timestep=sma == "per-timestep")
         exact, _ = fold_network(net, stats, per_timestep=sma == "per-timestep", quantized=False)
         if sma == "per-timestep":  # what Loihi 2 runs today (gain neurons have no Loihi 2 model yet)
             static, _ = fold_network(net, stats, per_timestep=False)
-        report["calibration_samples"] = len(calib)
+        report["calibration_samples"], report["calibration_seed"] = len(calib), cfg.seed
     elif cfg.folded == "per-timestep":  # a fine-tuned fold: its static form is the time-mean gain in the weights
         static = static_form(net)
     report["fold_rel_error"] = errors

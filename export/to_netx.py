@@ -1,9 +1,11 @@
 """Export a training run for the chip: ``python export/to_netx.py --run runs/NAME --out model.net``.
 
-SMA layers are calibrated on the training split and folded into one conv synapse with a
+The run's selected checkpoint is exported: ``best.pt`` (best validation epoch, or the last one
+without validation), ``checkpoint.pt`` for older runs. SMA layers are calibrated on a seeded,
+class-stratified subset of the training part and folded into one conv synapse with a
 per-timestep gain (``--sma per-timestep``) or with the time-averaged gain in the weights
-(``--sma static``, pure stock NetX). ``export.json`` beside the file records the accuracy of
-the dynamic, folded and fixed-point models and a layer table.
+(``--sma static``, pure stock NetX). ``export.json`` beside the file records which checkpoint,
+the accuracy of the dynamic, folded and fixed-point models and a layer table.
 """
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ from train.errors import CheckpointError, ConfigError, DatasetError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="training run folder (holds checkpoint.pt)")
+    p.add_argument("--run", required=True, help="training run folder (exports its selected best.pt; checkpoint.pt for older runs)")
     p.add_argument("--out", default=None, help="output NetX file (default: RUN/model.net)")
     p.add_argument("--sma", default="per-timestep", choices=SMA_MODES, help="how SMA attention is folded (default: per-timestep)")
-    p.add_argument("--calib-samples", type=int, default=256, help="training samples for SMA calibration (default: 256)")
+    p.add_argument("--calib-samples", type=int, default=256, help="training samples for SMA calibration, a seeded "
+                   "class-stratified draw from the train part (default: 256)")
     p.add_argument("--verify-samples", type=int, default=None, help="test samples for export.json accuracies (default: all)")
     p.add_argument("--onnx", action="store_true", help="also write the one-timestep ONNX model (OUT with .onnx)")
     p.add_argument("--nir", action="store_true", help="also write a NIR graph (OUT with .nir)")

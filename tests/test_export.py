@@ -54,6 +54,12 @@ def test_export_json_reports_three_accuracies_and_a_layer_table(exported):
     assert names == ["0:conv", "1:conv", "2:dense", "3:dense"]
     assert report["layers"][1]["fan_in"] == 4 * 7 * 7
     assert report["cores_estimate"] >= 4
+    # The selected checkpoint, chosen on validation, is what was exported; calibration took 16 train-part samples.
+    metrics = json.loads((exported["per-timestep"].parent / "metrics.json").read_text())
+    assert report["checkpoint"] == "best.pt" and report["selection"] == "val_accuracy"
+    assert report["selected_epoch"] == metrics["best_epoch"]
+    assert report["selected_epoch"] == max(metrics["epochs"], key=lambda r: r["val_accuracy"])["epoch"]
+    assert report["calibration_samples"] == 16 and report["calibration_seed"] == 0
 
 
 def test_fixed_point_accuracy_is_the_emulators(exported, tiny_sma_run):

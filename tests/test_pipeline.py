@@ -49,7 +49,7 @@ def _torch_layer_spikes(net, x: np.ndarray) -> list[np.ndarray]:
 
 
 def test_lava_sim_matches_torch_spike_for_spike_on_dataset_samples(tiny_run):
-    net, cfg, _ = load_checkpoint(tiny_run)
+    net, cfg, _ = load_checkpoint(tiny_run, "best.pt")  # the exported (selected) checkpoint
     data = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=6)
     lava = run_layers(tiny_run / "model.net", data.spikes, backend="sim", record="all")
     expected = _torch_layer_spikes(net, data.spikes)
@@ -64,7 +64,7 @@ def test_lava_sim_matches_torch_spike_for_spike_on_dataset_samples(tiny_run):
 
 
 def test_lava_sim_matches_torch_on_random_inputs(tiny_run):
-    net, _, _ = load_checkpoint(tiny_run)
+    net, _, _ = load_checkpoint(tiny_run, "best.pt")  # the exported (selected) checkpoint
     rng = np.random.default_rng(0)
     x = (rng.random((3, 2, 16, 16, 8)) < 0.3).astype(np.uint8)
     lava = run_layers(tiny_run / "model.net", x, backend="sim", record="all")
@@ -85,7 +85,7 @@ def test_run_cli_writes_report_with_counts(tiny_run):
     assert report["predictions"] and len(report["predictions"]) == 5
     assert (tiny_run / "report_spikes.png").stat().st_size > 1000
     # The same samples through the torch model give the same predictions.
-    net, cfg, _ = load_checkpoint(tiny_run)
+    net, cfg, _ = load_checkpoint(tiny_run, "best.pt")  # the exported (selected) checkpoint
     data = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=5)
     torch_pred = predict(_torch_layer_spikes(net, data.spikes)[-1])
     assert report["predictions"] == torch_pred.tolist()

@@ -37,6 +37,12 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     b, _, _ = load_checkpoint(tmp_path / "part")
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name
+    # The selection carries over the resume too: the same best epoch, val score and best.pt.
+    keys = ("best_epoch", "best_val_accuracy", "test_accuracy_selected", "selection", "val_samples")
+    assert {k: resumed[k] for k in keys} == {k: full[k] for k in keys}
+    a = torch.load(tmp_path / "full" / "best.pt", weights_only=True)
+    b = torch.load(tmp_path / "part" / "best.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
 def test_run_folder_has_metrics_csv_curves_and_best_and_last_checkpoints(tmp_path):
@@ -48,16 +54,33 @@ def test_run_folder_has_metrics_csv_curves_and_best_and_last_checkpoints(tmp_pat
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert [float(r["test_accuracy"]) for r in rows] == [r["test_accuracy"] for r in metrics["epochs"]]
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    best_epoch = max(metrics["epochs"], key=lambda r: r["test_accuracy"])["epoch"]  # first of equals
-    assert metrics["best_epoch"] == best_epoch
+    # Selected on validation, never on test: the first epoch of the highest val accuracy.
+    best_epoch = max(metrics["epochs"], key=lambda r: r["val_accuracy"])["epoch"]  # first of equals
+    assert metrics["best_epoch"] == best_epoch and metrics["selection"] == "val_accuracy"
+    assert metrics["val_samples"] == 2  # round(0.1 × 22) of synthgesture's 22 training samples
+    assert [float(r["val_accuracy"]) for r in rows] == [r["val_accuracy"] for r in metrics["epochs"]]
+    assert metrics["test_accuracy_selected"] == metrics["epochs"][best_epoch - 1]["test_accuracy"]
+    assert metrics["test_accuracy_last"] == metrics["test_accuracy"] == metrics["epochs"][-1]["test_accuracy"]
+    assert metrics["best_val_accuracy"] == metrics["epochs"][best_epoch - 1]["val_accuracy"]
     last = torch.load(run / "checkpoint.pt", weights_only=True)
     best = torch.load(run / "best.pt", weights_only=True)
-    assert last["epoch"] == 3 and best["epoch"] == best_epoch
+    assert last["epoch"] == 3 and best["epoch"] == best_epoch and best["selection"] == "val_accuracy"
     assert {"optimizer", "scheduler", "rng"} <= set(last) and "optimizer" not in best
     net, cfg, _ = load_checkpoint(run, "best.pt")
     assert cfg.model == "sma-vgg" and not net.training
     for k, v in net.state_dict().items():
         assert torch.equal(v, best["model"][k]), k
+
+
+def test_without_validation_best_is_the_last_epoch(tmp_path):
+    metrics = train(tiny(tmp_path, model="vgg", epochs=2, val_fraction=0.0), tmp_path / "run")
+    assert metrics["selection"] == "last" and metrics["best_epoch"] == 2 and metrics["val_samples"] == 0
+    assert [r["val_accuracy"] for r in metrics["epochs"]] == [None, None]
+    assert metrics["test_accuracy_selected"] == metrics["test_accuracy_last"] == metrics["epochs"][-1]["test_accuracy"]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert best["epoch"] == 2 and best["selection"] == "last"
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert [r["val_accuracy"] for r in rows] == ["", ""]
 
 
 def test_resume_refuses_a_missing_checkpoint_or_changed_options(tmp_path):
@@ -92,9 +115,11 @@ def test_torchrun_with_two_gloo_processes_trains_on_the_whole_set(tmp_path):
             "--config", str(cfg), "--out", str(tmp_path / "run"))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and [r["epoch"] for r in metrics["epochs"]] == [1, 2]
-    for row in metrics["epochs"]:  # counts summed over both processes: whole samples of 22
-        for key in ("train_accuracy", "test_accuracy"):
-            assert abs(row[key] * 22 - round(row[key] * 22)) < 1e-9
+    # Counts summed over both processes: whole samples of the 20 train, 2 validation, 22 test samples.
+    assert metrics["val_samples"] == 2
+    for row in metrics["epochs"]:
+        for key, n in (("train_accuracy", 20), ("val_accuracy", 2), ("test_accuracy", 22)):
+            assert abs(row[key] * n - round(row[key] * n)) < 1e-9
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["epoch"] == 2
 
 

@@ -51,6 +51,9 @@ class TrainConfig:
     denoise_us: int = 0
     augment: dict[str, Any] = field(default_factory=dict)
     workers: int = 0
+    # Validation: the share of the training split held out (seeded by ``seed``; DVS Gesture holds
+    # out whole users) on which best.pt is chosen; 0 = no validation, best.pt is the last epoch.
+    val_fraction: float = 0.1
     # Optimiser and schedule: AdamW (weight_decay 0 is plain Adam); "cosine" anneals lr to 0 over the epochs.
     weight_decay: float = 0.0
     scheduler: str = "none"
@@ -110,12 +113,14 @@ def _check_types(obj: Any, default: Any, source: str, prefix: str = "") -> None:
             ok = all(isinstance(v, type(ref[0])) and not isinstance(v, bool) and v > 0 for v in value)
         if ok and isinstance(value, (int, float)) and not isinstance(value, bool):
             ok = math.isfinite(value) and (value > 0 if f.name in _POSITIVE else value >= 0)
+            ok = ok and not (f.name in _BELOW_ONE and value >= 1)
         if not ok:
             raise ConfigError(f"{source}: option {prefix}{f.name} = {value!r} is invalid; expected a {type(ref).__name__} like {ref!r}")
 
 
 _OPTIONAL = {"sma_layers": [1], "azo_delta_t": 1, "azo_delta_c": 1}  # null, or a value like this
 _OR_LIST = {"hidden"}  # an int, or a list of such ints
+_BELOW_ONE = {"val_fraction"}  # fractions of a split that must leave something to train on
 _POSITIVE = {"input_size", "timesteps", "channels", "hidden", "epochs", "batch_size", "lr", "threshold", "true_rate"}
 
 

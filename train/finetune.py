@@ -13,20 +13,21 @@ from typing import Any
 
 
 from train.errors import ConfigError
-from train.loop import load_checkpoint, load_datasets, train
+from train.data import calibration_spikes
+from train.loop import load_datasets, load_selected, train
 from train.models.fold import calibrate_on, fold_network, sma_blocks
 
 
 def finetune(run_dir: str | Path, out_dir: str | Path, epochs: int, sma: str = "per-timestep",
              calib_samples: int = 256, lr: float | None = None) -> dict[str, Any]:
-    """Calibrate and fold ``run_dir``'s model, then train the folded form for ``epochs`` into ``out_dir``."""
+    """Calibrate and fold ``run_dir``'s selected model (``best.pt``), then train the folded form for ``epochs`` into ``out_dir``."""
     if sma not in ("per-timestep", "static"):
         raise ConfigError(f"--sma must be per-timestep or static, got {sma!r}")
-    net, cfg, _ = load_checkpoint(run_dir)
+    net, cfg, _, _ = load_selected(run_dir)
     if not sma_blocks(net):
         raise ConfigError(f"{run_dir}: model {cfg.model!r} has no SMA blocks to fold (folded={cfg.folded!r})")
-    train_set = load_datasets(cfg)[0]
-    stats = calibrate_on(net, train_set.spikes[:calib_samples])
+    train_set = load_datasets(cfg)[0]  # the train part: the run's validation samples stay held out
+    stats = calibrate_on(net, calibration_spikes(train_set, calib_samples, cfg.seed))
     folded, _ = fold_network(net, stats, per_timestep=sma == "per-timestep")
     # A gentler learning rate: the folded weights start close to a good solution.
     tuned = dataclasses.replace(cfg, folded=sma, epochs=epochs, lr=lr if lr is not None else cfg.lr / 10,

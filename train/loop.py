@@ -1,10 +1,11 @@
 """The training loop: epochs with tqdm, per-epoch metrics, atomic last/best checkpoints, resume, DDP.
 
 Run folder: ``checkpoint.pt`` (the last epoch: weights, config, classes, plus optimizer,
-scheduler and RNG state for ``--resume``; the file export reads), ``best.pt`` (weights of the
-epoch with the best test accuracy), ``metrics.json``, ``metrics.csv``, ``curves.png``,
-``config.yaml``. Under ``torchrun`` each process trains on its shard (DistributedSampler,
-``batch_size`` per process) and rank 0 writes the files.
+scheduler and RNG state for ``--resume``), ``best.pt`` (the selected epoch, the file export and
+fine-tuning read: best validation accuracy, or the last epoch when ``val_fraction`` is 0; test
+accuracy never chooses), ``metrics.json``, ``metrics.csv``, ``curves.png``, ``config.yaml``.
+Under ``torchrun`` each process trains on its shard (DistributedSampler, ``batch_size`` per
+process) and rank 0 writes the files.
 """
 from __future__ import annotations
 
@@ -28,13 +29,15 @@ from tqdm import tqdm
 from train.allocator import keep_freed_memory
 from train.atomic import atomic_write, atomic_write_json
 from train.config import TrainConfig
-from train.data import Augment, FrameDataset
+from train.data import Augment, FrameDataset, FrameSubset
+from train.data.splits import validation_split
 from train.decision import predict
 from train.errors import CheckpointError, ConfigError
 from train.models import build_model
 
 LAST, BEST = "checkpoint.pt", "best.pt"
-CSV_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds")
+CSV_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr",
+               "seconds")
 # Options a resumed run may change; anything else would make it a different run.
 RESUMABLE_CHANGES = {"epochs", "device", "cache_dir"}
 
@@ -46,14 +49,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_datasets(cfg: TrainConfig) -> tuple[FrameDataset, FrameDataset]:
-    """Train and test splits of ``cfg.dataset`` as spike tensors."""
+def load_splits(cfg: TrainConfig) -> tuple[FrameSubset, FrameSubset | None, FrameDataset]:
+    """Train part, validation part (``None`` when ``cfg.val_fraction`` is 0) and test split of ``cfg.dataset``.
+
+    Train and validation are index views of the one cached training split, held out by
+    :func:`validation_split` with ``cfg.seed``; only the train part is augmented.
+    """
     common = dict(
         size=cfg.input_size, timesteps=cfg.timesteps, options=cfg.dataset_options, cache_dir=cfg.cache_dir,
         data_root=cfg.data_root, denoise_us=cfg.denoise_us, workers=cfg.workers,
     )
-    train_set = FrameDataset(cfg.dataset, "train", augment=Augment.from_options(cfg.augment), **common)
-    return train_set, FrameDataset(cfg.dataset, "test", **common)
+    full = FrameDataset(cfg.dataset, "train", augment=Augment.from_options(cfg.augment), **common)
+    train_idx, val_idx = validation_split(full.labels, full.groups, cfg.val_fraction, cfg.seed)
+    val_set = FrameSubset(full, val_idx) if len(val_idx) else None
+    return FrameSubset(full, train_idx, full.augment), val_set, FrameDataset(cfg.dataset, "test", **common)
+
+
+def load_datasets(cfg: TrainConfig) -> tuple[FrameSubset, FrameDataset]:
+    """The train part (validation held out) and the test split of ``cfg.dataset``."""
+    train_set, _, test_set = load_splits(cfg)
+    return train_set, test_set
 
 
 @dataclass
@@ -161,6 +176,19 @@ def load_checkpoint(run_dir: str | Path, name: str = LAST) -> tuple[torch.nn.Mod
     return net.eval(), cfg, state
 
 
+def load_selected(run_dir: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict[str, Any], str]:
+    """The run's selected model (``best.pt``; ``checkpoint.pt`` for older runs) and which file it came from.
+
+    A ``best.pt`` without a ``selection`` entry predates validation and was chosen on test
+    accuracy, so the last epoch is the honest choice there.
+    """
+    if (Path(run_dir) / BEST).exists():
+        net, cfg, state = load_checkpoint(run_dir, BEST)
+        if "selection" in state:
+            return net, cfg, state, BEST
+    return (*load_checkpoint(run_dir, LAST), LAST)
+
+
 def rng_state(loader_gen: torch.Generator) -> dict[str, Any]:
     """Every random state a training run draws from, as weights_only-loadable data."""
     version, mt, gauss = random.getstate()
@@ -207,6 +235,7 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
 def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> None:
     """Refuse to resume a run with options that would make it a different run."""
     now = cfg.to_dict()
+    saved = {"val_fraction": 0.0, **saved}  # runs from before validation held nothing out
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k))
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed)
@@ -244,23 +273,33 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.yaml", lambda fh: fh.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()))
     seed_everything(cfg.seed)
-    train_set, test_set = load_datasets(cfg)
+    train_set, val_set, test_set = load_splits(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
+
+    def eval_loader(data: torch.utils.data.Dataset) -> torch.utils.data.DataLoader:
+        # Under torchrun each process takes every world_size-th sample, without padding, so the
+        # summed counts are exact.
+        if proc.distributed:
+            data = torch.utils.data.Subset(data, range(proc.rank, len(data), proc.world_size))
+        return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size)
+
     if proc.distributed:
-        # Every process shuffles with the same seed and takes its own slice; the test set is split
-        # without padding so that the summed counts are exact.
+        # Every process shuffles with the same seed and takes its own slice.
         sampler = torch.utils.data.DistributedSampler(train_set, proc.world_size, proc.rank, shuffle=True, seed=cfg.seed)
         train_loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler)
-        shard = torch.utils.data.Subset(test_set, range(proc.rank, len(test_set), proc.world_size))
-        test_loader = torch.utils.data.DataLoader(shard, batch_size=cfg.batch_size)
     else:
         sampler = None
         train_loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
-        test_loader = torch.utils.data.DataLoader(test_set, batch_size=cfg.batch_size)
+    val_loader = eval_loader(val_set) if val_set is not None else None
+    test_loader = eval_loader(test_set)
+    # Test accuracy is only reported: the selected epoch is the best on validation, else the last.
+    selection = "val_accuracy" if val_set is not None else "last"
 
     net = build_model(cfg, num_classes=len(train_set.classes))
     net.materialize()
-    metrics: dict[str, Any] = {"dataset": cfg.dataset, "model": cfg.model, "world_size": proc.world_size, "epochs": []}
+    metrics: dict[str, Any] = {"dataset": cfg.dataset, "model": cfg.model, "world_size": proc.world_size,
+                               "selection": selection, "val_samples": len(val_set) if val_set is not None else 0,
+                               "epochs": []}
     start, best_acc, best_epoch = 1, -1.0, 0
     if saved is not None:
         net.load_state_dict(saved["model"])
@@ -275,7 +314,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
             group["lr"] = base * lr_factor(cfg)(scheduler.last_epoch)
         metrics = saved["metrics"]
-        start, best_acc, best_epoch = saved["epoch"] + 1, saved["best_test_accuracy"], saved["best_epoch"]
+        metrics.update(selection=selection, val_samples=metrics.get("val_samples", 0))  # older runs lack them
+        start, best_acc, best_epoch = saved["epoch"] + 1, saved.get("best_val_accuracy", -1.0), saved["best_epoch"]
         set_rng_state(saved["rng"], gen)  # last: building the model above drew from the RNGs
     model = net
     if proc.distributed:
@@ -304,31 +344,41 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
             bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
         scheduler.step()
         loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc)
+        val_loss, val_acc = evaluate(net, val_loader, loss_fn, proc.device, proc) if val_loader is not None else (None, None)
         test_loss, test_acc = evaluate(net, test_loader, loss_fn, proc.device, proc)
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / max(total, 1),
             "train_accuracy": correct / max(total, 1),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
             "test_loss": test_loss,
             "test_accuracy": test_acc,
             "lr": lr,
             "seconds": time.time() - t0,
         }
         metrics["epochs"].append(row)
-        metrics["test_accuracy"] = test_acc
-        if test_acc > best_acc:
-            best_acc, best_epoch = test_acc, epoch
-        metrics["best_test_accuracy"], metrics["best_epoch"] = best_acc, best_epoch
+        if val_acc is None:
+            best_epoch = epoch
+        elif val_acc > best_acc:  # strictly better: a tie keeps the earlier epoch
+            best_acc, best_epoch = val_acc, epoch
+        selected = next(r for r in metrics["epochs"] if r["epoch"] == best_epoch)
+        metrics["best_epoch"], metrics["best_val_accuracy"] = best_epoch, selected["val_accuracy"]
+        metrics["test_accuracy_selected"], metrics["test_accuracy_last"] = selected["test_accuracy"], test_acc
+        metrics["test_accuracy"] = test_acc  # the last epoch's, as before
         if proc.main:
+            val = f"val loss {val_loss:.4f} acc {val_acc:.3f} | " if val_acc is not None else ""
             tqdm.write(
-                f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | "
+                f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | {val}"
                 f"test loss {test_loss:.4f} acc {test_acc:.3f} ({row['seconds']:.1f}s)"
             )
             if best_epoch == epoch:
-                save_checkpoint(run_dir / BEST, net, cfg, train_set.classes, {"epoch": epoch, "test_accuracy": test_acc})
+                save_checkpoint(run_dir / BEST, net, cfg, train_set.classes, {
+                    "epoch": epoch, "selection": selection, "val_accuracy": val_acc, "test_accuracy": test_acc,
+                })
             save_checkpoint(run_dir / LAST, net, cfg, train_set.classes, {
                 "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_state(gen), "metrics": metrics, "best_test_accuracy": best_acc, "best_epoch": best_epoch,
+                "rng": rng_state(gen), "metrics": metrics, "best_val_accuracy": best_acc, "best_epoch": best_epoch,
             })
             write_metrics(run_dir, metrics)
     if proc.distributed:

@@ -24,15 +24,21 @@ def save_figure(fig: "plt.Figure", path: str | Path) -> Path:
 
 
 def training_curves(metrics: dict[str, Any], path: str | Path) -> Path:
-    """Loss and accuracy per epoch, train and test, with the best test epoch marked."""
+    """Loss and accuracy per epoch, train, validation and test, with the selected epoch marked."""
     rows = metrics["epochs"]
-    epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for split, style in (("train", "-o"), ("test", "-s")):
-        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], style, ms=3, label=split)
-        ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in rows], style, ms=3, label=split)
+    for split, style in (("train", "-o"), ("val", "-^"), ("test", "-s")):
+        # No validation (val_fraction 0, or a run from before it) leaves those values None or absent.
+        points = [(r["epoch"], r[f"{split}_loss"], r[f"{split}_accuracy"]) for r in rows
+                  if r.get(f"{split}_accuracy") is not None]
+        if points:
+            epochs, losses, accs = zip(*points)
+            ax_loss.plot(epochs, losses, style, ms=3, label=split)
+            ax_acc.plot(epochs, accs, style, ms=3, label=split)
     if metrics.get("best_epoch"):
-        ax_acc.axvline(metrics["best_epoch"], color="grey", ls=":", label=f"best test (epoch {metrics['best_epoch']})")
+        # Runs from before validation have no "selection": their best epoch was chosen on test.
+        how = {"val_accuracy": "best val", "last": "last"}.get(metrics.get("selection"), "best test")
+        ax_acc.axvline(metrics["best_epoch"], color="grey", ls=":", label=f"selected: {how} (epoch {metrics['best_epoch']})")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
     for ax in (ax_loss, ax_acc):

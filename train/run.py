@@ -24,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the config's)")
     p.add_argument("--timesteps", type=int, default=None, help="time bins per sample (default: the config's)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
+    p.add_argument("--val-fraction", type=float, default=None, help="share of the training split held out for "
+                   "choosing best.pt (DVS Gesture: whole users); 0 = none, best.pt is the last epoch (default: the config's, 0.1)")
     p.add_argument("--device", default=None, help="cpu or cuda; under torchrun each process takes cuda:LOCAL_RANK (default: the config's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt (its config.yaml is the base config)")
     p.add_argument("--out", default="runs/latest", help="run folder for checkpoint, metrics and config")
@@ -36,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run", default=None, help="with --finetune-static: the trained SMA run folder")
     p.add_argument("--sma", default="per-timestep", choices=("per-timestep", "static"),
                    help="with --finetune-static: keep the per-timestep gain schedule or fold its mean into the weights")
-    p.add_argument("--calib-samples", type=int, default=256, help="with --finetune-static: training samples for calibration")
+    p.add_argument("--calib-samples", type=int, default=256, help="with --finetune-static: training samples for calibration (seeded, class-stratified)")
     return p.parse_args(argv)
 
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return _finetune(args)
     try:
         cfg = load_config(args.config if args.config or not args.resume else Path(args.out) / "config.yaml")
-        for name in ("dataset", "model", "epochs", "batch_size", "lr", "timesteps", "seed", "device", "data_root"):
+        for name in ("dataset", "model", "epochs", "batch_size", "lr", "timesteps", "seed", "device", "data_root", "val_fraction"):
             value = getattr(args, name)
             if value is not None:
                 setattr(cfg, name, value)
@@ -60,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DatasetError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"test accuracy {metrics['test_accuracy']:.3f}; run written to {args.out}")
+    selected = ""
+    if "test_accuracy_selected" in metrics:  # a resumed run from before validation may have no new epoch
+        selected = (f", {metrics['test_accuracy_selected']:.3f} (best.pt: epoch {metrics['best_epoch']}, "
+                    f"selection {metrics['selection']})")
+    print(f"test accuracy {metrics['test_accuracy']:.3f} (last epoch){selected}; run written to {args.out}")
     return 0
 
 

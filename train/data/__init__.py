@@ -19,6 +19,7 @@ from train.data.cifar10dvs import CIFAR10DVS
 from train.data.dvsgesture import DVSGesture
 from train.data.events import EVENT_DTYPE, denoise, make_events, to_frames, to_spikes
 from train.data.layout import DEFAULT_DATA_ROOT
+from train.data.splits import stratified_subset
 from train.data.ncaltech101 import NCaltech101
 from train.data.ndigits import NDigits
 from train.data.nmnist import NMNIST
@@ -36,7 +37,7 @@ DATASETS: dict[str, type] = {
 CACHE_VERSION = 2  # bump when parsing or binning changes, so old caches are not reused
 
 __all__ = [
-    "DATASETS", "EVENT_DTYPE", "Augment", "FrameDataset", "download_dataset", "event_dataset",
+    "DATASETS", "EVENT_DTYPE", "Augment", "FrameDataset", "FrameSubset", "calibration_spikes", "download_dataset", "event_dataset",
     "make_events", "to_frames", "to_spikes",
 ]
 
@@ -139,8 +140,13 @@ class FrameDataset(torch.utils.data.Dataset):
             self.spikes, self.labels = self._bin(f"{name}/{split}")
             if path is not None:
                 atomic_write(path, lambda fh: np.savez_compressed(fh, spikes=self.spikes, labels=self.labels))
+        # Per-sample groups (DVS Gesture's users) come from the index, not the cache: the
+        # validation split holds out whole groups where a dataset has them.
+        groups = getattr(self.events, "groups", None)
+        self.groups = None if groups is None else np.asarray(groups)
         if limit is not None:
             self.spikes, self.labels = self.spikes[:limit], self.labels[:limit]
+            self.groups = None if self.groups is None else self.groups[:limit]
 
     def _bin(self, desc: str) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.events)
@@ -166,7 +172,43 @@ class FrameDataset(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        x = torch.from_numpy(self.spikes[index].astype(np.float32))
-        if self.augment is not None:
-            x = self.augment(x)
-        return x, int(self.labels[index])
+        return _sample(self.spikes[index], self.augment), int(self.labels[index])
+
+
+def _sample(spikes: np.ndarray, augment: Augment | None) -> torch.Tensor:
+    """One cached uint8 sample as a float tensor, augmented if asked."""
+    x = torch.from_numpy(spikes.astype(np.float32))
+    return augment(x) if augment is not None else x
+
+
+class FrameSubset(torch.utils.data.Dataset):
+    """Samples ``indices`` of a :class:`FrameDataset` (e.g. the train or validation part of its split).
+
+    An index view: it shares the base's cached tensors (nothing is binned or copied again) and
+    applies its own ``augment``, so the validation part of an augmented split stays plain.
+    """
+
+    def __init__(self, base: FrameDataset, indices: np.ndarray, augment: Augment | None = None) -> None:
+        self.base, self.indices, self.augment = base, np.asarray(indices, dtype=np.int64), augment
+        self.classes = base.classes
+        self.labels = base.labels[self.indices]
+        self.groups = None if base.groups is None else base.groups[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return _sample(self.base.spikes[self.indices[index]], self.augment), int(self.labels[index])
+
+    def spikes_at(self, positions: np.ndarray) -> np.ndarray:
+        """The raw uint8 tensors of the view's samples ``positions`` (a copy of only those)."""
+        return self.base.spikes[self.indices[np.asarray(positions, dtype=np.int64)]]
+
+
+def calibration_spikes(train_set: FrameSubset, n: int, seed: int) -> np.ndarray:
+    """``n`` samples of the train part for SMA calibration: seeded and class-stratified.
+
+    Not the first ``n`` (a split ordered by class or recording would calibrate on a few classes),
+    and never validation or test samples.
+    """
+    return train_set.spikes_at(stratified_subset(train_set.labels, n, seed))

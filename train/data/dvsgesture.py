@@ -14,6 +14,7 @@ Reads either layout:
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,12 @@ CLASSES = (
 _IBM_DIRS = ("DvsGesture", ".")
 _TONIC_DIRS = ("DVSGesture", ".")
 _TONIC_SPLIT = {"train": "ibmGestureTrain", "test": "ibmGestureTest"}
+
+
+def _user(name: str) -> str:
+    """``user07`` from ``user07_led``; a name not in that form is its own group (one recording)."""
+    match = re.match(r"user\d+", name)
+    return match.group(0) if match else name
 
 
 class DVSGesture:
@@ -77,6 +84,13 @@ class DVSGesture:
             wanted = " or ".join(v for k, v in expected.items() if layout in ("auto", k))
             raise missing("dvsgesture", root, wanted, self.source)
         self._cached: tuple[int, np.ndarray] | None = None
+
+    @property
+    def groups(self) -> np.ndarray:
+        """The user of each sample (``userNN``), so a validation split can hold out whole users."""
+        if self.layout == "tonic":
+            return np.array([_user(f.parent.name) for f in self.files])
+        return np.array([_user(p.stem) for p in self.recordings])[self.windows[:, 0]]
 
     def _index_ibm(self, folder: Path) -> None:
         trials = folder / f"trials_to_{self.split}.txt"
