@@ -39,7 +39,9 @@ def stop_on_signals() -> Iterator[None]:
     """
     def handler(signum: int, frame: object) -> None:
         _signalled.set()
-        raise Interrupted(f"signal {signum}")
+        # Inside fork's lock hooks the exception would be printed and dropped: leave it to the flag.
+        if frame is None or not getattr(frame, "f_code", None) or "logging" not in frame.f_code.co_filename:
+            raise Interrupted(f"signal {signum}")
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
