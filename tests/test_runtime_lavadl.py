@@ -76,3 +76,14 @@ def test_runtime_sim_matches_emu_in_every_layer_with_input_neurons(tmp_path):
         np.testing.assert_array_equal(a.spikes, b.spikes, err_msg=a.name)
         np.testing.assert_array_equal(a.synops, b.synops, err_msg=a.name)
     assert emu[0].synops.sum() == 0  # payloads reach the input neurons without synapses
+
+
+def test_sim_float_matches_emu_float_with_input_neurons(tmp_path):
+    from lava_runtime.simulate import run_layers as simulate
+
+    path = lavadl_nets.cuba_conv(tmp_path / "net.net")
+    x = lavadl_nets.graded_input((2, 6, 6), N, T, seed=4)
+    sim = simulate(path, x, backend="sim-float")
+    emu = emulate(path, x, arithmetic="float")
+    assert emu[-1].counts.sum() > 0
+    np.testing.assert_array_equal(sim[-1].spikes, emu[-1].spikes)
