@@ -87,3 +87,33 @@ def test_sim_float_matches_emu_float_with_input_neurons(tmp_path):
     emu = emulate(path, x, arithmetic="float")
     assert emu[-1].counts.sum() > 0
     np.testing.assert_array_equal(sim[-1].spikes, emu[-1].spikes)
+
+
+def test_cli_runs_arrays_and_validates(tmp_path, capsys):
+    """``run --input/--labels/--spikes`` and ``validate --input`` on a lava-dl file."""
+    import json
+
+    from lava_runtime.__main__ import main
+
+    path = lavadl_nets.cuba_conv(tmp_path / "net.net")
+    x = lavadl_nets.graded_input((2, 6, 6), 3, T, seed=5)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2]))
+    args = ["run", "--net", str(path), "--input", str(tmp_path / "x.npy"), "--backend", "emu",
+            "--report", str(tmp_path / "report.json"), "--spikes", str(tmp_path / "out.npy")]
+    assert main(args + ["--labels", str(tmp_path / "y.npy")]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["accuracy"] is not None and [r["name"] for r in report["layers"]][0] == "0:input"
+    out = np.load(tmp_path / "out.npy")
+    expected = emulate(path, x)[-1].spikes
+    assert out.shape == (3, 4, T)
+    np.testing.assert_array_equal(out, expected)
+    assert main(args) == 0  # no labels: no accuracy
+    assert json.loads((tmp_path / "report.json").read_text())["accuracy"] is None
+    np.save(tmp_path / "bad.npy", x[:, :1])
+    assert main(args[:3] + ["--input", str(tmp_path / "bad.npy")]) == 2
+    assert "input shape [3, 1, 6, 6, 6] must be [N, C, H, W, T]" in capsys.readouterr().err
+    dense = lavadl_nets.cuba_dense(tmp_path / "dense.net")
+    np.save(tmp_path / "xd.npy", lavadl_nets.binary_input((10,), 2, T))
+    assert main(["validate", "--net", str(dense), "--input", str(tmp_path / "xd.npy")]) == 0
+    assert "2/2 samples identical" in capsys.readouterr().out
