@@ -383,6 +383,11 @@ def _neuron(group: h5py.Group, layer: str, channels: int) -> Cuba:
         raise _fail(layer, "missing 'neuron' group")
     neuron = group["neuron"]
     kind = _text(neuron, "type", layer)
+    if kind == "SDNN":
+        # Not emulated yet, and NetX 0.6 ignores reset_interval for sigma-delta neurons ("Reset is not
+        # supported"), so back-to-back samples would share state: the runtime's reset contract breaks.
+        raise _fail(layer, "neuron type 'SDNN' is not supported yet (sigma-delta: no emulation, and NetX 0.6 "
+                           "cannot reset it between samples); expected CUBA")
     if kind not in ("CUBA", "LOIHI"):
         raise _fail(layer, f"neuron type {kind!r} is not supported (expected CUBA)")
     if "messageBits" in neuron and _scalar(neuron, "messageBits", layer) != 0:

@@ -117,3 +117,20 @@ def test_cli_runs_arrays_and_validates(tmp_path, capsys):
     np.save(tmp_path / "xd.npy", lavadl_nets.binary_input((10,), 2, T))
     assert main(["validate", "--net", str(dense), "--input", str(tmp_path / "xd.npy")]) == 0
     assert "2/2 samples identical" in capsys.readouterr().out
+
+
+def test_sigma_delta_and_recurrent_files_are_refused_in_one_line(tmp_path):
+    import h5py
+
+    from lava_runtime.errors import RuntimeConfigError
+
+    path = lavadl_nets.sdnn(tmp_path / "sdnn.net")
+    with pytest.raises(RuntimeConfigError, match=r"sdnn.net: layer 0: neuron type 'SDNN' is not supported yet") as e:
+        read_net(path)
+    assert "\n" not in str(e.value)
+    rec = lavadl_nets.cuba_dense(tmp_path / "rec.net")
+    with h5py.File(rec, "a") as h:
+        del h["layer/1/type"]
+        h["layer/1/type"] = np.array([b"dense_rec"])
+    with pytest.raises(RuntimeConfigError, match=r"rec.net: layer 1: recurrent dense layers \(dense_rec\)"):
+        read_net(rec)
