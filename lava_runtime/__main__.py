@@ -1,9 +1,13 @@
 """``python -m lava_runtime run --net FILE --dataset NAME ...``: deploy and measure.
 
+``python -m lava_runtime run --net FILE --input X.npy [--labels Y.npy] [--spikes OUT.npy]`` runs
+arrays instead (``[N, C, H, W, T]`` or ``[N, F, T]`` integers) on any NetX file lava-dl writes.
+
 ``python -m lava_runtime compare REPORT_A REPORT_B`` prints two reports side by side.
 
 ``python -m lava_runtime validate --net FILE --dataset NAME --samples N`` runs the same samples
-on ``sim`` and ``emu`` and prints how many output spike trains are identical.
+on ``sim`` and ``emu`` and prints how many output spike trains are identical (``--input X.npy``
+instead of ``--dataset`` checks on arrays).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import sys
 from pathlib import Path
 
 from lava_runtime.backends import BACKENDS
-from lava_runtime.deploy import run_dataset, validate_dataset
+from lava_runtime.deploy import load_arrays, run_arrays, run_dataset, validate_arrays, validate_dataset
 from lava_runtime.energy import DEFAULT_MODEL
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.report import compare_reports, write_report
@@ -27,7 +31,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run = sub.add_parser("run", help="run an exported network on dataset samples and write a report",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run.add_argument("--net", required=True, help="exported NetX HDF5 file")
-    run.add_argument("--dataset", required=True, help="dataset name, e.g. synthgesture")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="dataset name, e.g. synthgesture")
+    source.add_argument("--input", help="input array .npy: [N, C, H, W, T] or [N, F, T] integers")
+    run.add_argument("--labels", default=None, help="with --input: int labels .npy [N] (accuracy)")
+    run.add_argument("--spikes", default=None, help="save the output layer [N, *output_shape, T] to this .npy")
     run.add_argument("--data-root", default=None, help="folder of downloaded datasets (default: data/)")
     run.add_argument("--split", default="test", help="dataset split")
     run.add_argument("--samples", type=int, default=16, help="number of samples to run")
@@ -41,7 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     val = sub.add_parser("validate", help="run the same samples on sim and emu and compare every spike",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     val.add_argument("--net", required=True, help="exported NetX HDF5 file")
-    val.add_argument("--dataset", required=True, help="dataset name, e.g. synthgesture")
+    vsource = val.add_mutually_exclusive_group(required=True)
+    vsource.add_argument("--dataset", help="dataset name, e.g. synthgesture")
+    vsource.add_argument("--input", help="input array .npy: [N, C, H, W, T] or [N, F, T] integers")
     val.add_argument("--split", default="test", help="dataset split")
     val.add_argument("--samples", type=int, default=8, help="number of samples to run")
     return p.parse_args(argv)
@@ -53,7 +63,10 @@ def validate(args: argparse.Namespace) -> int:
         print("error: --samples must be at least 1", file=sys.stderr)
         return 2
     try:
-        result = validate_dataset(args.net, args.dataset, args.split, args.samples)
+        if args.input is not None:
+            result = validate_arrays(args.net, load_arrays(args.net, args.input)[0])
+        else:
+            result = validate_dataset(args.net, args.dataset, args.split, args.samples)
     except (RuntimeConfigError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -116,9 +129,21 @@ def _main(args: argparse.Namespace) -> int:
     if args.samples < 1:
         print("error: --samples must be at least 1", file=sys.stderr)
         return 2
+    if args.labels is not None and args.input is None:
+        print("error: --labels goes with --input (a dataset has its own labels)", file=sys.stderr)
+        return 2
+    if args.spikes is not None and not Path(args.spikes).resolve().parent.is_dir():
+        print(f"error: spikes folder {Path(args.spikes).parent} does not exist", file=sys.stderr)
+        return 2
     try:
-        report = run_dataset(args.net, args.dataset, args.split, args.samples, args.backend,
-                             energy_model=args.energy_model, progress=True, data_root=args.data_root)
+        if args.input is not None:
+            x, labels = load_arrays(args.net, args.input, args.labels)
+            report = run_arrays(args.net, x, labels, args.backend, energy_model=args.energy_model, progress=True,
+                                info={"input": str(args.input)}, spikes_out=args.spikes)
+        else:
+            report = run_dataset(args.net, args.dataset, args.split, args.samples, args.backend,
+                                 energy_model=args.energy_model, progress=True, data_root=args.data_root,
+                                 spikes_out=args.spikes)
     except (RuntimeConfigError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -127,12 +152,15 @@ def _main(args: argparse.Namespace) -> int:
         return 130
     write_report(report, report_path)
     totals = report["totals"]
-    print(f"{report['samples']} samples on {report['backend']}: accuracy {report['accuracy']:.3f}, "
+    accuracy = "n/a (no labels)" if report["accuracy"] is None else f"{report['accuracy']:.3f}"
+    print(f"{report['samples']} samples on {report['backend']}: accuracy {accuracy}, "
           f"{totals['spikes']} spikes, {report['steps_per_s']:.1f} steps/s")
     for row in report["layers"]:
         print(f"  {row['name']:10s} neurons {row['neurons']:6d}  spikes {row['spikes']:8d}  synops {row['synops'] or 0:10d}")
     if totals.get("energy_per_inference_j") is not None:
         print(f"energy per inference {totals['energy_per_inference_j']:.3g} J ({report['energy_model']['name']})")
+    if args.spikes is not None:
+        print(f"output spikes written to {args.spikes}")
     print(f"report written to {report_path}")
     return 0
 

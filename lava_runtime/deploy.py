@@ -13,7 +13,7 @@ from lava_runtime.energy import load_energy_model
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import read_net
 from lava_runtime.report import build_report
-from lava_runtime.records import Agreement, LayerRecord, compare_records, output_agreement
+from lava_runtime.records import Agreement, LayerRecord, compare_records, output_agreement, to_lava_order
 from lava_runtime.simulate import run_layers
 from train.data import FrameDataset
 from train.errors import DatasetError
@@ -56,6 +56,76 @@ def validate_dataset(net_path: str | Path, dataset: str, split: str = "test", sa
     return compare_records(sim, backend_layers(net_path, data.spikes, "emu", record="all"))
 
 
+def load_arrays(net_path: str | Path, input_path: str | Path, labels_path: str | Path | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``--input X.npy`` (``[N, C, H, W, T]`` or ``[N, F, T]`` integers) and ``--labels Y.npy`` (int ``[N]``), checked."""
+    net = read_net(net_path)
+    x = _load_npy(input_path, "input")
+    if x.dtype.kind not in "iub" and not (x.dtype.kind == "f" and np.all(x == np.round(x))):
+        raise RuntimeConfigError(f"{input_path}: input must hold integers (spikes or graded payloads), "
+                                 f"got dtype {x.dtype}")
+    want = tuple(net.input_shape)
+    if x.ndim != len(want) + 2 or tuple(x.shape[1:-1]) != want or x.shape[0] < 1 or x.shape[-1] < 1:
+        order = "[N, C, H, W, T]" if len(want) == 3 else "[N, F, T]"
+        raise RuntimeConfigError(f"{input_path}: input shape {list(x.shape)} must be {order} with "
+                                 f"{'CHW' if len(want) == 3 else 'F'} = {list(want)} (network {net_path})")
+    if np.abs(x).max(initial=0) >= 1 << 24:
+        raise RuntimeConfigError(f"{input_path}: input values must fit Loihi's 24-bit payloads")
+    x = x.astype(np.int32)
+    labels = None
+    if labels_path is not None:
+        y = _load_npy(labels_path, "labels")
+        if y.dtype.kind not in "iu" or y.shape != (x.shape[0],):
+            raise RuntimeConfigError(f"{labels_path}: labels must be integers of shape [{x.shape[0]}], "
+                                     f"got {y.dtype} {list(y.shape)}")
+        labels = y.astype(np.int64)
+    return x, labels
+
+
+def _load_npy(path: str | Path, what: str) -> np.ndarray:
+    """A ``.npy`` array (no pickles), or a one-line error naming the file."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise RuntimeConfigError(f"{path}: {what} file not found") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise RuntimeConfigError(f"{path}: not a readable .npy {what} array ({e})") from None
+
+
+def save_output_spikes(layers: list[LayerRecord], path: str | Path) -> None:
+    """The output layer ``[N, *output_shape, T]`` in the file's ``[C, H, W]``/``[F]`` order, local time."""
+    out = layers[-1].spikes
+    np.save(path, to_lava_order(out))  # Lava's (W, H, C) back to (C, H, W): reversing is its own inverse
+
+
+def run_arrays(
+    net_path: str | Path,
+    spikes: np.ndarray,
+    labels: np.ndarray | None = None,
+    backend: str = "sim",
+    energy_model: str | Path | None = None,
+    progress: bool = False,
+    info: dict[str, Any] | None = None,
+    spikes_out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run input arrays ``[N, C, H, W, T]``/``[N, F, T]`` through ``net_path``; the report (accuracy with labels)."""
+    energy = load_energy_model(energy_model)
+    t0 = time.perf_counter()
+    layers = backend_layers(net_path, spikes, backend, progress=progress)
+    wall = time.perf_counter() - t0
+    info = {"backend": backend, "net": str(net_path), **(info or {})}
+    agreement = None if backend == "emu" else output_agreement(layers, emulate(net_path, spikes))
+    if spikes_out is not None:
+        save_output_spikes(layers, spikes_out)
+    return build_report(layers, labels, info, wall, energy=energy, agreement=agreement)
+
+
+def validate_arrays(net_path: str | Path, spikes: np.ndarray) -> Agreement:
+    """Run input arrays on ``sim`` and ``emu`` recording every layer, and compare the spikes."""
+    sim = backend_layers(net_path, spikes, "sim", record="all")
+    return compare_records(sim, backend_layers(net_path, spikes, "emu", record="all"))
+
+
 def run_dataset(
     net_path: str | Path,
     dataset: str,
@@ -66,17 +136,14 @@ def run_dataset(
     energy_model: str | Path | None = None,
     progress: bool = False,
     data_root: str | Path | None = None,
+    spikes_out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run ``samples`` samples of ``dataset/split`` through ``net_path``; return the report dict.
 
     ``energy_model`` is a YAML of per-operation energies (the packaged Loihi model when None);
     it is read before anything runs so that a bad file fails fast.
     """
-    energy = load_energy_model(energy_model)
+    load_energy_model(energy_model)  # a bad energy file fails before the dataset is read
     data = load_samples(net_path, dataset, split, samples, cache_dir, data_root)
-    t0 = time.perf_counter()
-    layers = backend_layers(net_path, data.spikes, backend, progress=progress)
-    wall = time.perf_counter() - t0
-    info = {"backend": backend, "net": str(net_path), "dataset": dataset, "split": split}
-    agreement = None if backend == "emu" else output_agreement(layers, emulate(net_path, data.spikes))
-    return build_report(layers, data.labels, info, wall, energy=energy, agreement=agreement)
+    return run_arrays(net_path, data.spikes, data.labels, backend, energy_model, progress,
+                      {"dataset": dataset, "split": split}, spikes_out)

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from lava_runtime.counting import Topology, conv_fanout, dense_fanout, synops_from_spikes
 from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netfile import STATE_BITS, ConvLayer, DenseLayer, Layer, NetFile, read_net
-from lava_runtime.records import Agreement, LayerRecord, compare_records  # noqa: F401 (re-exported)
+from lava_runtime.netfile import STATE_BITS, ConvLayer, DenseLayer, InputLayer, Layer, NetFile, read_net
+from lava_runtime.records import Agreement, LayerRecord, compare_records, to_lava_order  # noqa: F401 (re-exported)
 
 _HALF = 1 << (STATE_BITS - 1)  # 2**23
 _ACT_SHIFT = 6  # Loihi MSB-aligns synaptic input and thresholds by 6 bits
@@ -52,21 +52,30 @@ class _LayerKernel:
     def __init__(self, layer: Layer, device: torch.device, arithmetic: str = "fixed") -> None:
         self.layer = layer
         self.float = arithmetic == "float"
-        bound = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(1).max(initial=0))
+        self.identity = isinstance(layer, InputLayer)  # payloads go straight to the neurons' a_in
+        weight = np.ones((1, 1), np.int64) if self.identity else layer.weight
+        bound = int(np.abs(weight).reshape(weight.shape[0], -1).sum(1).max(initial=0))
         # Integer sums stay exact in float32 below 2**24; float64 beyond (and on CUDA, where
         # TF32 and FFT algorithms could round).
         exact32 = bound < (1 << 24) and device.type == "cpu"
-        self.dtype = torch.float32 if exact32 else torch.float64
-        self.weight = torch.as_tensor(layer.weight, dtype=self.dtype, device=device)
+        self.dtype = torch.float32 if exact32 and not self.identity else torch.float64
+        self.weight = torch.as_tensor(weight, dtype=self.dtype, device=device)
         self.wrap24 = isinstance(layer, ConvLayer) and bound >= _HALF  # else the conv sum cannot wrap
         # Lava adds ``a_in << 6`` to u in int32; only huge dense fan-ins can overflow that.
         # (Gain layers compute in int64, as the gain neuron process does.)
         self.wrap32 = layer.gain is None and (bound << _ACT_SHIFT) + _HALF >= (1 << 31)
         n = layer.neuron
-        self.u_keep = (4096 - n.i_decay) / 4096  # exact binary fractions
-        self.v_keep = (4096 - n.v_decay) / 4096
-        self.vth = float(n.vth_mant << _ACT_SHIFT)
         extra = (1,) * (len(layer.shape) - 1)  # broadcast per channel over H, W
+
+        def per_channel(value: float | np.ndarray) -> float | torch.Tensor:
+            # Per-channel decays (lava-dl's shared_param=False) broadcast like Lava's over (W, H, C).
+            if np.ndim(value) == 0:
+                return float(value)
+            return torch.as_tensor(np.asarray(value, np.float64), device=device).reshape(-1, *extra)
+
+        self.u_keep = per_channel((4096 - np.asarray(n.i_decay)) / 4096)  # exact binary fractions
+        self.v_keep = per_channel((4096 - np.asarray(n.v_decay)) / 4096)
+        self.vth = float(n.vth_mant << _ACT_SHIFT)
         self.bias = None
         if layer.bias is not None and np.any(layer.bias):
             self.bias = torch.as_tensor(layer.bias << _ACT_SHIFT, dtype=torch.float64, device=device).reshape(-1, *extra)
@@ -82,8 +91,8 @@ class _LayerKernel:
             self.weight = self.weight.to(torch.float64)
             if isinstance(layer, DenseLayer):
                 self.weight = self.weight * 2.0 ** layer.weight_exp
-            self.u_keep = 1 - n.i_decay / 4096
-            self.v_keep = 1 - n.v_decay / 4096
+            self.u_keep = per_channel(1 - np.asarray(n.i_decay) / 4096)
+            self.v_keep = per_channel(1 - np.asarray(n.v_decay) / 4096)
             self.vth = float(n.vth_mant)
             if self.bias is not None:
                 self.bias = self.bias / float(1 << _ACT_SHIFT)
@@ -92,6 +101,8 @@ class _LayerKernel:
         """Synaptic input (integers in float64) for spikes ``s`` ``[M, *input_shape]`` (M = steps × samples)."""
         layer = self.layer
         x = s.to(self.dtype)
+        if self.identity:  # NetX's Input block: no synapse, the payload is the neuron's a_in
+            return x.to(torch.float64)
         if isinstance(layer, ConvLayer):
             with torch.backends.cudnn.flags(enabled=False):  # no FFT/Winograd: sums must stay exact
                 a = F.conv2d(x, self.weight, stride=layer.stride, padding=layer.padding,
@@ -119,12 +130,12 @@ class _LayerKernel:
                 x = _wrap(x, 32)
             if self.gain is not None:  # sign(x)·((|x|·mant) >> exp) is a truncation toward zero
                 x = torch.trunc(x * self.gain[t])
-            u = torch.trunc(u.mul_(self.u_keep)).add_(x)  # decay rounds toward zero, like Loihi's shift
+            u = torch.trunc(u * self.u_keep).add_(x)  # decay rounds toward zero, like Loihi's shift
             if self.wrap32:
                 u = _wrap(u, 32)
             if float(u.abs().max()) >= _HALF:  # Lava's single 24-bit wrap: above 2**23 down, at or below -2**23 up
                 u = torch.where(u > _HALF, u - 2 * _HALF, torch.where(u <= -_HALF, u + 2 * _HALF, u))
-            v = torch.trunc(v.mul_(self.v_keep)).add_(u)
+            v = torch.trunc(v * self.v_keep).add_(u)
             if self.bias is not None:
                 v.add_(self.bias)
             v.clamp_(-_HALF + 1, _HALF - 1)
@@ -154,6 +165,9 @@ class _LayerKernel:
 
 def topology(layer: Layer) -> Topology:
     """The synapses into ``layer`` as the runtime's counting sees them in the Lava graph."""
+    if isinstance(layer, InputLayer):  # payloads reach the neurons directly: no synapses
+        fanout = np.zeros(layer.lava_shape, np.int64)
+        return Topology("input", fanout, 0, 0, 0)
     if isinstance(layer, ConvLayer):
         # NetX hands Lava the kernel flipped and as [Cout, kx, ky, Cin]; conv_fanout expects that.
         weight = layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
@@ -213,6 +227,8 @@ def _run_layers(net: str | Path | NetFile, spikes: np.ndarray, record: str, devi
     if tuple(spikes.shape[1:-1]) != tuple(net.input_shape):
         raise RuntimeConfigError(f"{net.path}: input samples {list(spikes.shape[1:-1])} do not match the "
                                  f"network input {list(net.input_shape)}")
+    if net.input_neurons and spikes.size and np.abs(spikes).max() >= 1 << 15:
+        raise RuntimeConfigError(f"{net.path}: input payloads must lie in the input neurons' 16-bit a_in range")
     if len(net.layers) >= t:
         raise RuntimeConfigError(f"{net.path}: {len(net.layers)} layers need more than T={t} timesteps per sample")
     for layer in net.layers:
@@ -229,14 +245,16 @@ def _run_layers(net: str | Path | NetFile, spikes: np.ndarray, record: str, devi
     keep = [record == "all" or k == last for k in range(len(net.layers))]
     counts = [np.zeros((n, t), dtype=np.int64) for _ in net.layers]
     # synops[k]: into layer k, at the presynaptic step; layer 0's come from the input frames.
-    synops = [synops_from_spikes(spikes.transpose(0, 3, 2, 1, 4), topos[0].fanout)] + \
+    synops = [synops_from_spikes(to_lava_order(spikes), topos[0].fanout)] + \
         [np.zeros((n, t), dtype=np.int64) for _ in net.layers[1:]]
     full = [np.zeros((n, *layer.lava_shape, t), dtype=np.uint8) if keep[k] else None
             for k, layer in enumerate(net.layers)]
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            x = torch.as_tensor(np.moveaxis(spikes[start:stop], -1, 0) != 0, device=dev)
+            frames = np.moveaxis(spikes[start:stop], -1, 0)
+            # A synapse sees binary spikes (Lava's unary s_in casts to bool); input neurons get the payload.
+            x = torch.as_tensor(frames.astype(np.float64) if net.input_neurons else frames != 0, device=dev)
             for k, s in enumerate(_forward(kernels, x)):
                 flat = s.reshape(t, stop - start, -1)
                 counts[k][start:stop] = flat.sum(-1).T.cpu().numpy()

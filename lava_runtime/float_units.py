@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from lava.lib.dl.netx.blocks.process import Conv, Dense
+from lava.lib.dl.netx.blocks.process import Conv, Dense, Input
 from lava.magma.core.process.process import AbstractProcess
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
@@ -48,20 +48,27 @@ def dense_float_weights(weights: np.ndarray, proc_params: dict[str, Any]) -> np.
 
 
 def to_float_units(layers: list[AbstractProcess]) -> None:
-    """Rewrite the variables of NetX ``Conv``/``Dense`` blocks (not yet compiled) into float units."""
+    """Rewrite the variables of NetX ``Input``/``Conv``/``Dense`` blocks (not yet compiled) into float units."""
     for block in layers:
-        if not isinstance(block, (Conv, Dense)):
+        if not isinstance(block, (Input, Conv, Dense)):
             raise RuntimeConfigError(f"sim-float: no float conversion for NetX block {type(block).__name__}")
-        syn, neuron = block.synapse, block.neuron
+        neuron = block.neuron
         if isinstance(block, Dense):
-            syn.weights.init = dense_float_weights(syn.weights.init, syn.proc_params)  # the float model has no exponent
-        else:
-            syn.weight.init = np.asarray(syn.weight.init, dtype=np.float64)
-        neuron.du.init = (_scalar(neuron.du.init) + 1) / DECAY_UNITY
-        neuron.dv.init = _scalar(neuron.dv.init) / DECAY_UNITY
+            block.synapse.weights.init = dense_float_weights(block.synapse.weights.init, block.synapse.proc_params)
+        elif isinstance(block, Conv):
+            block.synapse.weight.init = np.asarray(block.synapse.weight.init, dtype=np.float64)
+        # Input blocks have no synapse: the payload is a_in, which the float LIF adds unshifted.
+        neuron.du.init = (_decays(neuron.du.init) + 1) / DECAY_UNITY
+        neuron.dv.init = _decays(neuron.dv.init) / DECAY_UNITY
         neuron.vth.init = _scalar(neuron.vth.init)
         bias_exp = np.asarray(neuron.bias_exp.init, dtype=np.float64)
         neuron.bias_mant.init = np.asarray(neuron.bias_mant.init, dtype=np.float64) * 2.0**bias_exp / 2**ACT_SHIFT
+
+
+def _decays(value: Any) -> float | np.ndarray:
+    """One decay, or lava-dl's per-neuron decays (kept as an array that broadcasts over the channels)."""
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    return float(arr[0]) if arr.size == 1 else arr
 
 
 def _scalar(value: Any) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 from lava.lib.dl import netx
-from lava.lib.dl.netx.blocks.process import Conv, Dense
+from lava.lib.dl.netx.blocks.process import Conv, Dense, Input
 from lava.magma.core.process.process import AbstractProcess
 from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
@@ -53,16 +53,30 @@ class Graph:
     gains: list[bool]
 
 
-def to_lava_layout(spikes: np.ndarray, steps: int | None = None) -> np.ndarray:
-    """SLAYER ``[N, C, H, W, T]`` samples → one int32 Lava stream ``[W, H, C, steps]`` (zeros after N·T)."""
-    n, c, h, w, t = spikes.shape
-    stream = spikes.transpose(3, 2, 1, 0, 4).reshape(w, h, c, n * t).astype(np.int32)
-    pad = (steps or n * t) - n * t
-    return np.concatenate([stream, np.zeros((w, h, c, pad), np.int32)], -1) if pad > 0 else stream
+def to_lava_layout(spikes: np.ndarray, steps: int | None = None, lead: int = 0,
+                   shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """SLAYER ``[N, C, H, W, T]`` (or ``[N, F, T]``) samples → one int32 Lava stream ``[W, H, C, steps]``.
+
+    ``lead`` empty steps come first and zeros follow the N·T sample steps. ``shape`` is the
+    port's shape where it differs: a 1-D port takes each frame flattened in ``[C, H, W]`` order
+    (what NetX's flatten after a ``[C, H, W]`` input does).
+    """
+    n, t = spikes.shape[0], spikes.shape[-1]
+    lava = spikes.transpose(*range(spikes.ndim - 2, 0, -1), 0, spikes.ndim - 1)  # [W, H, C, N, T]
+    if shape is not None and len(shape) == 1 and spikes.ndim > 3:
+        lava = spikes.reshape(n, -1, t).transpose(1, 0, 2)
+    stream = lava.reshape(*lava.shape[:-2], n * t).astype(np.int32)
+    pad = (steps or n * t + lead) - n * t - lead
+    parts = [np.zeros((*stream.shape[:-1], lead), np.int32)] if lead > 0 else []
+    parts += [stream] + ([np.zeros((*stream.shape[:-1], pad), np.int32)] if pad > 0 else [])
+    return np.concatenate(parts, -1) if len(parts) > 1 else stream
 
 
 def layer_topology(block: AbstractProcess, input_shape: tuple[int, ...]) -> Topology:
     """Synapses into a NetX ``Conv`` or ``Dense`` block, from the weights its Lava synapse holds."""
+    if isinstance(block, Input):  # the payloads reach the neurons directly: no synapses
+        fanout = np.zeros(tuple(int(v) for v in block.out.shape), np.int64)
+        return Topology("input", fanout, 0, 0, 0)
     syn = block.synapse
     if isinstance(block, Conv):
         weight = np.asarray(syn.weight.init)
@@ -84,8 +98,9 @@ def _gain_rows(path: Path) -> list[tuple[bool, int | None]]:
         for key in sorted(layers, key=int):
             group = layers[key]
             kind = group["type"][()]
-            kind = (kind[0] if np.ndim(kind) else kind).decode() if not isinstance(kind, str) else kind
-            if kind in ("conv", "dense"):
+            kind = kind.reshape(-1)[0] if isinstance(kind, np.ndarray) else kind
+            kind = kind.decode() if isinstance(kind, bytes) else kind
+            if kind in ("conv", "dense") or (kind == "input" and "neuron" in group):
                 gain = "gain_mant" in group
                 rows.append((gain, int(group["gain_mant"].shape[0]) if gain else None))
     return rows
@@ -110,8 +125,17 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
     if arithmetic == "float":
         to_float_units(net.layers)
     num_steps = stream_steps(spikes.shape[0], timesteps, len(net.layers))
-    source = SourceBuffer(data=to_lava_layout(spikes, num_steps))
-    source.s_out.connect(net.inp)
+    first = net.layers[0]
+    if isinstance(first, Input):
+        # NetX's Input block leaves its inp port unconnected: input goes to the neuron's a_in, as in
+        # lava-dl's tests. With no synapse in front, the input layer would see frame 0 at step 1,
+        # a step before NetX's reset (offset + 1); one empty lead step keeps the records' timing
+        # (layer k's sample window starts at step k + 1) and each reset on its sample's first step.
+        source = SourceBuffer(data=to_lava_layout(spikes, num_steps, lead=1))
+        source.s_out.connect(first.neuron.a_in)
+    else:
+        source = SourceBuffer(data=to_lava_layout(spikes, num_steps, shape=tuple(net.inp.shape)))
+        source.s_out.connect(net.inp)
     topology, shape_in = [], tuple(net.inp.shape)
     for layer in net.layers:
         topology.append(layer_topology(layer, shape_in))

@@ -56,15 +56,17 @@ class Cuba:
     """
 
     layer: str
-    i_decay: int
-    v_decay: int
+    i_decay: int | np.ndarray  # one value, or one per channel (SLAYER's shared_param=False)
+    v_decay: int | np.ndarray
     vth_mant: int
-    ref_delay: int = 1
+    ref_delay: int = 1  # read and checked; NetX 0.6 does not pass it to Lava's LIF, so nothing uses it
 
     def __post_init__(self) -> None:
         for key, value in (("iDecay", self.i_decay), ("vDecay", self.v_decay)):
-            if not 0 <= value <= DECAY_UNITY:
-                raise _fail(self.layer, f"neuron {key}={value} outside [0, {DECAY_UNITY}] (12-bit decay)")
+            arr = np.asarray(value)
+            if arr.size and not (0 <= arr.min() and arr.max() <= DECAY_UNITY):
+                shown = value if arr.ndim == 0 else f"[{arr.min()}..{arr.max()}]"
+                raise _fail(self.layer, f"neuron {key}={shown} outside [0, {DECAY_UNITY}] (12-bit decay)")
         if not 0 <= self.vth_mant <= MAX_VTH_MANT:
             raise _fail(self.layer, f"neuron vThMant={self.vth_mant} outside [0, {MAX_VTH_MANT}]")
         if self.ref_delay < 0:
@@ -186,7 +188,44 @@ class DenseLayer:
         return int(self.weight.shape[1])
 
 
-Layer = Union[ConvLayer, DenseLayer]
+@dataclass
+class InputLayer:
+    """NetX's ``Input`` block: CUBA neurons whose ``a_in`` receives the input payloads directly.
+
+    What stock NetX 0.6 builds (``hdf5.Network.create_input``, ``blocks.process.Input``): a
+    LIF(Reset) neuron with the file's decays and threshold and no bias; the block's ``inp`` port
+    is not connected to it, so input reaches the neuron's ``a_in`` (as lava-dl's own tests wire
+    it), one payload per neuron and step, with no synapse and so no synaptic delay. The file's
+    ``weight``/``bias`` (SLAYER's input transform) are read into ``transform_*`` but NetX stores
+    them in a ``transform`` dict it never applies, so they do not change what runs.
+    """
+
+    name: str
+    shape: tuple[int, ...]  # file order: [C, H, W] or [F]
+    neuron: Cuba
+    transform_weight: int | None = None
+    transform_bias: int | None = None
+    kind: str = field(default="input", init=False)
+    gain: None = field(default=None, init=False)
+    bias: None = field(default=None, init=False)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The payloads arrive one per neuron."""
+        return tuple(self.shape)
+
+    @property
+    def lava_shape(self) -> tuple[int, ...]:
+        """Neurons in Lava's order (``(W, H, C)`` or ``(F,)``)."""
+        return tuple(self.shape[::-1])
+
+    @property
+    def fan_in(self) -> int:
+        """One input payload per neuron."""
+        return 1
+
+
+Layer = Union[InputLayer, ConvLayer, DenseLayer]
 
 
 def _check_bias_gain(name: str, bias: np.ndarray | None, gain: Gain | None, channels: int) -> None:
@@ -201,10 +240,14 @@ def _check_bias_gain(name: str, bias: np.ndarray | None, gain: Gain | None, chan
 
 @dataclass
 class NetFile:
-    """A validated exported network: input shape ``[C, H, W]``, neuron layers in order, metadata."""
+    """A validated network: input shape ``[C, H, W]`` or ``[F]``, neuron layers in order, metadata.
+
+    ``layers`` are the blocks NetX builds, in order: an :class:`InputLayer` first where the
+    file's input layer has neurons, then the conv and dense layers.
+    """
 
     path: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     layers: list[Layer]
     metadata: dict[str, Any]
 
@@ -224,13 +267,18 @@ class NetFile:
                                          f"{layer.gain.mant.shape[0]} timesteps, the file says timesteps={t}")
 
     @property
+    def input_neurons(self) -> bool:
+        """Whether the first block is NetX's ``Input`` (payloads go to its neurons' ``a_in``)."""
+        return isinstance(self.layers[0], InputLayer)
+
+    @property
     def timesteps(self) -> int | None:
         """Timesteps per sample recorded at export (None if the file does not say)."""
         return self.metadata.get("timesteps")
 
     @property
     def layer_names(self) -> list[str]:
-        """Names as the runtime reports them: ``'<k>:conv'``, ``'<k>:dense'``."""
+        """Names as the runtime reports them: ``'<k>:input'``, ``'<k>:conv'``, ``'<k>:dense'``."""
         return [f"{k}:{layer.kind}" for k, layer in enumerate(self.layers)]
 
 
@@ -320,29 +368,53 @@ def _shape(group: h5py.Group, layer: str) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
-def _neuron(group: h5py.Group, layer: str) -> Cuba:
+def _decay(neuron: h5py.Group, key: str, layer: str, channels: int) -> int | np.ndarray:
+    """A decay: one value, or one per channel (broadcast by Lava over the neuron's last, channel axis)."""
+    value = _ints(neuron, key, layer, max_elements=1 << 20)
+    if value.size == 1:
+        return int(value.reshape(()))
+    if value.size != channels:
+        raise _fail(layer, f"'{key}' has {value.size} values; expected one, or one per channel ({channels})")
+    return value.reshape(-1)
+
+
+def _neuron(group: h5py.Group, layer: str, channels: int) -> Cuba:
     if "neuron" not in group or not isinstance(group["neuron"], h5py.Group):
         raise _fail(layer, "missing 'neuron' group")
     neuron = group["neuron"]
     kind = _text(neuron, "type", layer)
+    if kind == "SDNN":
+        # Not emulated yet, and NetX 0.6 ignores reset_interval for sigma-delta neurons ("Reset is not
+        # supported"), so back-to-back samples would share state: the runtime's reset contract breaks.
+        raise _fail(layer, "neuron type 'SDNN' is not supported yet (sigma-delta: no emulation, and NetX 0.6 "
+                           "cannot reset it between samples); expected CUBA")
     if kind not in ("CUBA", "LOIHI"):
         raise _fail(layer, f"neuron type {kind!r} is not supported (expected CUBA)")
     if "messageBits" in neuron and _scalar(neuron, "messageBits", layer) != 0:
-        raise _fail(layer, "graded spikes (messageBits > 0) are not supported")
+        raise _fail(layer, "graded spikes (messageBits > 0) are not supported on CUBA neurons")
     if "gradedSpike" in neuron and _scalar(neuron, "gradedSpike", layer, kinds="iufb") != 0:
-        raise _fail(layer, "graded spikes (gradedSpike) are not supported")
+        # NetX 0.6 ignores gradedSpike for CUBA and sends binary spikes: what runs would not be what was trained.
+        raise _fail(layer, "graded spikes (gradedSpike) are not supported on CUBA neurons (NetX sends binary spikes)")
     ref = _scalar(neuron, "refDelay", layer) if "refDelay" in neuron else 1
-    return Cuba(layer, _scalar(neuron, "iDecay", layer), _scalar(neuron, "vDecay", layer),
+    return Cuba(layer, _decay(neuron, "iDecay", layer, channels), _decay(neuron, "vDecay", layer, channels),
                 _scalar(neuron, "vThMant", layer), ref)
 
 
-def _weights(group: h5py.Group, layer: str, shape: tuple[int, ...]) -> np.ndarray:
+def _conv_weight_shape(g: h5py.Group, name: str) -> tuple[int, ...]:
+    """The conv weight's shape as 4-D: lava-dl writes ``[Cout, Cin/groups, kh, kw]`` or with a trailing 1."""
+    ds = g.get("weight")
+    wshape = tuple(int(v) for v in (ds.shape or ())) if isinstance(ds, h5py.Dataset) else ()
+    return wshape[:4] if len(wshape) == 5 and wshape[4] == 1 else wshape
+
+
+def _weights(group: h5py.Group, layer: str, shape: tuple[int, ...], trailing_one: bool = False) -> np.ndarray:
     """The weight dataset, checked for its expected shape before its values are read."""
     if "weight" not in group or not isinstance(group["weight"], h5py.Dataset):
         raise _fail(layer, "missing dataset 'weight'")
-    if tuple(group["weight"].shape or ()) != shape:
-        raise _fail(layer, f"weight shape {list(group['weight'].shape or ())} must be {list(shape)}")
-    w = _ints(group, "weight", layer)
+    stored = tuple(group["weight"].shape or ())
+    if stored != shape and not (trailing_one and stored == (*shape, 1)):  # conv kernels: SLAYER's trailing axis
+        raise _fail(layer, f"weight shape {list(stored)} must be {list(shape)}")
+    w = _ints(group, "weight", layer).reshape(shape)
     lo, hi = WEIGHT_RANGE
     if w.size and (w.min() < lo or w.max() > hi):
         raise _fail(layer, f"weights must be integers in [{lo}, {hi}] (Loihi's 8-bit mantissa and sign), "
@@ -367,7 +439,18 @@ def _extras(group: h5py.Group, layer: str, channels: int) -> tuple[np.ndarray | 
     return bias, gain
 
 
-def _read_layers(h: h5py.File) -> tuple[tuple[int, int, int], list[Layer]]:
+def _input_transform(g: h5py.Group, name: str, key: str) -> int | None:
+    """The input block's ``weight``/``bias`` (one value each, as NetX's ``int(...)`` requires)."""
+    if key not in g:
+        return None
+    value = _ints(g, key, name, max_elements=1)
+    if value.size != 1:
+        raise _fail(name, f"input '{key}' must be one value, got shape {list(value.shape)}")
+    return int(value.reshape(()))
+
+
+def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
+    """The blocks NetX's ``hdf5.Network`` builds from the file, checked as NetX needs them."""
     if "layer" not in h or not isinstance(h["layer"], h5py.Group):
         raise RuntimeConfigError("not a NetX network (no 'layer' group)")
     groups = h["layer"]
@@ -379,24 +462,39 @@ def _read_layers(h: h5py.File) -> tuple[tuple[int, int, int], list[Layer]]:
     for name in names:
         if not isinstance(groups[name], h5py.Group):
             raise _fail(name, "is not a group")
-    first = groups["0"]
-    if _text(first, "type", "0") != "input":
-        raise _fail("0", "must be the input layer (type 'input')")
-    if "neuron" in first:
-        raise _fail("0", "input neurons are not supported (the runtime streams spikes straight to layer 1)")
-    input_shape = _shape(first, "0")
-    if len(input_shape) != 3:
-        raise _fail("0", f"input shape must be [C, H, W], got {list(input_shape)}")
     layers: list[Layer] = []
+    first = groups["0"]
+    first_kind = _text(first, "type", "0")
+    start = 1
+    if first_kind == "input":
+        input_shape = _shape(first, "0")
+        if len(input_shape) not in (1, 3):
+            raise _fail("0", f"input shape must be [C, H, W] or [F], got {list(input_shape)}")
+        if "neuron" in first:
+            layers.append(InputLayer("0", input_shape, _neuron(first, "0", input_shape[0]),
+                                     _input_transform(first, "0", "weight"), _input_transform(first, "0", "bias")))
+    elif first_kind == "dense":
+        # No input layer: NetX sizes the network's input from the first dense weight (dense-only nets).
+        ds = first.get("weight")
+        wshape = tuple(int(v) for v in (ds.shape or ())) if isinstance(ds, h5py.Dataset) else ()
+        if len(wshape) != 2 or min(wshape) < 1:
+            raise _fail("0", f"dense weight shape {list(wshape)} must be [out, in]")
+        input_shape = (wshape[1],)
+        start = 0
+    else:
+        # NetX cannot infer a conv's input shape without an input layer ("Input shape could not be inferred").
+        raise _fail("0", f"must be the input layer (type 'input') or a dense layer, found {first_kind!r}")
     shape: tuple[int, ...] = input_shape
     flatten = False
-    for i in range(1, len(names)):
+    for i in range(start, len(names)):
         name = str(i)
         g = groups[name]
         kind = _text(g, "type", name)
+        if kind == "input":
+            raise _fail(name, "only layer 0 may be an input layer")
         if kind == "flatten":
-            if len(shape) != 3 or not layers or flatten:
-                raise _fail(name, "flatten must follow a conv layer")
+            if len(shape) != 3 or flatten:
+                raise _fail(name, "flatten must follow a conv layer or a [C, H, W] input")
             if "shape" in g and int(np.prod(_shape(g, name))) != int(np.prod(shape)):
                 raise _fail(name, f"flatten shape {list(_shape(g, name))} does not hold {list(shape)}")
             flatten = True
@@ -411,19 +509,17 @@ def _read_layers(h: h5py.File) -> tuple[tuple[int, int, int], list[Layer]]:
             stride, padding, dilation = (_pair(g, k, name) for k in ("stride", "padding", "dilation"))
             if groups_n < 1 or shape[0] % groups_n:
                 raise _fail(name, f"groups={groups_n} does not divide {shape[0]} input channels")
-            ds = g.get("weight")
-            wshape = tuple(int(v) for v in (ds.shape or ())) if isinstance(ds, h5py.Dataset) else ()
+            wshape = _conv_weight_shape(g, name)
             if len(wshape) != 4 or wshape[:2] != (out[0], shape[0] // groups_n) or min(wshape) < 1:
-                raise _fail(name, f"conv weight shape {list(wshape)} must be [{out[0]}, {shape[0] // groups_n}, kh, kw]")
-            weight = _weights(g, name, wshape)
+                raise _fail(name, f"conv weight shape {list(wshape)} must be [{out[0]}, {shape[0] // groups_n}, kh, kw]"
+                                  " (or with a trailing 1)")
+            weight = _weights(g, name, wshape, trailing_one=True)
             bias, gain = _extras(g, name, out[0])
             layer: Layer = ConvLayer(name, shape, out, weight, stride, padding, dilation, groups_n,
-                                     _neuron(g, name), bias, gain)
+                                     _neuron(g, name, out[0]), bias, gain)
         elif kind == "dense":
             if len(shape) == 3 and not flatten:
                 raise _fail(name, "dense after a conv layer needs a flatten layer in between")
-            if not layers:
-                raise _fail(name, "the first layer must be conv (inputs are [C, H, W] spike frames)")
             out = _shape(g, name)
             n_out, n_in = int(np.prod(out)), int(np.prod(shape))
             weight = _weights(g, name, (n_out, n_in))
@@ -431,15 +527,21 @@ def _read_layers(h: h5py.File) -> tuple[tuple[int, int, int], list[Layer]]:
                 raise _fail(name, "all weights are zero (NetX cannot size the synapse)")
             chip, exp = chip_dense_weights(weight)
             bias, gain = _extras(g, name, n_out)
-            layer = DenseLayer(name, shape, (n_out,), chip, exp, _neuron(g, name), bias, gain, weight)
+            layer = DenseLayer(name, shape, (n_out,), chip, exp, _neuron(g, name, n_out), bias, gain, weight)
             flatten = False
+        elif kind == "dense_rec":
+            # NetX 0.6 builds RecurrentDense, but its process has no model for Lava's simulator to run.
+            raise _fail(name, "recurrent dense layers (dense_rec) are not supported: NetX 0.6's RecurrentDense "
+                              "block has no process model to run")
         else:
             raise _fail(name, f"layer type {kind!r} is not supported (expected conv, flatten or dense)")
         layers.append(layer)
         shape = tuple(layer.shape)
     if flatten:
         raise RuntimeConfigError("the last layer is a flatten without a dense layer after it")
-    return input_shape, layers  # type: ignore[return-value]
+    if not layers or isinstance(layers[-1], InputLayer):
+        raise RuntimeConfigError("no conv or dense layers")
+    return input_shape, layers
 
 
 def _read_metadata(h: h5py.File) -> dict[str, Any]:

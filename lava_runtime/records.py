@@ -3,7 +3,8 @@
 Timing (docs/design.md, "Timing"): samples stream back to back, ``T`` steps each; layer ``k``
 (0-based) lags the input by ``k + 1`` steps and is reset when a sample reaches it, so the
 sample's activity in layer ``k`` is the ``T`` steps that follow: window steps ``k + 1 .. T + k``
-of the stream. Records hold exactly those steps, re-indexed ``0 .. T - 1`` (the layer's *local
+of the stream (where the first block is NetX's ``Input``, whose neurons take the input with no
+synapse in front, the stream starts with one empty step so that the same holds). Records hold exactly those steps, re-indexed ``0 .. T - 1`` (the layer's *local
 time*, which is the delay-free torch model's time), so step ``t`` of every layer belongs to the
 same input frame ``t``. The last sample of a stream runs ``L`` extra steps (``L`` = layers).
 """
@@ -34,6 +35,11 @@ class LayerRecord:
     topology: Topology | None = None
     gain: bool = False  # the neuron scales its input by a per-timestep gain
     hardware: dict | None = None  # energy and time measured on Loihi 2 (output layer of a loihi2 run)
+
+
+def to_lava_order(x: np.ndarray) -> np.ndarray:
+    """``[N, C, H, W, T]`` → ``[N, W, H, C, T]`` (Lava's neuron order); ``[N, F, T]`` stays."""
+    return x.transpose(0, *range(x.ndim - 2, 0, -1), x.ndim - 1)
 
 
 def stream_steps(samples: int, timesteps: int, layers: int) -> int:

@@ -87,11 +87,19 @@ def output_raster(layer: LayerRecord, sample: int = 0) -> dict[str, Any] | None:
     return {"sample": sample, "neurons": int(s.shape[0]), "events": [[int(t), int(i)] for t, i in zip(step, neuron)]}
 
 
+def _accuracy(report: dict[str, Any]) -> str:
+    """The report's accuracy as text ('n/a' where the run had no labels)."""
+    return "n/a" if report.get("accuracy") is None else f"{report['accuracy']:.3f}"
+
+
 def build_report(
-    layers: list[LayerRecord], labels: np.ndarray, run_info: dict[str, Any], wall_s: float,
+    layers: list[LayerRecord], labels: np.ndarray | None, run_info: dict[str, Any], wall_s: float,
     energy: EnergyModel | None = None, agreement: float | None = None,
 ) -> dict[str, Any]:
-    """The report dict (schema in docs/design.md): run, accuracy by output spike count, per-layer counts, energy."""
+    """The report dict (schema in docs/design.md): run, accuracy by output spike count, per-layer counts, energy.
+
+    Without ``labels`` (arrays run with ``--input`` and no ``--labels``) accuracy and labels are None.
+    """
     out = layers[-1].spikes
     decision = decide(out)
     predictions = decision.predictions
@@ -108,12 +116,12 @@ def build_report(
         **run_info,
         "samples": int(samples),
         "timesteps": int(timesteps),
-        "accuracy": float((predictions == labels).mean()) if samples else 0.0,
+        "accuracy": None if labels is None else float((predictions == labels).mean()) if samples else 0.0,
         "agreement": agreement,
         "tied": decision.tied,
         "undecided": decision.undecided,
         "predictions": predictions.tolist(),
-        "labels": [int(v) for v in labels],
+        "labels": None if labels is None else [int(v) for v in labels],
         "wall_s": wall_s,
         "steps_per_s": samples * timesteps / wall_s if wall_s > 0 else None,
         "layers": rows,
@@ -167,7 +175,7 @@ def render_markdown(report: dict[str, Any], images: list[str]) -> str:
     """``report.md``: the run, per-layer table, totals, energy and NeuroBench metrics, plots."""
     lines = [f"# {Path(str(report.get('net', 'network'))).name} on {report.get('backend', '?')}", "",
              f"{report['samples']} samples of {report.get('dataset', '?')}/{report.get('split', '?')}, "
-             f"{report['timesteps']} timesteps each: accuracy **{report['accuracy']:.3f}**"
+             f"{report['timesteps']} timesteps each: accuracy **{_accuracy(report)}**"
              + (f", agreement with the fixed-point model {report['agreement']:.3f}" if report.get("agreement") is not None else "")
              + f"; {_fmt(report.get('steps_per_s'))} timesteps/s. Ties in the output spike count: "
              f"{report.get('tied', 0)} samples, {report.get('undecided', 0)} left undecided by the earliest first spike "
@@ -228,7 +236,7 @@ def plot_spikes_per_layer(report: dict[str, Any], path: Path) -> Path:
     axes[1].set_ylabel("spikes per neuron per step")
     for ax in axes:
         ax.tick_params(axis="x", rotation=30)
-    fig.suptitle(f"{report.get('net', '')} on {report.get('backend', '')}: accuracy {report['accuracy']:.3f}")
+    fig.suptitle(f"{report.get('net', '')} on {report.get('backend', '')}: accuracy {_accuracy(report)}")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -245,7 +253,8 @@ def plot_output_raster(report: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("timestep")
     ax.set_ylabel("output neuron")
     i = raster["sample"]
-    label = report["labels"][i] if i < len(report.get("labels", [])) else "?"
+    labels = report.get("labels") or []
+    label = labels[i] if i < len(labels) else "?"
     pred = report["predictions"][i] if i < len(report.get("predictions", [])) else "?"
     ax.set_title(f"sample {i}: label {label}, predicted {pred}")
     fig.tight_layout()

@@ -19,7 +19,7 @@ from lava_runtime.backends import run_config, run_on_loihi2
 from lava_runtime.counting import synops_from_spikes
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.graph import Graph, build_graph
-from lava_runtime.records import LayerRecord, local_windows, stream_steps
+from lava_runtime.records import LayerRecord, local_windows, stream_steps, to_lava_order
 
 
 class Interrupted(KeyboardInterrupt):
@@ -223,7 +223,7 @@ def run_layers(net_path: str | Path, spikes: np.ndarray, backend: str = "sim", r
     if len(graph.sinks) >= t:
         raise RuntimeConfigError(f"{net_path}: {len(graph.sinks)} layers need more than T={t} timesteps per sample")
     sink_data, counted = run_graph(graph, cfg, n, t, progress)
-    incoming = synops_from_spikes(spikes.transpose(0, 3, 2, 1, 4), graph.topology[0].fanout)
+    incoming = synops_from_spikes(to_lava_order(spikes), graph.topology[0].fanout)
     records = []
     last = len(graph.sinks) - 1
     for k, (name, d, layer) in enumerate(zip(graph.layer_names, sink_data, graph.net.layers)):
