@@ -178,6 +178,31 @@ def _forward(kernels: list[_LayerKernel], x: torch.Tensor) -> list[torch.Tensor]
     return outs
 
 
+def emulate_local(net: str | Path | NetFile, spikes: np.ndarray, arithmetic: str = "float",
+                  threads: int | None = 1) -> list[np.ndarray]:
+    """Every layer's spikes ``[N, C, H, W, T]`` or ``[N, C, T]`` over each sample's own T local steps.
+
+    Layer ``k``'s step ``j`` integrates layer ``k-1``'s step ``j`` (no latency, no tail): the timing
+    of a NIR graph or a torch model without ``delay_shift``.
+    """
+    if arithmetic not in ARITHMETIC:
+        raise RuntimeConfigError(f"unknown arithmetic {arithmetic!r}; choose one of {', '.join(ARITHMETIC)}")
+    net = net if isinstance(net, NetFile) else read_net(net)
+    if tuple(spikes.shape[1:-1]) != tuple(net.input_shape):
+        raise RuntimeConfigError(f"{net.path}: input samples {list(spikes.shape[1:-1])} do not match the "
+                                 f"network input {list(net.input_shape)}")
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        kernels = [_LayerKernel(layer, torch.device("cpu"), arithmetic) for layer in net.layers]
+        with torch.inference_mode():
+            outs = _forward(kernels, torch.as_tensor(np.moveaxis(spikes, -1, 0) != 0))
+        return [np.moveaxis(s.numpy(), 0, -1).astype(np.uint8) for s in outs]
+    finally:
+        torch.set_num_threads(previous)
+
+
 def run_layers(
     net: str | Path | NetFile,
     spikes: np.ndarray,
