@@ -87,6 +87,45 @@ def export_run(
     return report, folded, netfile
 
 
+def static_fold_file(run_dir: str | Path, out: str | Path, calib_samples: int = 256) -> NetFile:
+    """The run's SMA layers folded with their time-averaged gain in the weights (``--sma static``), written to ``out``.
+
+    For clients that cannot apply a per-timestep gain (NIR readers): the calibration is the
+    export's (the first ``calib_samples`` training samples), so the fold is ``--sma static``'s.
+    """
+    net, cfg, state = load_checkpoint(run_dir)
+    if not sma_blocks(net):
+        if cfg.folded == "per-timestep":
+            raise ExportError(f"{run_dir}: fine-tuned with a per-timestep fold; it has no static form "
+                              "(use --nir-sma as-exported, whose gains NIR clients ignore)")
+        raise ExportError(f"{run_dir}: has no SMA layers to fold")
+    train_set, _ = load_datasets(cfg)
+    stats = calibrate_on(net, train_set.spikes[:calib_samples])
+    folded, _ = fold_network(net, stats, per_timestep=False)
+    meta = {"timesteps": cfg.timesteps, "input_shape": [2, cfg.input_size, cfg.input_size],
+            "classes": state["classes"], "dataset": cfg.dataset, "dataset_options": cfg.dataset_options,
+            "model": cfg.model, "sma": "static"}
+    try:
+        return write_checked(folded, Path(out), meta)
+    except RuntimeConfigError as e:
+        raise ExportError(f"{out}: the written file does not validate: {e}") from None
+
+
+def write_nir_for(run_dir: str | Path, netfile: NetFile, out: Path, nir_sma: str, dt: float,
+                  calib_samples: int = 256) -> Path:
+    """Write ``out`` with ``.nir``: ``netfile`` itself, or with ``nir_sma="static"`` its static SMA fold if it has gains."""
+    from export.nir_graph import write_nir
+
+    nir_net = netfile
+    if nir_sma == "static" and any(layer.gain is not None for layer in netfile.layers):
+        tmp = out.with_name(f".{out.stem}.{os.getpid()}.static.net")
+        try:
+            nir_net = static_fold_file(run_dir, tmp, calib_samples)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return write_nir(nir_net, out.with_suffix(".nir"), dt)
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The layer table and accuracies as text, for the terminal."""
     head = f"{'layer':10s} {'in':>14s} {'out':>14s} {'neurons':>8s} {'synapses':>10s} {'fan-in':>7s} {'wbits':>5s} {'wexp':>4s} {'cores':>5s}"
