@@ -159,7 +159,7 @@ def format_comparison(result: dict[str, Any]) -> str:
     """The comparison as a text table: metric, NeuroBench, report, agreement or how they differ."""
     lines = [f"NeuroBench vs the emu report: {result['run']}, {result['samples']} test samples of "
              f"{result['timesteps']} steps (SMA: {result['sma_mode'] or 'none'})",
-             f"{'metric':26s} {'NeuroBench':>14s} {'report':>14s}  "]
+             f"{'metric':26s} {'NeuroBench':>14s} {'report':>14s}  agreement: definition"]
     for key, value in result["neurobench"].items():
         mine = result["report"].get(key)
         verdict = ("equal" if result["agree"][key] else "DIFFER") if key in result["agree"] else "differs by definition"
