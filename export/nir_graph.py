@@ -1,13 +1,26 @@
 """The deployed network as a NIR graph (Neuromorphic Intermediate Representation).
 
-Nodes follow ``nir``'s continuous-time conventions with ``dt`` per timestep: Loihi's 12-bit
-decays ``d`` (fraction ``α = d / 4096`` lost per step) become ``τ = dt / α``; ``w_in = 1 / α_i``
-and ``r = 1 / α_v`` make one Euler step add the synaptic input to ``I`` and ``I`` to ``v``
-unscaled, as the chip does. Weights and thresholds stay in the file's integer units.
+Nodes follow NIR's CubaLIF equations, integrated by a client with forward Euler at its own
+step ``dt`` (``--nir-dt``)::
+
+    τ_syn dI/dt = -I + w_in · x          τ_mem dv/dt = (v_leak - v) + r · I
+
+Loihi's 12-bit decay ``d`` (fraction ``α = d / 4096`` lost per step) becomes ``τ = dt / α``;
+``w_in = τ_syn / dt`` and ``r = τ_mem / dt`` make one Euler step add the synaptic input to
+``I`` and ``I`` to ``v`` unscaled, as the chip does. Loihi adds its bias to ``v`` every step,
+so it is written as ``v_leak = bias / α_v`` (one Euler step adds ``α_v · v_leak = bias``) with
+a zero synapse bias. A zero decay (a perfect integrator) gets the finite ``τ = dt · 2**60``,
+whose per-step loss ``2**-60`` is below float64 resolution, and the matching gain ``2**60``.
+Weights and thresholds stay in the file's units (``emu-float`` arithmetic).
+
+Clients and their step: Norse's ``from_nir(graph, dt=...)`` integrates at the ``dt`` it is
+given (1e-3 by default); snnTorch 1.0's ``import_from_nir`` hard-codes 1e-4 and checks
+``r == tau_mem / 1e-4``, so its files need ``--nir-dt 1e-4``.
 
 NIR cannot say that Loihi fires on ``v > θ`` (not ``>=``), that decays round toward zero in
 24-bit registers, or that folded SMA layers scale their input by a per-timestep gain: those go
-into the graph's ``metadata`` so a reader can reproduce the chip.
+into the graph's ``metadata`` (``sma_form`` says whether the gains are folded into the weights,
+``static``, or left in ``input_gain``, ``per-timestep``, which NIR clients do not run).
 """
 from __future__ import annotations
 
@@ -17,28 +30,45 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from export.netx import ExportError
 from lava_runtime.netfile import DECAY_UNITY, ConvLayer, NetFile
 from train.atomic import atomic_write
 
+# A zero decay as a finite time constant: 1 - 2**-60 rounds to 1 in float32 and float64 alike.
+PERFECT_INTEGRATOR_STEPS = 2.0 ** 60
+DEFAULT_DT = 1e-3
 
-def _tau(decay: int, dt: float) -> float:
-    return float(dt * DECAY_UNITY / decay) if decay > 0 else float("inf")
+
+def time_constant(decay: int, dt: float) -> tuple[float, float]:
+    """``(τ, gain)`` of a 12-bit Loihi decay at Euler step ``dt``: ``τ = dt / α``, ``gain = τ / dt``."""
+    steps = DECAY_UNITY / decay if decay > 0 else PERFECT_INTEGRATOR_STEPS
+    return float(dt * steps), float(steps)
 
 
-def to_nir(net: NetFile, dt: float = 1e-3) -> nir.NIRGraph:
+def sma_form(net: NetFile) -> str:
+    """``per-timestep`` if any layer scales its input by a gain schedule, ``static`` for a folded SMA file, else ``none``."""
+    if any(layer.gain is not None for layer in net.layers):
+        return "per-timestep"
+    return "static" if net.metadata.get("sma") else "none"
+
+
+def to_nir(net: NetFile, dt: float = DEFAULT_DT) -> nir.NIRGraph:
     """NIR graph ``input → (Conv2d | Affine) + CubaLIF … → output`` of an exported network."""
+    if not dt > 0 or not np.isfinite(dt):
+        raise ExportError(f"{net.path}: the NIR step --nir-dt must be a positive number of seconds, got {dt}")
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array(net.input_shape))}
     edges: list[tuple[str, str]] = []
     prev = "input"
     gains = {}
     for k, layer in enumerate(net.layers):
         syn, neu = f"{k}_synapse", f"{k}_neuron"
-        shape = np.array(layer.shape)
-        bias = layer.bias.astype(np.float64) if layer.bias is not None else np.zeros(layer.shape[0])
+        shape = tuple(layer.shape)
+        zero_bias = np.zeros(layer.shape[0])  # the bias is the neuron's (v_leak), not the synapse's
         if isinstance(layer, ConvLayer):
             nodes[syn] = nir.Conv2d(
                 input_shape=tuple(layer.input_shape[1:]), weight=layer.weight.astype(np.float64),
-                stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups, bias=bias,
+                stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
+                bias=zero_bias,
             )
         else:
             if len(layer.input_shape) > 1:
@@ -47,14 +77,18 @@ def to_nir(net: NetFile, dt: float = 1e-3) -> nir.NIRGraph:
                 edges.append((prev, flat))
                 prev = flat
             weight = layer.weight.astype(np.float64) * 2.0 ** layer.weight_exp
-            nodes[syn] = nir.Affine(weight=weight, bias=bias)
+            nodes[syn] = nir.Affine(weight=weight, bias=zero_bias)
         n = layer.neuron
-        alpha_i, alpha_v = n.i_decay / DECAY_UNITY, n.v_decay / DECAY_UNITY
+        tau_syn, w_in = time_constant(n.i_decay, dt)
+        tau_mem, r = time_constant(n.v_decay, dt)
         full = np.ones(shape)
+        v_leak = np.zeros(shape)
+        if layer.bias is not None:
+            per_channel = layer.bias.astype(np.float64).reshape(-1, *(1,) * (len(shape) - 1))
+            v_leak = full * per_channel * r  # r = 1 / α_v: one Euler step adds exactly the bias
         nodes[neu] = nir.CubaLIF(
-            tau_syn=full * _tau(n.i_decay, dt), tau_mem=full * _tau(n.v_decay, dt),
-            r=full * (1 / alpha_v if alpha_v else 1.0), v_leak=full * 0.0,
-            v_threshold=full * float(n.vth_mant), w_in=full * (1 / alpha_i if alpha_i else 1.0),
+            tau_syn=full * tau_syn, tau_mem=full * tau_mem, r=full * r, v_leak=v_leak,
+            v_threshold=full * float(n.vth_mant), w_in=full * w_in,
         )
         edges += [(prev, syn), (syn, neu)]
         prev = neu
@@ -65,9 +99,13 @@ def to_nir(net: NetFile, dt: float = 1e-3) -> nir.NIRGraph:
     metadata = {
         "source": "sma-lava export (Loihi 2 fixed point)",
         "dt": np.float64(dt),
-        "spike_condition": "v > v_threshold (strict, Loihi)",
-        "arithmetic": "integer: weights and thresholds in the file's units, states <<6, 12-bit decays "
-                      "rounded toward zero, 24-bit states, one timestep of delay per layer",
+        "spike_condition": "v > v_threshold (strict, Loihi); reset to 0",
+        "arithmetic": "float units of emu-float; the chip computes in integers: states <<6, 12-bit decays "
+                      "rounded toward zero, 24-bit states",
+        "timing": "no delays: layer k's step t integrates layer k-1's step t (each sample's local time; "
+                  "the chip adds one step of latency per layer)",
+        "bias": "Loihi's per-step voltage bias is v_leak / r; synapse biases are zero",
+        "sma_form": sma_form(net),
         "timesteps": np.int64(net.timesteps or 0),
     }
     if gains:
@@ -75,7 +113,7 @@ def to_nir(net: NetFile, dt: float = 1e-3) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
-def write_nir(net: NetFile, path: str | Path, dt: float = 1e-3) -> Path:
+def write_nir(net: NetFile, path: str | Path, dt: float = DEFAULT_DT) -> Path:
     """Write the NIR graph of ``net`` to ``path`` atomically."""
     buf = io.BytesIO()
     nir.write(buf, to_nir(net, dt))

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from export.weight_range import fill_weight_range
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import NetFile, read_net
 from train.atomic import atomic_write_json
+from train.config import TrainConfig
 from train.data import calibration_spikes
 from train.loop import load_datasets, load_selected
 from train.models.fold import calibrate_on, fold_network, range_shift, sma_blocks
@@ -65,6 +67,55 @@ def static_form(net: torch.nn.Module) -> torch.nn.Module:
     return static.eval()
 
 
+@dataclass
+class DeployForms:
+    """A run's selected checkpoint and the forms export derives from it."""
+
+    net: torch.nn.Module  # the trained model (dynamic SMA)
+    cfg: TrainConfig
+    state: dict[str, Any]
+    checkpoint: str  # which file of the run: best.pt or checkpoint.pt
+    sma: str  # per-timestep or static
+    folded: torch.nn.Module  # what the file holds: folded, quantised, weight range filled
+    exact: torch.nn.Module  # the fold with float merged kernels and gains (folded_float)
+    static: torch.nn.Module | None  # the --sma static form (range filled) where the file has gains
+    errors: list[float]  # factorisation error per SMA layer
+    shifts: list[int]  # power of two each conv/dense layer's weights and threshold were scaled by
+    calibration_samples: int
+
+    def metadata(self, sma: str | None = None) -> dict[str, Any]:
+        """The NetX file's attributes for this run (``sma`` overrides the form it names)."""
+        cfg = self.cfg
+        form = self.sma if self.errors or cfg.folded != "none" else None
+        return {"timesteps": cfg.timesteps, "input_shape": [2, cfg.input_size, cfg.input_size],
+                "classes": self.state["classes"], "dataset": cfg.dataset, "dataset_options": cfg.dataset_options,
+                "model": cfg.model, "sma": sma or form}
+
+
+def deploy_forms(run_dir: str | Path, sma: str = "per-timestep", calib_samples: int = 256) -> DeployForms:
+    """Load the run's selected checkpoint, calibrate (a seeded stratified training subset) and fold it."""
+    if sma not in SMA_MODES:
+        raise ExportError(f"--sma must be one of {SMA_MODES}, got {sma!r}")
+    net, cfg, state, checkpoint = load_selected(run_dir)
+    if cfg.folded != "none":  # a fine-tuned fold is exported as trained, whatever --sma says
+        sma = cfg.folded
+    folded, exact, static, errors, calibrated = net, net, None, [], 0
+    if sma_blocks(net):
+        train_set, _ = load_datasets(cfg)
+        calib = calibration_spikes(train_set, calib_samples, cfg.seed)
+        stats = calibrate_on(net, calib)
+        folded, errors = fold_network(net, stats, per_timestep=sma == "per-timestep")
+        exact, _ = fold_network(net, stats, per_timestep=sma == "per-timestep", quantized=False)
+        if sma == "per-timestep":  # what Loihi 2 runs today (gain neurons have no Loihi 2 model yet)
+            static, _ = fold_network(net, stats, per_timestep=False)
+        calibrated = len(calib)
+    elif cfg.folded == "per-timestep":  # a fine-tuned fold: its static form is the time-mean gain in the weights
+        static = static_form(net)
+    folded, shifts = fill_weight_range(folded)
+    static = fill_weight_range(static)[0] if static is not None else None
+    return DeployForms(net, cfg, state, checkpoint, sma, folded, exact, static, errors, shifts, calibrated)
+
+
 def export_run(
     run_dir: str | Path,
     out: str | Path,
@@ -73,55 +124,33 @@ def export_run(
     verify_samples: int | None = None,
 ) -> tuple[dict[str, Any], torch.nn.Module, NetFile]:
     """Fold, write and verify one run's selected checkpoint; returns the ``export.json`` content, folded model, file."""
-    if sma not in SMA_MODES:
-        raise ExportError(f"--sma must be one of {SMA_MODES}, got {sma!r}")
     t0 = time.perf_counter()
     out = Path(out)
-    net, cfg, state, checkpoint = load_selected(run_dir)
-    if cfg.folded != "none":  # a fine-tuned fold is exported as trained, whatever --sma says
-        sma = cfg.folded
+    forms = deploy_forms(run_dir, sma, calib_samples)
+    cfg, state = forms.cfg, forms.state
     report: dict[str, Any] = {
-        "run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": sma, "checkpoint": checkpoint,
-        "selected_epoch": state.get("epoch"), "selection": state.get("selection", "last"),
+        "run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": forms.sma,
+        "checkpoint": forms.checkpoint, "selected_epoch": state.get("epoch"),
+        "selection": state.get("selection", "last"),
     }
-    folded, exact, static, errors = net, net, None, []
-    train_set, test_set = load_datasets(cfg)  # raw arrays: augmentation acts only in __getitem__
-    if sma_blocks(net):
-        calib = calibration_spikes(train_set, calib_samples, cfg.seed)
-        stats = calibrate_on(net, calib)
-        folded, errors = fold_network(net, stats, per_timestep=sma == "per-timestep")
-        exact, _ = fold_network(net, stats, per_timestep=sma == "per-timestep", quantized=False)
-        if sma == "per-timestep":  # what Loihi 2 runs today (gain neurons have no Loihi 2 model yet)
-            static, _ = fold_network(net, stats, per_timestep=False)
-        report["calibration_samples"], report["calibration_seed"] = len(calib), cfg.seed
-    elif cfg.folded == "per-timestep":  # a fine-tuned fold: its static form is the time-mean gain in the weights
-        static = static_form(net)
-    report["fold_rel_error"] = errors
-    folded, shifts = fill_weight_range(folded)
-    report["weight_range_shift"] = shifts
-    meta = {
-        "timesteps": cfg.timesteps,
-        "input_shape": [2, cfg.input_size, cfg.input_size],
-        "classes": state["classes"],
-        "dataset": cfg.dataset,
-        "dataset_options": cfg.dataset_options,
-        "model": cfg.model,
-        "sma": sma if errors or cfg.folded != "none" else None,
-    }
+    if forms.calibration_samples:
+        report["calibration_samples"], report["calibration_seed"] = forms.calibration_samples, cfg.seed
+    report["fold_rel_error"] = forms.errors
+    report["weight_range_shift"] = forms.shifts
     try:
-        netfile = write_checked(folded, out, meta)
+        netfile = write_checked(forms.folded, out, forms.metadata())
     except RuntimeConfigError as e:
         raise ExportError(f"{out}: the written file does not validate: {e}") from None
+    _, test_set = load_datasets(cfg)
     spikes, labels = test_set.spikes[:verify_samples], test_set.labels[:verify_samples]
     report["verify_samples"] = len(labels)
     fixed = fixed_point_accuracy(netfile, spikes, labels)
     static_fixed = fixed
-    if static is not None:
-        static_fixed = fixed_point_accuracy(written(fill_weight_range(static)[0], {**meta, "sma": "static"}),
-                                            spikes, labels)
+    if forms.static is not None:
+        static_fixed = fixed_point_accuracy(written(forms.static, forms.metadata("static")), spikes, labels)
     report["accuracy"] = accuracy_table(
-        torch_accuracy(net, spikes, labels),
-        torch_accuracy(exact, spikes, labels),
+        torch_accuracy(forms.net, spikes, labels),
+        torch_accuracy(forms.exact, spikes, labels),
         fixed,
         static_fixed,
     )
@@ -130,7 +159,36 @@ def export_run(
     report["limits_sources"] = SOURCES
     report["seconds"] = time.perf_counter() - t0
     atomic_write_json(out.with_name("export.json"), report)
-    return report, folded, netfile
+    return report, forms.folded, netfile
+
+
+def static_fold_file(run_dir: str | Path, out: str | Path, calib_samples: int = 256) -> NetFile:
+    """The run's SMA layers folded with their time-averaged gain in the weights (``--sma static``), written to ``out``.
+
+    For clients that cannot apply a per-timestep gain (NIR readers); the calibration is the export's.
+    """
+    forms = deploy_forms(run_dir, "per-timestep", calib_samples)
+    if forms.static is None:
+        raise ExportError(f"{run_dir}: has no per-timestep gains to fold into the weights")
+    try:
+        return write_checked(forms.static, Path(out), forms.metadata("static"))
+    except RuntimeConfigError as e:
+        raise ExportError(f"{out}: the written file does not validate: {e}") from None
+
+
+def write_nir_for(run_dir: str | Path, netfile: NetFile, out: Path, nir_sma: str, dt: float,
+                  calib_samples: int = 256) -> Path:
+    """Write ``out`` with ``.nir``: ``netfile`` itself, or with ``nir_sma="static"`` its static SMA fold if it has gains."""
+    from export.nir_graph import write_nir
+
+    nir_net = netfile
+    if nir_sma == "static" and any(layer.gain is not None for layer in netfile.layers):
+        tmp = out.with_name(f".{out.stem}.{os.getpid()}.static.net")
+        try:
+            nir_net = static_fold_file(run_dir, tmp, calib_samples)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return write_nir(nir_net, out.with_suffix(".nir"), dt)
 
 
 def format_table(report: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from export.constraints import ConstraintError
 from export.netx import ExportError
-from export.pipeline import SMA_MODES, export_run, format_table
+from export.pipeline import SMA_MODES, export_run, format_table, write_nir_for
 from train.errors import CheckpointError, ConfigError, DatasetError
 
 
@@ -29,6 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--verify-samples", type=int, default=None, help="test samples for export.json accuracies (default: all)")
     p.add_argument("--onnx", action="store_true", help="also write the one-timestep ONNX model (OUT with .onnx)")
     p.add_argument("--nir", action="store_true", help="also write a NIR graph (OUT with .nir)")
+    p.add_argument("--nir-dt", type=float, default=1e-3,
+                   help="Euler step (s) the NIR file is written for: 1e-3 for Norse's default, 1e-4 for snnTorch (default: 1e-3)")
+    p.add_argument("--nir-sma", default="static", choices=("static", "as-exported"),
+                   help="SMA form in the NIR file: gains folded into the weights (static, runs in NIR clients) or "
+                        "the exported form, per-timestep gains in metadata only (default: static)")
     p.add_argument("--view", action="store_true", help="serve the ONNX model in Netron and print its address")
     return p.parse_args(argv)
 
@@ -41,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not out.parent.is_dir():
         print(f"error: output folder {out.parent} does not exist", file=sys.stderr)
+        return 2
+    if not args.nir_dt > 0:
+        print(f"error: --nir-dt must be a positive step in seconds, got {args.nir_dt}", file=sys.stderr)
         return 2
     if args.calib_samples < 1 or (args.verify_samples is not None and args.verify_samples < 1):
         print("error: --calib-samples and --verify-samples must be at least 1", file=sys.stderr)
@@ -59,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         write_onnx(netfile, onnx_path)
         print(f"wrote {onnx_path}")
     if args.nir:
-        from export.nir_graph import write_nir
-
-        write_nir(netfile, out.with_suffix(".nir"))
-        print(f"wrote {out.with_suffix('.nir')}")
+        try:
+            nir_path = write_nir_for(args.run, netfile, out, args.nir_sma, args.nir_dt, args.calib_samples)
+        except (CheckpointError, ConfigError, DatasetError, ExportError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {nir_path}")
     if args.view:
         import netron
 

@@ -8,6 +8,9 @@ arrays instead (``[N, C, H, W, T]`` or ``[N, F, T]`` integers) on any NetX file 
 ``python -m lava_runtime validate --net FILE --dataset NAME --samples N`` runs the same samples
 on ``sim`` and ``emu`` and prints how many output spike trains are identical (``--input X.npy``
 instead of ``--dataset`` checks on arrays).
+
+``python -m lava_runtime neurobench --run RUN`` computes the report's NeuroBench-style metrics
+with the real ``neurobench`` library and says where they agree (``lava_runtime/nb_metrics.py``).
 """
 from __future__ import annotations
 
@@ -54,7 +57,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     vsource.add_argument("--input", help="input array .npy: [N, C, H, W, T] or [N, F, T] integers")
     val.add_argument("--split", default="test", help="dataset split")
     val.add_argument("--samples", type=int, default=8, help="number of samples to run")
+    nb = sub.add_parser("neurobench", help="the report's NeuroBench metrics from the real neurobench library",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    nb.add_argument("--run", required=True, help="training run folder (checkpoint.pt, export.json)")
+    nb.add_argument("--samples", type=int, default=None, help="test samples (default: the whole split)")
+    nb.add_argument("--out", default=None, help="comparison JSON (default: RUN/neurobench.json)")
     return p.parse_args(argv)
+
+
+def neurobench(args: argparse.Namespace) -> int:
+    """Print NeuroBench's figures beside the emu report's and write them as JSON; 1 if any disagrees."""
+    from lava_runtime.nb_metrics import compare, format_comparison
+    from train.atomic import atomic_write_json
+    from train.errors import CheckpointError, ConfigError
+
+    if args.samples is not None and args.samples < 1:
+        print("error: --samples must be at least 1", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path(args.run) / "neurobench.json"
+    if not out.parent.is_dir():
+        print(f"error: output folder {out.parent} does not exist", file=sys.stderr)
+        return 2
+    try:
+        result = compare(args.run, args.samples)
+    except (RuntimeConfigError, DatasetError, CheckpointError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    atomic_write_json(out, {k: v for k, v in result.items() if k != "neurobench_raw"})
+    print(format_comparison(result))
+    print(f"written to {out}")
+    return 0 if all(result["agree"].values()) else 1
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -122,6 +154,8 @@ def _main(args: argparse.Namespace) -> int:
         return compare(args.reports)
     if args.command == "validate":
         return validate(args)
+    if args.command == "neurobench":
+        return neurobench(args)
     report_path = Path(args.report) if args.report else Path(args.net).with_name("report.json")
     if not report_path.parent.is_dir():
         print(f"error: report folder {report_path.parent} does not exist", file=sys.stderr)

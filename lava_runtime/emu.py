@@ -191,6 +191,18 @@ def _forward(kernels: list[_LayerKernel], x: torch.Tensor) -> list[torch.Tensor]
     return outs
 
 
+def emulate_local(net: str | Path | NetFile, spikes: np.ndarray, arithmetic: str = "float",
+                  threads: int | None = 1) -> list[np.ndarray]:
+    """Every layer's spikes ``[N, C, H, W, T]`` or ``[N, C, T]`` over each sample's own T local steps.
+
+    The records of :func:`run_layers` in the torch layout: the timing of a NIR graph or of the
+    delay-free torch model (layer ``k``'s step ``j`` integrates layer ``k-1``'s step ``j``).
+    """
+    records = run_layers(net, spikes, record="all", threads=threads, arithmetic=arithmetic)
+    return [r.spikes.transpose(0, 3, 2, 1, 4) if r.spikes.ndim == 5 else r.spikes for r in records]
+
+
+
 def run_layers(
     net: str | Path | NetFile,
     spikes: np.ndarray,

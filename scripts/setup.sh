@@ -50,11 +50,16 @@ if ! is_py310 "$VENV/bin/python"; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade "pip>=23" 2>/dev/null || true
 "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"
+# The interop test extras (pyproject's [interop]) without their declared dependencies, which would
+# pull torchaudio/tonic/numba and another torch or numpy; what they import is already installed.
+"$VENV/bin/python" -m pip install --quiet --no-deps -c constraints.txt norse==1.1.0 snntorch==1.0.0 nirtorch==2.6 neurobench==2.3.0
 "$VENV/bin/python" - <<'PY'
 import numpy, torch, lava, h5py, onnx
+import norse.torch, snntorch.import_nir, nirtorch, neurobench.benchmarks  # noqa: F401  the interop extras
 import train  # imports lava-dl quietly (it prints an optional-toolbox notice otherwise)
 from lava.lib.dl import slayer, netx  # noqa: F401
 assert numpy.__version__.startswith("1."), f"numpy {numpy.__version__}: the Lava stack needs numpy<2"
+assert torch.__version__.startswith("2.3.1"), f"torch {torch.__version__}: the Lava stack needs torch 2.3.1"
 print(f"setup: ok (torch {torch.__version__}, numpy {numpy.__version__})")
 PY
 echo "$want" > "$STAMP"

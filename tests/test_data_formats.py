@@ -277,3 +277,42 @@ def test_inspect_prints_json_and_writes_png(tmp_path):
                    "--out", str(tmp_path / "run"), check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "dataset not found" in proc.stderr and "garrickorchard.com" in proc.stderr
+
+
+# ---------------------------------------------------------------- the recording chip in AEDAT headers
+
+DAVIS240C = b"# AEChip: eu.seebetter.ini.chips.davis.DAVIS240C\r\n"
+
+
+def test_aedat2_from_another_chip_is_refused_naming_file_and_chip(tmp_path):
+    events = [(dvs128(3, 4, 1), 10)]
+    header, body = aedat2(events).split(b"# Timestamps tick is 1 us\r\n")
+    for cls in CIFAR_CLASSES:
+        (tmp_path / "CIFAR10DVS" / cls).mkdir(parents=True)
+        for n in range(2):
+            (tmp_path / "CIFAR10DVS" / cls / f"cifar10_{cls}_{n}.aedat").write_bytes(aedat2(events))
+    ds = event_dataset("cifar10dvs", "test", tmp_path, test_fraction=0.5)
+    path = ds.files[0]
+    for chip_line in (b"# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n",
+                      b"# AEChip: class ch.unizh.ini.jaer.chip.retina.Tmpdiff128\r\n"):
+        path.write_bytes(header + chip_line + b"# Timestamps tick is 1 us\r\n" + body)
+        assert as_tuples(ds[0][0]) == [(127 - 4, 127 - 3, 0, 10)]  # a DVS128 file (or no chip line) reads as before
+    path.write_bytes(header + DAVIS240C + b"# Timestamps tick is 1 us\r\n" + body)
+    with pytest.raises(DatasetError) as e:
+        ds[0]
+    assert str(e.value) == f"{path}: recorded by a DAVIS240C, this loader reads DVS128 recordings"
+
+
+def test_aedat31_from_another_chip_is_refused_naming_file_and_chip(tmp_path):
+    data = recording1()
+    x, y, p, t = parse_aedat31(data, "rec1", chip="DVS128")  # '#Source 1: DVS128'
+    assert len(x) > 0
+    davis = data.replace(b"#Source 1: DVS128", b"#Source 1: DAVIS240C")
+    with pytest.raises(DatasetError, match=r"^rec\.aedat: recorded by a DAVIS240C, this loader reads DVS128 recordings$"):
+        parse_aedat31(davis, "rec.aedat", chip="DVS128")
+    assert [a.tolist() for a in parse_aedat31(davis, "rec.aedat")] == [a.tolist() for a in (x, y, p, t)]
+    write_ibm_gesture(tmp_path)
+    rec = tmp_path / "DvsGesture" / "user01_fluorescent.aedat"
+    rec.write_bytes(rec.read_bytes().replace(b"#Source 1: DVS128", b"#Source 1: DAVIS240C"))
+    with pytest.raises(DatasetError, match="user01_fluorescent.aedat: recorded by a DAVIS240C"):
+        event_dataset("dvsgesture", "train", tmp_path)[0]

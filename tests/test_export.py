@@ -93,15 +93,22 @@ def test_onnx_step_reproduces_the_fixed_point_spikes_with_gains(exported, tmp_pa
 
 def test_nir_reads_back_with_the_same_graph(exported, tmp_path):
     net = read_net(exported["per-timestep"])
+    static = read_net(exported["static"])
+    # Beside a per-timestep export the NIR file holds the static fold (--nir-sma static, the default).
     graph = nir.read(exported["per-timestep"].with_suffix(".nir"))
     kinds = {name: type(node).__name__ for name, node in graph.nodes.items()}
     assert kinds["0_synapse"] == "Conv2d" and kinds["1_synapse"] == "Conv2d"
     assert kinds["2_flatten"] == "Flatten" and kinds["2_synapse"] == "Affine"
     assert all(kinds[f"{k}_neuron"] == "CubaLIF" for k in range(4))
-    np.testing.assert_array_equal(graph.nodes["1_synapse"].weight, net.layers[1].weight)
+    assert graph.metadata["sma_form"] == "static" and "input_gain" not in graph.metadata
+    np.testing.assert_array_equal(graph.nodes["1_synapse"].weight, static.layers[1].weight)
     assert ("3_neuron", "output") in graph.edges
-    np.testing.assert_array_equal(graph.metadata["input_gain"]["1_neuron"]["mant"], net.layers[1].gain.mant)
     np.testing.assert_allclose(graph.nodes["0_neuron"].v_threshold, net.layers[0].neuron.vth_mant)
+    # The exported form keeps its gains in metadata only (--nir-sma as-exported).
+    graph = nir.read(write_nir(net, tmp_path / "gains.nir"))
+    assert graph.metadata["sma_form"] == "per-timestep"
+    np.testing.assert_array_equal(graph.nodes["1_synapse"].weight, net.layers[1].weight)
+    np.testing.assert_array_equal(graph.metadata["input_gain"]["1_neuron"]["mant"], net.layers[1].gain.mant)
 
 
 def test_loihi_limits_name_the_layer(exported):

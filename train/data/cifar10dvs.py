@@ -51,6 +51,6 @@ class CIFAR10DVS:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         path = self.files[index]
-        address, t = parse_aedat2(read_bytes(path), str(path))
+        address, t = parse_aedat2(read_bytes(path), str(path), chip="DVS128")
         x, y, p, retina = decode_dvs128(address)
         return make_events(127 - y[retina], 127 - x[retina], 1 - p[retina], t[retina]), int(self.targets[index])

@@ -136,7 +136,7 @@ class DVSGesture:
         """All polarity events of recording ``rec`` (the last one parsed is kept)."""
         if self._cached is None or self._cached[0] != rec:
             path = self.recordings[rec]
-            x, y, p, t = parse_aedat31(read_bytes(path), str(path))
+            x, y, p, t = parse_aedat31(read_bytes(path), str(path), chip="DVS128")
             check_sensor(path, x, y, self.sensor_size)
             self._cached = (rec, make_events(x, y, p, t))
         return self._cached[1]

@@ -12,6 +12,10 @@ garbage input never surfaces as an unrelated exception.
 - AEDAT 2.0 (jAER; CIFAR10-DVS): ``#`` header lines, then big-endian ``uint32`` address and
   ``uint32`` timestamp (µs) pairs. DVS128 addresses: bit 0 polarity, bits 1–7 x, bits 8–14 y,
   bit 15 marks external (sync) events.
+- Both AEDAT headers may say which sensor recorded the file: jAER's ``# AEChip: <java class>``
+  (AEDAT 2.0, e.g. ``...retina.DVS128`` or ``...davis.DAVIS240C``) and ``#Source <id>: <name>``
+  (AEDAT 3.1). A loader names the chip its address decoding and sensor size assume; a file
+  recorded by another chip is refused (its addresses would decode to meaningless events).
 - ATIS 40-bit binary (N-MNIST, N-Caltech101): 5 bytes per event, x (8 bits), y (8 bits),
   polarity (1 bit), timestamp (23 bits, µs); an event with ``y == 240`` is not an event but a
   timestamp overflow marker adding 2^13 µs to everything after it (Orchard's reference reader).
@@ -74,10 +78,39 @@ def _check_version(lines: list[bytes], source: str, prefix: bytes, expected: str
         raise DatasetError(f"{source}: not an {expected} file (first line {found!r}, expected {prefix.decode()}…)")
 
 
-def parse_aedat31(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``x, y, p, t`` (t in µs, int64) of the valid polarity events of an AEDAT 3.1 recording."""
+def header_chips(lines: list[bytes]) -> list[str]:
+    """Sensor names an AEDAT header records: the last part of ``# AEChip:`` classes, ``#Source N:`` names."""
+    chips = []
+    for line in lines:
+        text = line.decode("ascii", "replace").lstrip("#").strip()
+        key, sep, value = text.partition(":")
+        key = key.strip().lower()
+        if sep and (key == "aechip" or (key.startswith("source") and key[6:].strip().isdigit())):
+            value = value.strip().removeprefix("class ").strip()
+            chips.append(value.rsplit(".", 1)[-1])
+    return chips
+
+
+# jAER's older class for the same 128×128 sensor and address layout.
+CHIP_ALIASES = {"dvs128": ("dvs128", "tmpdiff128")}
+
+
+def _check_chip(lines: list[bytes], source: str, chip: str | None) -> None:
+    """Refuse a header that names a sensor other than ``chip`` (a header without one passes)."""
+    if chip is None:
+        return
+    accepted = CHIP_ALIASES.get(chip.lower(), (chip.lower(),))
+    for found in header_chips(lines):
+        if found.lower() not in accepted:
+            raise DatasetError(f"{source}: recorded by a {found}, this loader reads {chip} recordings")
+
+
+def parse_aedat31(data: bytes, source: str = "<bytes>",
+                  chip: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``x, y, p, t`` (t in µs, int64) of the valid polarity events of an AEDAT 3.1 recording (of ``chip`` if given)."""
     lines, pos = _header_lines(data, source, b"#!END-HEADER")
     _check_version(lines, source, b"#!AER-DAT3", "AEDAT 3.1")
+    _check_chip(lines, source, chip)
     chunks: list[np.ndarray] = []
     overflows: list[int] = []
     n = len(data)
@@ -112,10 +145,11 @@ def parse_aedat31(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, np.
     return (d >> 17) & 0x7FFF, (d >> 2) & 0x7FFF, (d >> 1) & 1, t
 
 
-def parse_aedat2(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, np.ndarray]:
-    """``address, t`` (uint32 address, int64 µs) of an AEDAT 2.0 recording; 32-bit wraps undone."""
+def parse_aedat2(data: bytes, source: str = "<bytes>", chip: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``address, t`` (uint32 address, int64 µs) of an AEDAT 2.0 recording (of ``chip`` if given); 32-bit wraps undone."""
     lines, pos = _header_lines(data, source, None)
     _check_version(lines, source, b"#!AER-DAT2", "AEDAT 2.0")
+    _check_chip(lines, source, chip)
     body = len(data) - pos
     if body % _AEDAT2_DTYPE.itemsize:
         raise DatasetError(f"{source}: truncated: {body} bytes of events is not a whole number of 8-byte events")
