@@ -18,7 +18,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default=None, help="dataset name (default: the config's, synthgesture)")
     p.add_argument("--config", default=None, help="YAML config file; options below override it")
-    p.add_argument("--model", default=None, help="network: vgg, sma-vgg or sma-azo-vgg (default: the config's)")
+    p.add_argument("--model", default=None, help="network: vgg, vgg7 (7×7 convs where SMA would be), sma-vgg or sma-azo-vgg (default: the config's)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the config's)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the config's)")

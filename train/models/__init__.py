@@ -6,10 +6,10 @@ import torch
 from train.config import TrainConfig
 from train.errors import ConfigError
 from train.models.fold import fold_network, sma_blocks
-from train.models.sma_vgg import SMAVGG
-from train.models.vgg import VGG
+from train.models.sma_vgg import SMAVGG, default_sma_layers
+from train.models.vgg import VGG, wide_conv
 
-MODELS = ("vgg", "sma-vgg", "sma-azo-vgg")
+MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg")
 FOLDED = ("none", "per-timestep", "static")
 
 
@@ -27,10 +27,17 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     )
     if cfg.folded not in FOLDED:
         raise ConfigError(f"folded must be one of {FOLDED}, got {cfg.folded!r}")
-    if cfg.model == "vgg":
+    if cfg.model in ("vgg", "vgg7"):
         if cfg.folded != "none":
-            raise ConfigError("folded applies to sma-vgg and sma-azo-vgg only: vgg has no SMA blocks")
-        return VGG(**common)
+            raise ConfigError(f"folded applies to sma-vgg and sma-azo-vgg only: {cfg.model} has no SMA blocks")
+        if cfg.model == "vgg":
+            return VGG(**common)
+        # vgg7: 7×7 convs where sma-vgg has its SMA blocks (sma_layers, or the paper's placement)
+        try:
+            layers = default_sma_layers(len(cfg.channels)) if cfg.sma_layers is None else list(cfg.sma_layers)
+        except ValueError as e:
+            raise ConfigError(f"model 'vgg7': {e}") from None
+        return VGG(**common, conv_block=wide_conv(layers, max(cfg.sma_kernel_sizes)))
     try:
         net = SMAVGG(
             **common,

@@ -23,9 +23,25 @@ from lava.lib.dl import slayer
 ConvFactory = Callable[[int, dict[str, Any], int, int], torch.nn.Module]
 
 
-def plain_conv(index: int, params: dict[str, Any], cin: int, cout: int) -> torch.nn.Module:
-    """The VGG's conv block: 3×3, stride 2, padding 1, CUBA neuron (no delay_shift: see the module doc)."""
-    return slayer.block.cuba.Conv(params, cin, cout, 3, stride=2, padding=1, weight_scale=2, delay_shift=False)
+def plain_conv(index: int, params: dict[str, Any], cin: int, cout: int, kernel: int = 3) -> torch.nn.Module:
+    """The VGG's conv block: ``kernel``×``kernel`` (3 by default), stride 2, 'same' padding, CUBA neuron.
+
+    No delay_shift: see the module doc.
+    """
+    return slayer.block.cuba.Conv(params, cin, cout, kernel, stride=2, padding=kernel // 2, weight_scale=2,
+                                  delay_shift=False)
+
+
+def wide_conv(layers: list[int], kernel: int = 7) -> ConvFactory:
+    """Conv blocks with ``kernel``×``kernel`` synapses at ``layers`` and 3×3 elsewhere.
+
+    ``vgg7``: the like-for-like baseline of SMA-VGG, whose folded SMA layers deploy as one 7×7 conv
+    (with a per-timestep gain) at the same positions, so both have the same synapse count.
+    """
+    def block(index: int, params: dict[str, Any], cin: int, cout: int) -> torch.nn.Module:
+        return plain_conv(index, params, cin, cout, kernel if index in layers else 3)
+
+    return block
 
 
 class VGG(torch.nn.Module):

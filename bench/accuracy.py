@@ -1,0 +1,153 @@
+"""Is SMA worth deploying? Accuracy, spikes and energy of the baselines and SMA over seeds.
+
+Trains ``vgg`` (3×3), ``vgg7`` (7×7 convs where SMA sits: the like-for-like baseline, since a
+folded SMA layer deploys as one 7×7 conv plus a gain), ``sma-vgg`` and ``sma-azo-vgg`` for each
+seed on each dataset, exports every run and measures it on the emulator (the chip's fixed
+point). Prints one table of mean ± std over seeds: validation accuracy (model selection), test
+accuracy of the selected checkpoint, the export's ``fixed_point`` and ``static_fixed_point``
+test accuracy, and spikes, synops and energy per inference. Then the paper's Table 1 ablation:
+sma-vgg with 1..4 scales (kernels 1, 1-3, 1-3-5, 1-3-5-7) on the first dataset. Writes
+``rows.json``, ``table.md`` and ``accuracy_vs_energy.png`` (one point per model and seed).
+
+    python bench/accuracy.py                # synthgesture + ndigits, 3 seeds, each dataset's config
+    python bench/accuracy.py --quick        # smoke run: tiny sets, 1 epoch, 2 seeds (a minute or two)
+
+A difference inside the seed-to-seed spread is no difference: the table gives both.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from export.pipeline import export_run
+from lava_runtime.deploy import run_dataset
+from train.atomic import atomic_write, atomic_write_json
+from train.config import CONFIG_DIR, load_config
+from train.loop import train
+
+MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg")
+SCALES = ([1], [1, 3], [1, 3, 5], [1, 3, 5, 7])
+QUICK = {"dataset_options": {"samples_per_class": 3, "seed": 7}, "input_size": 16, "timesteps": 8,
+         "channels": [4, 6], "hidden": 16, "epochs": 1, "batch_size": 8}
+COLUMNS = ("val", "test", "fixed_point", "static_fixed_point", "spikes", "synops", "energy_uj")
+
+
+def run_one(dataset: str, model: str, seed: int, out: Path, args: argparse.Namespace,
+            kernels: list[int] | None = None) -> dict[str, Any]:
+    """Train, export and emulate one configuration; its row of figures."""
+    cfg = load_config(CONFIG_DIR / f"{dataset}.yaml")
+    cfg.model, cfg.seed, cfg.cache_dir, cfg.data_root = model, seed, str(args.cache_dir), args.data_root
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(cfg, key, value)
+    if args.epochs is not None:
+        cfg.epochs = args.epochs
+    if kernels is not None:
+        cfg.sma_kernel_sizes = list(kernels)
+    run = out / f"{dataset}-{model}{'-k' + ''.join(map(str, kernels)) if kernels else ''}-s{seed}"
+    metrics = train(cfg, run)
+    export, _, _ = export_run(run, run / "model.net")
+    report = run_dataset(run / "model.net", dataset, "test", samples=None, backend="emu", cache_dir=cfg.cache_dir,
+                         data_root=cfg.data_root)
+    n = report["samples"]
+    return {
+        "dataset": dataset, "model": model, "kernels": kernels, "seed": seed, "run": str(run),
+        "val": metrics.get("best_val_accuracy"), "test": metrics["test_accuracy_selected"],
+        "fixed_point": export["accuracy"]["fixed_point"], "static_fixed_point": export["accuracy"]["static_fixed_point"],
+        "spikes": report["totals"]["spikes"] / n, "synops": report["totals"]["synops"] / n,
+        "energy_uj": report["totals"]["energy_per_inference_j"] * 1e6, "undecided": report["undecided"] / n,
+    }
+
+
+def _cell(values: list[float | None], scale: float = 1.0, digits: int = 1) -> str:
+    """``mean ± std`` of ``values`` (std over seeds, n - 1; a single value without spread)."""
+    vals = [v * scale for v in values if v is not None]
+    if not vals:
+        return "n/a"
+    mean = statistics.fmean(vals)
+    spread = f" ± {statistics.stdev(vals):.{digits}f}" if len(vals) > 1 else ""
+    return f"{mean:.{digits}f}{spread}"
+
+
+def table(rows: list[dict[str, Any]], key: str) -> str:
+    """Markdown table of mean ± std over seeds, one line per ``(dataset, key)`` group."""
+    head = (f"| dataset | {key} | seeds | val % | test % | fixed point % | static fixed point % | spikes/inf | "
+            "synops/inf | energy/inf (µJ) |")
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        name = row["model"] if key == "model" else "-".join(map(str, row["kernels"]))
+        groups.setdefault((row["dataset"], name), []).append(row)
+    for (dataset, name), group in groups.items():
+        col = {c: [r[c] for r in group] for c in COLUMNS}
+        lines.append(f"| {dataset} | {name} | {len(group)} | {_cell(col['val'], 100)} | {_cell(col['test'], 100)} | "
+                     f"{_cell(col['fixed_point'], 100)} | {_cell(col['static_fixed_point'], 100)} | "
+                     f"{_cell(col['spikes'], digits=0)} | {_cell(col['synops'], digits=0)} | "
+                     f"{_cell(col['energy_uj'], digits=2)} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Fixed-point test accuracy against energy per inference, one point per model and seed."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({r["dataset"] for r in rows})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for model in MODELS:
+            pts = [r for r in rows if r["dataset"] == dataset and r["model"] == model and r["kernels"] is None]
+            if pts:
+                ax.scatter([r["energy_uj"] for r in pts], [100 * r["fixed_point"] for r in pts], label=model)
+        ax.set(title=dataset, xlabel="energy per inference (µJ, Loihi per-op model)",
+               ylabel="test accuracy in fixed point (%)")
+        ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny synthgesture, 1 epoch, 2 seeds, 2 ablation sets")
+    p.add_argument("--datasets", nargs="+", default=None, help="default: synthgesture ndigits (quick: synthgesture)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default 3; quick 2)")
+    p.add_argument("--epochs", type=int, default=None, help="override each config's epochs")
+    p.add_argument("--no-ablation", action="store_true", help="skip the number-of-scales ablation")
+    p.add_argument("--out", type=Path, default=Path("runs/bench-accuracy"), help="folder for runs and results")
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache/tensors"), help="binned tensors")
+    p.add_argument("--data-root", default="data", help="folder of on-disk datasets")
+    args = p.parse_args(argv)
+    datasets = args.datasets or (["synthgesture"] if args.quick else ["synthgesture", "ndigits"])
+    seeds = range(args.seeds or (2 if args.quick else 3))
+    scales = [] if args.no_ablation else (SCALES[:2] if args.quick else SCALES)
+    jobs = [(d, m, s, None) for d in datasets for m in MODELS for s in seeds]
+    jobs += [(datasets[0], "sma-vgg", s, list(k)) for k in scales for s in seeds]
+    rows = []
+    for dataset, model, seed, kernels in tqdm(jobs, desc="bench runs", unit="run"):
+        rows.append(run_one(dataset, model, seed, args.out, args, kernels))
+        atomic_write_json(args.out / "rows.json", rows)  # a partial table survives an interrupted bench
+    text = "## Models\n\n" + table([r for r in rows if r["kernels"] is None], "model")
+    if scales:
+        text += "\n\n## Number of SMA scales (sma-vgg)\n\n" + table([r for r in rows if r["kernels"]], "kernels")
+    atomic_write(args.out / "table.md", lambda fh: fh.write((text + "\n").encode()))
+    plot(rows, args.out / "accuracy_vs_energy.png")
+    print(text)
+    print(f"\nrows: {args.out / 'rows.json'}; plot: {args.out / 'accuracy_vs_energy.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""bench/accuracy.py --quick: every model and seed trains, exports and is measured; the table and plot come out."""
+from __future__ import annotations
+
+import json
+
+from conftest import run_cli
+
+
+def test_quick_accuracy_bench_writes_the_table_rows_and_plot(tmp_path):
+    out = tmp_path / "bench"
+    proc = run_cli("bench/accuracy.py", "--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
+    rows = json.loads((out / "rows.json").read_text())
+    models = [r for r in rows if r["kernels"] is None]
+    assert sorted({r["model"] for r in models}) == ["sma-azo-vgg", "sma-vgg", "vgg", "vgg7"]
+    assert len(models) == 8 and len(rows) == 12  # 4 models × 2 seeds, 2 ablation sets × 2 seeds
+    for r in rows:
+        assert all(0.0 <= r[k] <= 1.0 for k in ("test", "fixed_point", "static_fixed_point"))
+        assert r["spikes"] > 0 and r["synops"] > 0 and r["energy_uj"] > 0
+    # vgg7 is the like-for-like baseline: the folded SMA layer has the same 7×7 fan-in.
+    fan_in = {}
+    for r in models:
+        export = json.loads((tmp_path / "bench" / r["run"].split("/")[-1] / "export.json").read_text())
+        fan_in[r["model"]] = [layer["fan_in"] for layer in export["layers"]]
+    assert fan_in["vgg7"] == fan_in["sma-vgg"] == fan_in["sma-azo-vgg"] != fan_in["vgg"]
+    table = (out / "table.md").read_text()
+    assert "| synthgesture | vgg7 | 2 |" in table and "| synthgesture | 1-3 | 2 |" in table
+    assert "± " in table and table in proc.stdout
+    assert (out / "accuracy_vs_energy.png").stat().st_size > 5000
