@@ -14,11 +14,10 @@ import numpy as np
 
 from lava_runtime.emu import topology
 from lava_runtime.netfile import ConvLayer, NetFile
-from train.chip import FILE_WEIGHT_RANGE, VTH_MAX, WEIGHT_FULL_SCALE
+from train.chip import DECAY_MAX, FILE_WEIGHT_RANGE, VTH_MAX, WEIGHT_FULL_SCALE
 
 NEURONS_PER_CORE = 8192
 SYNAPSES_PER_CORE = 120_000_000 // 128
-DECAY_MAX = 4095  # 12-bit decays
 SOURCES = {
     "neurons_per_core": "Intel Labs, Loihi 2 brief (2021): 1 M neurons / 128 cores",
     "synapses_per_core": "Intel Labs, Loihi 2 brief (2021): 120 M synapses / 128 cores",

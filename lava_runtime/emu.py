@@ -24,11 +24,11 @@ import torch.nn.functional as F
 
 from lava_runtime.counting import Topology, conv_fanout, dense_fanout, synops_from_spikes
 from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netfile import STATE_BITS, ConvLayer, DenseLayer, InputLayer, Layer, NetFile, read_net
+from lava_runtime.netfile import ConvLayer, DenseLayer, InputLayer, Layer, NetFile, read_net
+from train.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS
 from lava_runtime.records import Agreement, LayerRecord, compare_records, to_lava_order  # noqa: F401 (re-exported)
 
 _HALF = 1 << (STATE_BITS - 1)  # 2**23
-_ACT_SHIFT = 6  # Loihi MSB-aligns synaptic input and thresholds by 6 bits
 
 
 # All integer quantities are held in float64, which is exact for integers below 2**53: Loihi's
@@ -63,7 +63,7 @@ class _LayerKernel:
         self.wrap24 = isinstance(layer, ConvLayer) and bound >= _HALF  # else the conv sum cannot wrap
         # Lava adds ``a_in << 6`` to u in int32; only huge dense fan-ins can overflow that.
         # (Gain layers compute in int64, as the gain neuron process does.)
-        self.wrap32 = layer.gain is None and (bound << _ACT_SHIFT) + _HALF >= (1 << 31)
+        self.wrap32 = layer.gain is None and (bound << ACT_SHIFT) + _HALF >= (1 << 31)
         n = layer.neuron
         extra = (1,) * (len(layer.shape) - 1)  # broadcast per channel over H, W
 
@@ -73,12 +73,12 @@ class _LayerKernel:
                 return float(value)
             return torch.as_tensor(np.asarray(value, np.float64), device=device).reshape(-1, *extra)
 
-        self.u_keep = per_channel((4096 - np.asarray(n.i_decay)) / 4096)  # exact binary fractions
-        self.v_keep = per_channel((4096 - np.asarray(n.v_decay)) / 4096)
-        self.vth = float(n.vth_mant << _ACT_SHIFT)
+        self.u_keep = per_channel((DECAY_UNITY - np.asarray(n.i_decay)) / DECAY_UNITY)  # exact binary fractions
+        self.v_keep = per_channel((DECAY_UNITY - np.asarray(n.v_decay)) / DECAY_UNITY)
+        self.vth = float(n.vth_mant << ACT_SHIFT)
         self.bias = None
         if layer.bias is not None and np.any(layer.bias):
-            self.bias = torch.as_tensor(layer.bias << _ACT_SHIFT, dtype=torch.float64, device=device).reshape(-1, *extra)
+            self.bias = torch.as_tensor(layer.bias << ACT_SHIFT, dtype=torch.float64, device=device).reshape(-1, *extra)
         self.gain = None
         if layer.gain is not None:
             # mant / 2**exp as one exact float64 factor: |x|·mant stays below 2**53.
@@ -91,11 +91,11 @@ class _LayerKernel:
             self.weight = self.weight.to(torch.float64)
             if isinstance(layer, DenseLayer):
                 self.weight = self.weight * 2.0 ** layer.weight_exp
-            self.u_keep = per_channel(1 - np.asarray(n.i_decay) / 4096)
-            self.v_keep = per_channel(1 - np.asarray(n.v_decay) / 4096)
+            self.u_keep = per_channel(1 - np.asarray(n.i_decay) / DECAY_UNITY)
+            self.v_keep = per_channel(1 - np.asarray(n.v_decay) / DECAY_UNITY)
             self.vth = float(n.vth_mant)
             if self.bias is not None:
-                self.bias = self.bias / float(1 << _ACT_SHIFT)
+                self.bias = self.bias / float(1 << ACT_SHIFT)
 
     def synapse(self, s: torch.Tensor) -> torch.Tensor:
         """Synaptic input (integers in float64) for spikes ``s`` ``[M, *input_shape]`` (M = steps × samples)."""
@@ -125,7 +125,7 @@ class _LayerKernel:
         v = torch.zeros_like(a[0])
         out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
         for t in range(a.shape[0]):
-            x = a[t] * float(1 << _ACT_SHIFT)
+            x = a[t] * float(1 << ACT_SHIFT)
             if self.wrap32:
                 x = _wrap(x, 32)
             if self.gain is not None:  # sign(x)·((|x|·mant) >> exp) is a truncation toward zero

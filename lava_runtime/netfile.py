@@ -28,14 +28,8 @@ from lava.lib.dl.netx.utils import optimize_weight_bits
 from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
 from lava_runtime.errors import RuntimeConfigError
+from train.chip import BIAS_RANGE, DECAY_UNITY, GAIN_EXP_RANGE, GAIN_MANT_RANGE, LOIHI_WEIGHT_RANGE, VTH_MANT_FILE_MAX
 
-STATE_BITS = 24  # Loihi's u and v registers
-DECAY_UNITY = 4096  # 12-bit decays: a decay of d keeps (4096 - d) / 4096 per step
-MAX_VTH_MANT = (1 << 18) - 1  # what SLAYER writes for layers without dynamics (vth << 6 above any 24-bit v)
-WEIGHT_RANGE = (-256, 255)  # 8-bit mantissa plus sign, the widest any Loihi sign mode holds
-BIAS_RANGE = (-4096, 4095)  # bias_mant is a signed 13-bit register
-GAIN_MANT_RANGE = (0, 4095)
-GAIN_EXP_RANGE = (0, 15)
 MAX_ELEMENTS = 1 << 28  # refuse datasets that would need gigabytes before looking at their values
 
 
@@ -67,8 +61,8 @@ class Cuba:
             if arr.size and not (0 <= arr.min() and arr.max() <= DECAY_UNITY):
                 shown = value if arr.ndim == 0 else f"[{arr.min()}..{arr.max()}]"
                 raise _fail(self.layer, f"neuron {key}={shown} outside [0, {DECAY_UNITY}] (12-bit decay)")
-        if not 0 <= self.vth_mant <= MAX_VTH_MANT:
-            raise _fail(self.layer, f"neuron vThMant={self.vth_mant} outside [0, {MAX_VTH_MANT}]")
+        if not 0 <= self.vth_mant <= VTH_MANT_FILE_MAX:
+            raise _fail(self.layer, f"neuron vThMant={self.vth_mant} outside [0, {VTH_MANT_FILE_MAX}]")
         if self.ref_delay < 0:
             raise _fail(self.layer, f"neuron refDelay={self.ref_delay} is negative")
 
@@ -415,7 +409,7 @@ def _weights(group: h5py.Group, layer: str, shape: tuple[int, ...], trailing_one
     if stored != shape and not (trailing_one and stored == (*shape, 1)):  # conv kernels: SLAYER's trailing axis
         raise _fail(layer, f"weight shape {list(stored)} must be {list(shape)}")
     w = _ints(group, "weight", layer).reshape(shape)
-    lo, hi = WEIGHT_RANGE
+    lo, hi = LOIHI_WEIGHT_RANGE
     if w.size and (w.min() < lo or w.max() > hi):
         raise _fail(layer, f"weights must be integers in [{lo}, {hi}] (Loihi's 8-bit mantissa and sign), "
                            f"found [{w.min()}, {w.max()}]")
