@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lava_runtime.emu import topology
+from lava_runtime.counting import topology
 from lava_runtime.netfile import ConvLayer, NetFile
 from train.chip import DECAY_MAX, FILE_WEIGHT_RANGE, VTH_MAX, WEIGHT_FULL_SCALE
 

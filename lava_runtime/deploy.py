@@ -14,7 +14,6 @@ from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import read_net
 from lava_runtime.report import build_report
 from lava_runtime.records import Agreement, LayerRecord, compare_records, output_agreement, to_lava_order
-from lava_runtime.simulate import run_layers
 from train.data import FrameDataset
 from train.errors import DatasetError
 
@@ -45,6 +44,8 @@ def backend_layers(net_path: str | Path, spikes: np.ndarray, backend: str, recor
     """Every layer's record from a Lava backend, or from the emulator for ``emu``/``emu-float``."""
     if backend in EMULATED:
         return emulate(net_path, spikes, record=record, arithmetic=EMULATED[backend])
+    from lava_runtime.simulate import run_layers  # Lava's runtime, only for a Lava backend
+
     return run_layers(net_path, spikes, backend=backend, record=record, progress=progress)
 
 

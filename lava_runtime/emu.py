@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lava_runtime.counting import Topology, conv_fanout, dense_fanout, synops_from_spikes
+from lava_runtime.counting import synops_from_spikes, topology
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import ConvLayer, DenseLayer, InputLayer, Layer, NetFile, read_net
 from train.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS
@@ -161,22 +161,6 @@ class _LayerKernel:
             v.masked_fill_(s, 0.0)
             out[t] = s
         return out
-
-
-def topology(layer: Layer) -> Topology:
-    """The synapses into ``layer`` as the runtime's counting sees them in the Lava graph."""
-    if isinstance(layer, InputLayer):  # payloads reach the neurons directly: no synapses
-        fanout = np.zeros(layer.lava_shape, np.int64)
-        return Topology("input", fanout, 0, 0, 0)
-    if isinstance(layer, ConvLayer):
-        # NetX hands Lava the kernel flipped and as [Cout, kx, ky, Cin]; conv_fanout expects that.
-        weight = layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
-        fanout = conv_fanout(weight, tuple(layer.input_shape[::-1]), np.array(layer.stride[::-1]),
-                             np.array(layer.padding[::-1]), np.array(layer.dilation[::-1]), layer.groups)
-        return Topology("conv", fanout, int(fanout.sum()), int(weight.size), int(np.count_nonzero(weight)))
-    weight = layer.file_weight if layer.file_weight is not None else layer.weight
-    fanout = dense_fanout(weight, tuple(layer.input_shape[::-1]))
-    return Topology("dense", fanout, int(fanout.sum()), int(weight.size), int(np.count_nonzero(weight)))
 
 
 def _forward(kernels: list[_LayerKernel], x: torch.Tensor) -> list[torch.Tensor]:

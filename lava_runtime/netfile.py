@@ -14,17 +14,18 @@ file's ``[Cout, Cin/groups, kh, kw]`` kernel), dense matrices after NetX's
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import multiprocessing
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
 import h5py
 import numpy as np
-from lava.lib.dl.netx.utils import optimize_weight_bits
 from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
 from lava_runtime.errors import RuntimeConfigError
@@ -276,11 +277,29 @@ class NetFile:
         return [f"{k}:{layer.kind}" for k, layer in enumerate(self.layers)]
 
 
+def _netx_utils() -> Any:
+    """lava-dl's ``lava/lib/dl/netx/utils.py`` (h5py and numpy only), loaded without its package.
+
+    ``import lava.lib.dl.netx.utils`` runs ``lava.lib.dl.netx.__init__``, which builds NetX's
+    blocks and with them loads Lava's runtime; reading a file (export, the emulator) must not.
+    """
+    import lava.lib.dl
+
+    name = "lava_runtime._netx_utils"
+    if name not in sys.modules:
+        path = Path(lava.lib.dl.__path__[0]) / "netx" / "utils.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
 def chip_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense integer weights → (matrix, exponent) exactly as NetX and Lava's Dense model hold them."""
     # The same library functions the simulator runs, so quirks (clipping, truncation) match bit for bit.
     with contextlib.redirect_stdout(io.StringIO()):  # NetX prints clipping warnings
-        w, num_bits, exp, _ = optimize_weight_bits(weight.astype(int))
+        w, num_bits, exp, _ = _netx_utils().optimize_weight_bits(weight.astype(int))
     sign_mode = determine_sign_mode(w)
     w = clip_weights(w, sign_mode, num_bits=8)
     w = truncate_weights(w, sign_mode, num_bits)
