@@ -15,6 +15,7 @@ import numpy as np
 from lava_runtime.counting import topology
 from lava_runtime.netfile import ConvLayer, NetFile
 from train.chip import DECAY_MAX, FILE_WEIGHT_RANGE, VTH_MAX, WEIGHT_FULL_SCALE
+from train.errors import SmaLavaError
 
 NEURONS_PER_CORE = 8192
 SYNAPSES_PER_CORE = 120_000_000 // 128
@@ -25,7 +26,7 @@ SOURCES = {
 }
 
 
-class ConstraintError(ValueError):
+class ConstraintError(SmaLavaError, ValueError):
     """A layer does not fit Loihi 2; the message names the layer and the limit."""
 
 

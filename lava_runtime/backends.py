@@ -49,7 +49,7 @@ def run_config(backend: str) -> AbstractLoihiRunCfg:
 
         return Loihi2HwCfg()
     if backend in EMULATED:
-        raise RuntimeConfigError(f"backend {backend!r} runs without Lava: use lava_runtime.emu.run_layers")
+        raise RuntimeConfigError(f"backend {backend!r} runs without Lava: use lava_runtime.emu.emulate")
     raise RuntimeConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from lava_runtime.backends import EMULATED
-from lava_runtime.emu import run_layers as emulate
+from lava_runtime.emu import emulate
 from lava_runtime.energy import load_energy_model
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import read_net
@@ -44,15 +44,15 @@ def backend_layers(net_path: str | Path, spikes: np.ndarray, backend: str, recor
     """Every layer's record from a Lava backend, or from the emulator for ``emu``/``emu-float``."""
     if backend in EMULATED:
         return emulate(net_path, spikes, record=record, arithmetic=EMULATED[backend])
-    from lava_runtime.simulate import run_layers  # Lava's runtime, only for a Lava backend
+    from lava_runtime.simulate import simulate  # Lava's runtime, only for a Lava backend
 
-    return run_layers(net_path, spikes, backend=backend, record=record, progress=progress)
+    return simulate(net_path, spikes, backend=backend, record=record, progress=progress)
 
 
 def validate_dataset(net_path: str | Path, dataset: str, split: str = "test", samples: int = 16,
-                     cache_dir: str | None = ".cache/tensors") -> Agreement:
+                     cache_dir: str | None = ".cache/tensors", data_root: str | Path | None = None) -> Agreement:
     """Run the same samples on ``sim`` and ``emu`` recording every layer, and compare the spikes."""
-    data = load_samples(net_path, dataset, split, samples, cache_dir)
+    data = load_samples(net_path, dataset, split, samples, cache_dir, data_root=data_root)
     sim = backend_layers(net_path, data.spikes, "sim", record="all")
     return compare_records(sim, backend_layers(net_path, data.spikes, "emu", record="all"))
 

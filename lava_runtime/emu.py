@@ -179,15 +179,15 @@ def emulate_local(net: str | Path | NetFile, spikes: np.ndarray, arithmetic: str
                   threads: int | None = 1) -> list[np.ndarray]:
     """Every layer's spikes ``[N, C, H, W, T]`` or ``[N, C, T]`` over each sample's own T local steps.
 
-    The records of :func:`run_layers` in the torch layout: the timing of a NIR graph or of the
+    The records of :func:`emulate` in the torch layout: the timing of a NIR graph or of the
     delay-free torch model (layer ``k``'s step ``j`` integrates layer ``k-1``'s step ``j``).
     """
-    records = run_layers(net, spikes, record="all", threads=threads, arithmetic=arithmetic)
+    records = emulate(net, spikes, record="all", threads=threads, arithmetic=arithmetic)
     return [r.spikes.transpose(0, 3, 2, 1, 4) if r.spikes.ndim == 5 else r.spikes for r in records]
 
 
 
-def run_layers(
+def emulate(
     net: str | Path | NetFile,
     spikes: np.ndarray,
     record: str = "output",
@@ -208,14 +208,14 @@ def run_layers(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run_layers(net, spikes, record, device, batch_size, arithmetic)
+        return _emulate(net, spikes, record, device, batch_size, arithmetic)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_layers(net: str | Path | NetFile, spikes: np.ndarray, record: str, device: str | torch.device | None,
+def _emulate(net: str | Path | NetFile, spikes: np.ndarray, record: str, device: str | torch.device | None,
                 batch_size: int, arithmetic: str) -> list[LayerRecord]:
-    """:func:`run_layers` with torch's threads already set."""
+    """:func:`emulate` with torch's threads already set."""
     if arithmetic not in ARITHMETIC:
         raise RuntimeConfigError(f"unknown arithmetic {arithmetic!r}; choose one of {', '.join(ARITHMETIC)}")
     net = net if isinstance(net, NetFile) else read_net(net)

@@ -212,7 +212,7 @@ def _loihi2_layers(net_path: Path, spikes: np.ndarray) -> list[LayerRecord]:
     return [LayerRecord(f"{layers - 1}:output", shape, counts, s, hardware=measured)]
 
 
-def run_layers(net_path: str | Path, spikes: np.ndarray, backend: str = "sim", record: str = "output",
+def simulate(net_path: str | Path, spikes: np.ndarray, backend: str = "sim", record: str = "output",
                progress: bool = False) -> list[LayerRecord]:
     """Stream ``spikes`` ``[N, C, H, W, T]`` through the network and return every layer's record."""
     cfg = run_config(backend)

@@ -10,7 +10,7 @@ import yaml
 from lava.lib.dl import netx
 
 from conftest import run_cli
-from lava_runtime.simulate import run_layers
+from lava_runtime.simulate import simulate
 from train.data import FrameDataset
 from train.decision import predict
 from train.loop import load_checkpoint
@@ -51,7 +51,7 @@ def _torch_layer_spikes(net, x: np.ndarray) -> list[np.ndarray]:
 def test_lava_sim_matches_torch_spike_for_spike_on_dataset_samples(tiny_run):
     net, cfg, _ = load_checkpoint(tiny_run, "best.pt")  # the exported (selected) checkpoint
     data = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=6)
-    lava = run_layers(tiny_run / "model.net", data.spikes, backend="sim", record="all")
+    lava = simulate(tiny_run / "model.net", data.spikes, backend="sim", record="all")
     expected = _torch_layer_spikes(net, data.spikes)
     assert len(lava) == len(expected)
     for rec, ref in zip(lava, expected):
@@ -67,7 +67,7 @@ def test_lava_sim_matches_torch_on_random_inputs(tiny_run):
     net, _, _ = load_checkpoint(tiny_run, "best.pt")  # the exported (selected) checkpoint
     rng = np.random.default_rng(0)
     x = (rng.random((3, 2, 16, 16, 8)) < 0.3).astype(np.uint8)
-    lava = run_layers(tiny_run / "model.net", x, backend="sim", record="all")
+    lava = simulate(tiny_run / "model.net", x, backend="sim", record="all")
     for rec, ref in zip(lava, _torch_layer_spikes(net, x)):
         np.testing.assert_array_equal(rec.spikes, ref, err_msg=rec.name)
 

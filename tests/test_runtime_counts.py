@@ -11,7 +11,7 @@ from conftest import run_cli
 from lava_runtime.counting import conv_fanout, dense_fanout, synops_from_spikes
 from lava_runtime.energy import load_energy_model
 from lava_runtime.report import build_report
-from lava_runtime.simulate import run_layers
+from lava_runtime.simulate import simulate
 from runtime_netfile import LayerSpec, _synapse, write_net
 from train.data import FrameDataset
 
@@ -51,8 +51,8 @@ def test_counters_equal_counts_recomputed_from_recorded_spikes(tmp_path):
     rng = np.random.default_rng(5)
     net, layers = _net(tmp_path, rng)
     x = (rng.random((4, 2, 6, 6, T)) < 0.35).astype(np.uint8)
-    counted = run_layers(net, x, record="output")
-    recorded = run_layers(net, x, record="all")
+    counted = simulate(net, x, record="output")
+    recorded = simulate(net, x, record="all")
     # Fan-outs from the numpy reference's synapses: an impulse on input j reaches fan-out[j] neurons.
     prev_shape = (2, 6, 6)
     for k, (c, r, spec) in enumerate(zip(counted, recorded, layers)):
@@ -86,7 +86,7 @@ def test_run_cli_report_counts_energy_and_compare(tiny_run, tmp_path):
     # The same samples recorded spike by spike give the same counts.
     meta = report["timesteps"]
     data = FrameDataset("synthgesture", "test", 16, meta, {"samples_per_class": 3, "seed": 7}, cache_dir=None, limit=3)
-    recorded = run_layers(tiny_run / "model.net", data.spikes, record="all")
+    recorded = simulate(tiny_run / "model.net", data.spikes, record="all")
     model = load_energy_model()
     for row, rec, prev in zip(report["layers"], recorded, [None, *recorded[:-1]]):
         assert row["spikes"] == int(rec.spikes.sum())

@@ -8,7 +8,7 @@ import pytest
 
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.processes.gain_lif import GainLIFReset
-from lava_runtime.simulate import run_layers
+from lava_runtime.simulate import simulate
 from runtime_netfile import LayerSpec, reference, to_lava_order, write_net
 
 T = 6
@@ -28,7 +28,7 @@ def test_lava_sim_matches_numpy_reference_step_for_step(tmp_path, gains):
     layers = _layers(rng, gains)
     net = write_net(tmp_path / "net.net", (2, 6, 6), layers, T)
     x = (rng.random((3, 2, 6, 6, T)) < 0.3).astype(np.uint8)
-    records = run_layers(net, x, record="all")
+    records = simulate(net, x, record="all")
     expected = reference(layers, x)
     assert [r.gain for r in records] == [gains, gains]
     for rec, ref in zip(records, expected):
@@ -44,8 +44,8 @@ def test_unit_gain_is_bit_identical_to_stock_lif(tmp_path):
     plain = _layers(rng, gains=False)
     unit = [dataclasses.replace(s, gain_mant=np.full((T, s.weight.shape[0]), 1 << 11), gain_exp=11) for s in plain]
     x = (rng.random((2, 2, 6, 6, T)) < 0.4).astype(np.uint8)
-    a = run_layers(write_net(tmp_path / "plain.net", (2, 6, 6), plain, T), x, record="all")
-    b = run_layers(write_net(tmp_path / "unit.net", (2, 6, 6), unit, T), x, record="all")
+    a = simulate(write_net(tmp_path / "plain.net", (2, 6, 6), plain, T), x, record="all")
+    b = simulate(write_net(tmp_path / "unit.net", (2, 6, 6), unit, T), x, record="all")
     for ra, rb in zip(a, b):
         assert not ra.gain and rb.gain
         np.testing.assert_array_equal(ra.spikes, rb.spikes, err_msg=ra.name)
@@ -58,7 +58,7 @@ def test_gain_table_with_other_timesteps_is_refused(tmp_path):
     layers[1].gain_mant = rng.integers(0, 4096, (T + 1, 5))
     net = write_net(tmp_path / "net.net", (2, 6, 6), layers, T)
     with pytest.raises(RuntimeConfigError, match=r"layer 1 has a gain table of 7 timesteps, the run has 6"):
-        run_layers(net, np.zeros((1, 2, 6, 6, T), np.uint8))
+        simulate(net, np.zeros((1, 2, 6, 6, T), np.uint8))
 
 
 @pytest.mark.parametrize("mant, exp, match", [

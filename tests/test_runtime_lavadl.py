@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import lavadl_nets
-from lava_runtime.emu import run_layers as emulate
+from lava_runtime.emu import emulate
 from lava_runtime.netfile import read_net
 from lava_runtime.records import to_lava_order
 
@@ -65,7 +65,7 @@ def test_stock_netx_and_emu_agree(tmp_path, make, shape, input_neurons):
 
 def test_runtime_sim_matches_emu_in_every_layer_with_input_neurons(tmp_path):
     """Our Lava graph (lead step, NetX's per-layer reset offsets) and emu agree spike for spike, all layers."""
-    from lava_runtime.simulate import run_layers as simulate
+    from lava_runtime.simulate import simulate
 
     path = lavadl_nets.cuba_conv(tmp_path / "net.net")
     x = lavadl_nets.graded_input((2, 6, 6), N, T, seed=3)
@@ -79,7 +79,7 @@ def test_runtime_sim_matches_emu_in_every_layer_with_input_neurons(tmp_path):
 
 
 def test_sim_float_matches_emu_float_with_input_neurons(tmp_path):
-    from lava_runtime.simulate import run_layers as simulate
+    from lava_runtime.simulate import simulate
 
     path = lavadl_nets.cuba_conv(tmp_path / "net.net")
     x = lavadl_nets.graded_input((2, 6, 6), N, T, seed=4)
