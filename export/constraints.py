@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lava_runtime.counting import topology
-from lava_runtime.netfile import ConvLayer, NetFile
+from lava_runtime.netmodel import ConvLayer, NetFile
 from train.chip import DECAY_MAX, FILE_WEIGHT_RANGE, VTH_MAX, WEIGHT_FULL_SCALE
 from train.errors import SmaLavaError
 

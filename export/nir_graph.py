@@ -31,7 +31,7 @@ import nir
 import numpy as np
 
 from export.netx import ExportError
-from lava_runtime.netfile import ConvLayer, NetFile
+from lava_runtime.netmodel import ConvLayer, NetFile
 from train.chip import DECAY_UNITY
 from train.atomic import atomic_write
 

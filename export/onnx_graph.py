@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from lava_runtime.netfile import ConvLayer, NetFile
+from lava_runtime.netmodel import ConvLayer, NetFile
 from train.atomic import atomic_write
 from train.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS, W_SCALE
 

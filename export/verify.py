@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from lava_runtime import emu
-from lava_runtime.netfile import NetFile
+from lava_runtime.netmodel import NetFile
 from train.decision import accuracy, predict
 
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from lava_runtime.backends import BACKENDS
-from lava_runtime.deploy import load_arrays, run_arrays, run_dataset, validate_arrays, validate_dataset
+from lava_runtime.deploy import as_netfile, load_arrays, run_arrays, run_dataset, validate_arrays, validate_dataset
 from lava_runtime.energy import DEFAULT_MODEL
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.report import compare_reports, write_report
@@ -87,7 +87,8 @@ def validate(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise RuntimeConfigError("--samples must be at least 1")
     if args.input is not None:
-        result = validate_arrays(args.net, load_arrays(args.net, args.input)[0])
+        net = as_netfile(args.net)  # read once
+        result = validate_arrays(net, load_arrays(net, args.input)[0])
     else:
         result = validate_dataset(args.net, args.dataset, args.split, args.samples, data_root=args.data_root)
     print(f"sim vs emu: {result.identical}/{result.samples} samples identical ({result.fraction:.3f}) "
@@ -145,9 +146,10 @@ def _main(argv: list[str] | None) -> int:
         raise RuntimeConfigError(f"spikes folder {Path(args.spikes).parent} does not exist")
     # Ctrl-C or SIGTERM leaves through run_cli once the Lava runtime has been stopped on the way out.
     if args.input is not None:
-        x, labels = load_arrays(args.net, args.input, args.labels)
-        report = run_arrays(args.net, x, labels, args.backend, energy_model=args.energy_model, progress=True,
-                            info={"input": str(args.input)}, spikes_out=args.spikes)
+        net = as_netfile(args.net)  # read once
+        x, labels = load_arrays(net, args.input, args.labels)
+        report = run_arrays(net, x, labels, args.backend, energy_model=args.energy_model, progress=True,
+                            info={"net": str(args.net), "input": str(args.input)}, spikes_out=args.spikes)
     else:
         report = run_dataset(args.net, args.dataset, args.split, args.samples, args.backend,
                              energy_model=args.energy_model, progress=True, data_root=args.data_root,

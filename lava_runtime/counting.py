@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lava_runtime.netfile import ConvLayer, InputLayer, Layer
+from lava_runtime.netmodel import ConvLayer, InputLayer, Layer
 
 
 @dataclass

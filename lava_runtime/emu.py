@@ -14,9 +14,7 @@ time of :mod:`lava_runtime.records`, which is what the records hold on every bac
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +22,8 @@ import torch.nn.functional as F
 
 from lava_runtime.counting import synops_from_spikes, topology
 from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netfile import ConvLayer, DenseLayer, InputLayer, Layer, NetFile, read_net
+from lava_runtime.netfile import read_net
+from lava_runtime.netmodel import ConvLayer, DenseLayer, InputLayer, Layer, NetFile
 from train.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS
 from lava_runtime.records import Agreement, LayerRecord, compare_records, to_lava_order  # noqa: F401 (re-exported)
 
