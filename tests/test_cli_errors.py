@@ -41,6 +41,8 @@ def test_run_cli_turns_user_errors_into_2_and_interrupts_into_130(capsys):
                 EnergyModelError):
         assert issubclass(cls, SmaLavaError)
 
+    capsys.readouterr()  # importing lava-dl may print to stderr
+
     def fails(argv):
         raise ConfigError("bad option")
 
@@ -50,3 +52,16 @@ def test_run_cli_turns_user_errors_into_2_and_interrupts_into_130(capsys):
     assert wrap(fails) == 2 and capsys.readouterr().err == "error: bad option\n"
     assert wrap(interrupted, interrupted="stopped") == 130 and capsys.readouterr().err == "stopped\n"
     assert wrap(lambda argv: len(argv), ["a", "b"]) == 2
+
+
+def test_project_scripts_name_the_documented_mains():
+    import importlib
+    from pathlib import Path
+
+    import tomli
+
+    scripts = tomli.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {"sma-train", "sma-finetune", "sma-analyze", "sma-export", "sma-lava"}
+    for target in scripts.values():
+        module, name = target.split(":")
+        assert callable(getattr(importlib.import_module(module), name)), target
