@@ -64,6 +64,7 @@ def mixed(tmp_path_factory):
     return path, random_spikes(rng, 4, (2, 10, 12), 9, 0.35)
 
 
+@pytest.mark.lava
 def test_emu_matches_sim_in_every_layer_on_random_inputs(mixed):
     path, x = mixed
     sim = simulate(path, x, backend="sim", record="all")
@@ -74,6 +75,7 @@ def test_emu_matches_sim_in_every_layer_on_random_inputs(mixed):
     assert all(r.counts[:, -1].sum() > 0 for r in sim[:2])
 
 
+@pytest.mark.lava
 def test_emu_matches_sim_when_currents_wrap_and_dense_weights_are_clipped(tmp_path):
     """Large positive fan-in without current decay overflows u's 24-bit register within a sample;
     dense weights hit NetX's and Lava's clipping and truncation (inhibitory -128 → -64, 255 → 254)."""
@@ -97,6 +99,7 @@ def test_emu_matches_sim_when_currents_wrap_and_dense_weights_are_clipped(tmp_pa
     assert all(r.counts.sum() > 0 for r in sim)
 
 
+@pytest.mark.lava
 def test_emu_matches_sim_on_a_slayer_export(tmp_path):
     path = tmp_path / "slayer.net"
     slayer_net(path, 8)
@@ -108,6 +111,7 @@ def test_emu_matches_sim_on_a_slayer_export(tmp_path):
     assert all(r.counts.sum() > 0 for r in sim)
 
 
+@pytest.mark.lava
 def test_emu_matches_sim_on_dataset_samples(tiny_run):
     _, cfg, _ = load_checkpoint(tiny_run)
     data = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=5)
@@ -120,6 +124,7 @@ def test_emu_matches_sim_on_dataset_samples(tiny_run):
     assert_same_records(out, sim)
 
 
+@pytest.mark.lava
 def test_emu_matches_sim_with_per_timestep_gains(tmp_path):
     rng = np.random.default_rng(5)
     path = mixed_net(tmp_path / "gain.net", rng, t=9, gains=True)
@@ -262,6 +267,7 @@ def test_compare_records_finds_the_earliest_mismatch(mixed):
     assert result.first_mismatch == {"layer": "1:conv", "sample": 2, "timestep": 7, "neuron": (1, 3, 0)}
 
 
+@pytest.mark.lava
 def test_validate_cli_reports_identical_samples(tiny_run):
     proc = run_cli("-m", "lava_runtime", "validate", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",
                    "--samples", "3")
@@ -269,6 +275,7 @@ def test_validate_cli_reports_identical_samples(tiny_run):
     assert "first mismatch: none" in proc.stdout
 
 
+@pytest.mark.lava
 @pytest.mark.parametrize("lava, emulated", [("sim", "emu"), ("sim-float", "emu-float")])
 def test_run_cli_with_the_emulator_gives_the_lava_report(tiny_run, tmp_path, lava, emulated):
     reports = {}

@@ -9,7 +9,7 @@ from lava_runtime.emu import emulate
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.float_units import dense_float_weights
 from lava_runtime.simulate import simulate
-from runtime_netfile import LayerSpec, write_net
+from netfactory import LayerSpec, write_net
 
 T = 6
 
@@ -29,6 +29,7 @@ def _net_and_input(tmp_path, gains: bool):
     return write_net(tmp_path / "net.net", (2, 6, 6), layers, T), x
 
 
+@pytest.mark.lava
 @pytest.mark.parametrize("gains", [False, True], ids=["plain", "gains"])
 def test_sim_float_matches_the_float_emulator_step_for_step(tmp_path, gains):
     net, x = _net_and_input(tmp_path, gains)

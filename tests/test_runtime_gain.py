@@ -9,7 +9,7 @@ import pytest
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.processes.gain_lif import GainLIFReset
 from lava_runtime.simulate import simulate
-from runtime_netfile import LayerSpec, reference, to_lava_order, write_net
+from netfactory import LayerSpec, reference, to_lava_order, write_net
 
 T = 6
 
@@ -22,6 +22,7 @@ def _layers(rng: np.random.Generator, gains: bool) -> list[LayerSpec]:
             LayerSpec(rng.integers(-60, 100, (5, 108)), vth=50, gain_mant=dense_gain, gain_exp=11)]
 
 
+@pytest.mark.lava
 @pytest.mark.parametrize("gains", [False, True], ids=["plain", "gains"])
 def test_lava_sim_matches_numpy_reference_step_for_step(tmp_path, gains):
     rng = np.random.default_rng(1)
@@ -39,6 +40,7 @@ def test_lava_sim_matches_numpy_reference_step_for_step(tmp_path, gains):
         assert any((p != e).any() for p, e in zip(plain, expected))
 
 
+@pytest.mark.lava
 def test_unit_gain_is_bit_identical_to_stock_lif(tmp_path):
     rng = np.random.default_rng(2)
     plain = _layers(rng, gains=False)
@@ -92,6 +94,7 @@ def _float_run(neuron, weights: np.ndarray, x: np.ndarray) -> np.ndarray:
         src.stop()
 
 
+@pytest.mark.lava
 def test_float_model_scales_input_per_channel():
     rng = np.random.default_rng(6)
     x = (rng.random((4, 3 * T)) < 0.5).astype(float)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from lava.lib.dl import slayer
 
@@ -34,6 +35,7 @@ def _excitatory_vgg() -> VGG:
     return net.eval()
 
 
+@pytest.mark.lava
 def test_events_in_the_last_frames_reach_the_output_on_every_backend(tmp_path):
     net = _excitatory_vgg()
     layers = 3  # conv, dense, dense: each one step behind the previous one on the chip
