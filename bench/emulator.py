@@ -25,7 +25,7 @@ from export.netx import write_netx
 from lava_runtime import emu
 from lava_runtime.deploy import load_samples
 from lava_runtime.netfile import read_net
-from lava_runtime.simulate import run_layers
+from lava_runtime.simulate import simulate
 from train.config import TrainConfig
 from train.models import build_model
 
@@ -64,15 +64,15 @@ def main() -> None:
         print(f"{net_path}: {len(net.layers)} layers {net.layer_names}, input {list(net.input_shape)}, T={t}, "
               f"emu on {args.threads} torch thread(s)")
         t0 = time.perf_counter()
-        fast = emu.run_layers(net, spikes, batch_size=args.batch_size, threads=args.threads)
+        fast = emu.emulate(net, spikes, batch_size=args.batch_size, threads=args.threads)
         emu_s = time.perf_counter() - t0
         m = min(args.sim_samples, n)
         half = max(1, m // 2)
         t0 = time.perf_counter()
-        run_layers(net_path, spikes[:half], backend="sim")
+        simulate(net_path, spikes[:half], backend="sim")
         half_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        slow = run_layers(net_path, spikes[:m], backend="sim")
+        slow = simulate(net_path, spikes[:m], backend="sim")
         sim_s = time.perf_counter() - t0
     emu_rate, sim_rate = n / emu_s, m / sim_s
     # Lava's compile and start cost is paid once per run: the difference of two runs gives the

@@ -4,7 +4,7 @@ Runs the same exported network on the same samples, in one process, twice per ro
 
 * **bare**: stock ``netx.hdf5.Network`` fed by a ``RingBuffer`` source, the output layer
   recorded by a ``RingBuffer`` sink (what a NetX tutorial does), no counting;
-* **lava_runtime**: ``lava_runtime.simulate.run_layers`` as ``run`` uses it (per-layer
+* **lava_runtime**: ``lava_runtime.simulate.simulate`` as ``run`` uses it (per-layer
   ``ActivityCounter`` sinks for spikes and synops, gain neurons where the file has gains).
 
 Both time graph construction, compilation, the run and reading the results back. Rounds
@@ -29,7 +29,7 @@ from lava.proc.io.source import RingBuffer as SourceBuffer
 
 from lava_runtime.deploy import read_net_metadata
 from lava_runtime.graph import to_lava_layout
-from lava_runtime.simulate import run_layers
+from lava_runtime.simulate import simulate
 from train.data import FrameDataset
 
 
@@ -61,7 +61,7 @@ def main() -> None:
     steps = len(data.spikes) * meta["timesteps"]
     times: dict[str, list[float]] = {"bare": [], "lava_runtime": []}
     runs = {"bare": lambda: bare_netx(str(Path(args.net)), data.spikes),
-            "lava_runtime": lambda: run_layers(args.net, data.spikes)}
+            "lava_runtime": lambda: simulate(args.net, data.spikes)}
     for r in range(args.rounds):
         for name in (("bare", "lava_runtime") if r % 2 == 0 else ("lava_runtime", "bare")):
             t0 = time.perf_counter()

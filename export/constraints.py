@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lava_runtime.emu import topology
-from lava_runtime.netfile import ConvLayer, NetFile
-from train.chip import FILE_WEIGHT_RANGE, VTH_MAX, WEIGHT_FULL_SCALE
+from lava_runtime.counting import topology
+from lava_runtime.netmodel import ConvLayer, NetFile
+from train.chip import DECAY_MAX, FILE_WEIGHT_RANGE, VTH_MAX, WEIGHT_FULL_SCALE
+from train.errors import SmaLavaError
 
 NEURONS_PER_CORE = 8192
 SYNAPSES_PER_CORE = 120_000_000 // 128
-DECAY_MAX = 4095  # 12-bit decays
 SOURCES = {
     "neurons_per_core": "Intel Labs, Loihi 2 brief (2021): 1 M neurons / 128 cores",
     "synapses_per_core": "Intel Labs, Loihi 2 brief (2021): 120 M synapses / 128 cores",
@@ -26,7 +26,7 @@ SOURCES = {
 }
 
 
-class ConstraintError(ValueError):
+class ConstraintError(SmaLavaError, ValueError):
     """A layer does not fit Loihi 2; the message names the layer and the limit."""
 
 

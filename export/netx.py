@@ -10,9 +10,10 @@ import h5py
 import torch
 
 from train.atomic import atomic_write
+from train.errors import SmaLavaError
 
 
-class ExportError(Exception):
+class ExportError(SmaLavaError):
     """The model cannot be exported as asked; the message names the layer and the limit."""
 
 

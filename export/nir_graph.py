@@ -31,7 +31,8 @@ import nir
 import numpy as np
 
 from export.netx import ExportError
-from lava_runtime.netfile import DECAY_UNITY, ConvLayer, NetFile
+from lava_runtime.netmodel import ConvLayer, NetFile
+from train.chip import DECAY_UNITY
 from train.atomic import atomic_write
 
 # A zero decay as a finite time constant: 1 - 2**-60 rounds to 1 in float32 and float64 alike.

@@ -18,8 +18,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from lava_runtime.netfile import STATE_BITS, ConvLayer, NetFile
+from lava_runtime.netmodel import ConvLayer, NetFile
 from train.atomic import atomic_write
+from train.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS, W_SCALE
 
 OPSET = 17
 IR_VERSION = 8  # opset 17's IR version; newer onnx packages default to IRs that onnxruntime may not read yet
@@ -86,7 +87,7 @@ def to_onnx(net: NetFile) -> onnx.ModelProto:
             a = b.op("Cast", b.op("MatMul", flat, w), to=TensorProto.INT64)
             e = layer.weight_exp
             a = b.floor_div(a, 1 << -e) if e < 0 else b.op("Mul", a, b.const(1 << e))
-        x = b.op("Mul", a, b.const(64))
+        x = b.op("Mul", a, b.const(W_SCALE))
         extra = [1] * (len(layer.shape) - 1)
         if layer.gain is not None:
             mant = b.const(layer.gain.mant.reshape(layer.gain.mant.shape[0], -1, *extra), f"gain_mant_{k}")
@@ -94,16 +95,16 @@ def to_onnx(net: NetFile) -> onnx.ModelProto:
             mag = b.op("Div", b.op("Mul", b.op("Abs", x), g), b.const(1 << layer.gain.exp))
             x = b.op("Mul", b.op("Sign", x), mag)
         n = layer.neuron
-        u = b.op("Add", b.toward_zero_div(b.op("Mul", f"u_{k}", b.const(4096 - n.i_decay)), 4096), x)
+        u = b.op("Add", b.toward_zero_div(b.op("Mul", f"u_{k}", b.const(DECAY_UNITY - n.i_decay)), DECAY_UNITY), x)
         # Lava's single 24-bit wrap: above 2**23 down, at or below -2**23 up.
         two = b.const(2 * _HALF)
         u = b.op("Where", b.op("Greater", u, b.const(_HALF)), b.op("Sub", u, two),
                  b.op("Where", b.op("LessOrEqual", u, b.const(-_HALF)), b.op("Add", u, two), u))
-        v = b.op("Add", b.toward_zero_div(b.op("Mul", f"v_{k}", b.const(4096 - n.v_decay)), 4096), u)
+        v = b.op("Add", b.toward_zero_div(b.op("Mul", f"v_{k}", b.const(DECAY_UNITY - n.v_decay)), DECAY_UNITY), u)
         if layer.bias is not None and np.any(layer.bias):
-            v = b.op("Add", v, b.const((layer.bias << 6).reshape(-1, *extra)))
+            v = b.op("Add", v, b.const((layer.bias << ACT_SHIFT).reshape(-1, *extra)))
         v = b.op("Min", b.op("Max", v, b.const(-_HALF + 1)), b.const(_HALF - 1))
-        s = b.op("Greater", v, b.const(n.vth_mant << 6))
+        s = b.op("Greater", v, b.const(n.vth_mant << ACT_SHIFT))
         b.op("Where", s, b.const(0), v, out=f"v_{k}_next")
         b.op("Identity", u, out=f"u_{k}_next")
         source = b.op("Cast", s, to=TensorProto.FLOAT, out=f"s_{k}")

@@ -17,7 +17,8 @@ from export.netx import ExportError, write_netx
 from export.verify import accuracy_table, fixed_point_accuracy, torch_accuracy
 from export.weight_range import fill_weight_range
 from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netfile import NetFile, read_net
+from lava_runtime.netfile import read_net
+from lava_runtime.netmodel import NetFile
 from train.atomic import atomic_write_json
 from train.config import TrainConfig
 from train.data import calibration_spikes

@@ -13,10 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from export.constraints import ConstraintError
 from export.netx import ExportError
 from export.pipeline import SMA_MODES, export_run, format_table, write_nir_for
-from train.errors import CheckpointError, ConfigError, DatasetError
+from train.cli import run_cli
+from train.errors import CheckpointError, ConfigError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,25 +39,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``export/to_netx.py`` command (``sma-export``): its exit status."""
+    return run_cli(_export, argv)
+
+
+def _export(argv: list[str] | None) -> int:
     args = parse_args(argv)
     out = Path(args.out) if args.out else Path(args.run) / "model.net"
     if not (Path(args.run) / "checkpoint.pt").exists():
-        print(f"error: {Path(args.run) / 'checkpoint.pt'}: no checkpoint (is {args.run} a training run folder?)", file=sys.stderr)
-        return 2
+        raise CheckpointError(f"{Path(args.run) / 'checkpoint.pt'}: no checkpoint (is {args.run} a training run folder?)")
     if not out.parent.is_dir():
-        print(f"error: output folder {out.parent} does not exist", file=sys.stderr)
-        return 2
+        raise ExportError(f"output folder {out.parent} does not exist")
     if not args.nir_dt > 0:
-        print(f"error: --nir-dt must be a positive step in seconds, got {args.nir_dt}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--nir-dt must be a positive step in seconds, got {args.nir_dt}")
     if args.calib_samples < 1 or (args.verify_samples is not None and args.verify_samples < 1):
-        print("error: --calib-samples and --verify-samples must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        report, _, netfile = export_run(args.run, out, args.sma, args.calib_samples, args.verify_samples)
-    except (CheckpointError, ConfigError, DatasetError, ExportError, ConstraintError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise ConfigError("--calib-samples and --verify-samples must be at least 1")
+    report, _, netfile = export_run(args.run, out, args.sma, args.calib_samples, args.verify_samples)
     print(format_table(report))
     print(f"wrote {out} and {out.with_name('export.json')}")
     onnx_path = out.with_suffix(".onnx")
@@ -67,11 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         write_onnx(netfile, onnx_path)
         print(f"wrote {onnx_path}")
     if args.nir:
-        try:
-            nir_path = write_nir_for(args.run, netfile, out, args.nir_sma, args.nir_dt, args.calib_samples)
-        except (CheckpointError, ConfigError, DatasetError, ExportError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        nir_path = write_nir_for(args.run, netfile, out, args.nir_sma, args.nir_dt, args.calib_samples)
         print(f"wrote {nir_path}")
     if args.view:
         import netron

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from lava_runtime import emu
-from lava_runtime.netfile import NetFile
+from lava_runtime.netmodel import NetFile
 from train.decision import accuracy, predict
 
 
@@ -24,7 +24,7 @@ def torch_accuracy(net: torch.nn.Module, spikes: np.ndarray, labels: np.ndarray,
 
 def fixed_point_accuracy(net: NetFile, spikes: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of the exported file as the chip computes it (the bit-exact emulator)."""
-    return accuracy(emu.run_layers(net, spikes, record="output")[-1].spikes, labels)
+    return accuracy(emu.emulate(net, spikes, record="output")[-1].spikes, labels)
 
 
 def accuracy_table(dynamic: float, folded: float, fixed: float, static_fixed: float) -> dict[str, Any]:

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 
 from lava_runtime.backends import BACKENDS
-from lava_runtime.deploy import load_arrays, run_arrays, run_dataset, validate_arrays, validate_dataset
+from lava_runtime.deploy import as_netfile, load_arrays, run_arrays, run_dataset, validate_arrays, validate_dataset
 from lava_runtime.energy import DEFAULT_MODEL
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.report import compare_reports, write_report
-from train.errors import DatasetError
+from train.cli import run_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     vsource = val.add_mutually_exclusive_group(required=True)
     vsource.add_argument("--dataset", help="dataset name, e.g. synthgesture")
     vsource.add_argument("--input", help="input array .npy: [N, C, H, W, T] or [N, F, T] integers")
+    val.add_argument("--data-root", default=None, help="folder of downloaded datasets (default: data/)")
     val.add_argument("--split", default="test", help="dataset split")
     val.add_argument("--samples", type=int, default=8, help="number of samples to run")
     nb = sub.add_parser("neurobench", help="the report's NeuroBench metrics from the real neurobench library",
@@ -69,20 +69,13 @@ def neurobench(args: argparse.Namespace) -> int:
     """Print NeuroBench's figures beside the emu report's and write them as JSON; 1 if any disagrees."""
     from lava_runtime.nb_metrics import compare, format_comparison
     from train.atomic import atomic_write_json
-    from train.errors import CheckpointError, ConfigError
 
     if args.samples is not None and args.samples < 1:
-        print("error: --samples must be at least 1", file=sys.stderr)
-        return 2
+        raise RuntimeConfigError("--samples must be at least 1")
     out = Path(args.out) if args.out else Path(args.run) / "neurobench.json"
     if not out.parent.is_dir():
-        print(f"error: output folder {out.parent} does not exist", file=sys.stderr)
-        return 2
-    try:
-        result = compare(args.run, args.samples)
-    except (RuntimeConfigError, DatasetError, CheckpointError, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise RuntimeConfigError(f"output folder {out.parent} does not exist")
+    result = compare(args.run, args.samples)
     atomic_write_json(out, {k: v for k, v in result.items() if k != "neurobench_raw"})
     print(format_comparison(result))
     print(f"written to {out}")
@@ -92,16 +85,12 @@ def neurobench(args: argparse.Namespace) -> int:
 def validate(args: argparse.Namespace) -> int:
     """Print the share of samples whose output spike trains agree and the first mismatch; 1 if any."""
     if args.samples < 1:
-        print("error: --samples must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        if args.input is not None:
-            result = validate_arrays(args.net, load_arrays(args.net, args.input)[0])
-        else:
-            result = validate_dataset(args.net, args.dataset, args.split, args.samples)
-    except (RuntimeConfigError, DatasetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise RuntimeConfigError("--samples must be at least 1")
+    if args.input is not None:
+        net = as_netfile(args.net)  # read once
+        result = validate_arrays(net, load_arrays(net, args.input)[0])
+    else:
+        result = validate_dataset(args.net, args.dataset, args.split, args.samples, data_root=args.data_root)
     print(f"sim vs emu: {result.identical}/{result.samples} samples identical ({result.fraction:.3f}) "
           f"in the output layer")
     m = result.first_mismatch
@@ -125,31 +114,21 @@ def _load_report(path: str) -> dict:
 
 def compare(paths: list[str]) -> int:
     """Print the two reports side by side."""
-    try:
-        a, b = (_load_report(p) for p in paths)
-    except RuntimeConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    a, b = (_load_report(p) for p in paths)
     print(compare_reports(a, b, (Path(paths[0]).parent.name or paths[0], Path(paths[1]).parent.name or paths[1])))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``python -m lava_runtime`` command (``sma-lava``): its exit status.
+
+    SIGTERM anywhere (not only mid-run) ends like Ctrl-C: cleanup runs, exit 130, no traceback.
+    """
+    return run_cli(_main, argv, interrupted="interrupted: the Lava runtime was stopped, no report written")
+
+
+def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
-    # SIGTERM anywhere (not only mid-run) ends like Ctrl-C: cleanup runs, exit 130, no traceback.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        return _main(args)
-    except KeyboardInterrupt:
-        print("interrupted: the Lava runtime was stopped, no report written", file=sys.stderr)
-        return 130
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _main(args: argparse.Namespace) -> int:
     if args.command == "compare":
         return compare(args.reports)
     if args.command == "validate":
@@ -158,32 +137,23 @@ def _main(args: argparse.Namespace) -> int:
         return neurobench(args)
     report_path = Path(args.report) if args.report else Path(args.net).with_name("report.json")
     if not report_path.parent.is_dir():
-        print(f"error: report folder {report_path.parent} does not exist", file=sys.stderr)
-        return 2
+        raise RuntimeConfigError(f"report folder {report_path.parent} does not exist")
     if args.samples < 1:
-        print("error: --samples must be at least 1", file=sys.stderr)
-        return 2
+        raise RuntimeConfigError("--samples must be at least 1")
     if args.labels is not None and args.input is None:
-        print("error: --labels goes with --input (a dataset has its own labels)", file=sys.stderr)
-        return 2
+        raise RuntimeConfigError("--labels goes with --input (a dataset has its own labels)")
     if args.spikes is not None and not Path(args.spikes).resolve().parent.is_dir():
-        print(f"error: spikes folder {Path(args.spikes).parent} does not exist", file=sys.stderr)
-        return 2
-    try:
-        if args.input is not None:
-            x, labels = load_arrays(args.net, args.input, args.labels)
-            report = run_arrays(args.net, x, labels, args.backend, energy_model=args.energy_model, progress=True,
-                                info={"input": str(args.input)}, spikes_out=args.spikes)
-        else:
-            report = run_dataset(args.net, args.dataset, args.split, args.samples, args.backend,
-                                 energy_model=args.energy_model, progress=True, data_root=args.data_root,
-                                 spikes_out=args.spikes)
-    except (RuntimeConfigError, DatasetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the Lava runtime has been stopped on the way out
-        print("interrupted: the Lava runtime was stopped, no report written", file=sys.stderr)
-        return 130
+        raise RuntimeConfigError(f"spikes folder {Path(args.spikes).parent} does not exist")
+    # Ctrl-C or SIGTERM leaves through run_cli once the Lava runtime has been stopped on the way out.
+    if args.input is not None:
+        net = as_netfile(args.net)  # read once
+        x, labels = load_arrays(net, args.input, args.labels)
+        report = run_arrays(net, x, labels, args.backend, energy_model=args.energy_model, progress=True,
+                            info={"net": str(args.net), "input": str(args.input)}, spikes_out=args.spikes)
+    else:
+        report = run_dataset(args.net, args.dataset, args.split, args.samples, args.backend,
+                             energy_model=args.energy_model, progress=True, data_root=args.data_root,
+                             spikes_out=args.spikes)
     write_report(report, report_path)
     totals = report["totals"]
     accuracy = "n/a (no labels)" if report["accuracy"] is None else f"{report['accuracy']:.3f}"

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import importlib.util
-
-from lava.magma.core.run_configs import AbstractLoihiRunCfg, Loihi2SimCfg
+from typing import TYPE_CHECKING
 
 from lava_runtime.errors import RuntimeConfigError
+
+if TYPE_CHECKING:  # Lava is imported where a run config is built: deploy imports this module without it
+    from lava.magma.core.run_configs import AbstractLoihiRunCfg
 
 # "emu" and "emu-float" are lava_runtime.emu, the batched torch emulator of the fixed-point and the
 # float arithmetic: no Lava run config.
@@ -30,6 +32,8 @@ def _float_block_models() -> dict:
 
 def run_config(backend: str) -> AbstractLoihiRunCfg:
     """The Lava run config for ``backend`` (``sim`` is the bit-accurate fixed-point simulator)."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
     if backend == "sim":
         return Loihi2SimCfg(select_tag="fixed_pt")
     if backend == "sim-float":
@@ -45,7 +49,7 @@ def run_config(backend: str) -> AbstractLoihiRunCfg:
 
         return Loihi2HwCfg()
     if backend in EMULATED:
-        raise RuntimeConfigError(f"backend {backend!r} runs without Lava: use lava_runtime.emu.run_layers")
+        raise RuntimeConfigError(f"backend {backend!r} runs without Lava: use lava_runtime.emu.emulate")
     raise RuntimeConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lava_runtime.netmodel import ConvLayer, InputLayer, Layer
+
 
 @dataclass
 class Topology:
@@ -75,3 +77,19 @@ def synops_from_spikes(spikes: np.ndarray, fanout: np.ndarray) -> np.ndarray:
     """Synops per sample and step ``[N, T]`` caused by ``spikes`` ``[N, *shape, T]`` of neurons with ``fanout``."""
     n, t = spikes.shape[0], spikes.shape[-1]
     return np.einsum("nit,i->nt", (spikes.reshape(n, -1, t) != 0).astype(np.int64), fanout.reshape(-1).astype(np.int64))
+
+
+def topology(layer: Layer) -> Topology:
+    """The synapses into ``layer`` as the runtime's counting sees them in the Lava graph."""
+    if isinstance(layer, InputLayer):  # payloads reach the neurons directly: no synapses
+        fanout = np.zeros(layer.lava_shape, np.int64)
+        return Topology("input", fanout, 0, 0, 0)
+    if isinstance(layer, ConvLayer):
+        # NetX hands Lava the kernel flipped and as [Cout, kx, ky, Cin]; conv_fanout expects that.
+        weight = layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
+        fanout = conv_fanout(weight, tuple(layer.input_shape[::-1]), np.array(layer.stride[::-1]),
+                             np.array(layer.padding[::-1]), np.array(layer.dilation[::-1]), layer.groups)
+        return Topology("conv", fanout, int(fanout.sum()), int(weight.size), int(np.count_nonzero(weight)))
+    weight = layer.file_weight if layer.file_weight is not None else layer.weight
+    fanout = dense_fanout(weight, tuple(layer.input_shape[::-1]))
+    return Topology("dense", fanout, int(fanout.sum()), int(weight.size), int(np.count_nonzero(weight)))

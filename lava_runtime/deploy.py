@@ -8,26 +8,33 @@ from typing import Any
 import numpy as np
 
 from lava_runtime.backends import EMULATED
-from lava_runtime.emu import run_layers as emulate
+from lava_runtime.emu import emulate
 from lava_runtime.energy import load_energy_model
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import read_net
+from lava_runtime.netmodel import NetFile
 from lava_runtime.report import build_report
 from lava_runtime.records import Agreement, LayerRecord, compare_records, output_agreement, to_lava_order
-from lava_runtime.simulate import run_layers
 from train.data import FrameDataset
 from train.errors import DatasetError
 
 
-def read_net_metadata(path: str | Path) -> dict[str, Any]:
+def as_netfile(net: str | Path | NetFile) -> NetFile:
+    """``net`` read (once) into a :class:`NetFile`; a NetFile is passed through."""
+    return net if isinstance(net, NetFile) else read_net(net)
+
+
+def read_net_metadata(path: str | Path | NetFile) -> dict[str, Any]:
     """Timesteps, input shape, classes and dataset recorded in an exported file (validated whole first)."""
-    return read_net(path).metadata
+    return as_netfile(path).metadata
 
 
-def load_samples(net_path: str | Path, dataset: str, split: str, samples: int,
+def load_samples(net: str | Path | NetFile, dataset: str, split: str, samples: int,
                  cache_dir: str | None = ".cache/tensors", data_root: str | Path | None = None) -> FrameDataset:
     """``samples`` samples of ``dataset/split`` binned to the exported network's input size and T."""
-    meta = read_net_metadata(net_path)
+    net = as_netfile(net)
+    net_path = net.path
+    meta = net.metadata
     if "timesteps" not in meta or "input_shape" not in meta:
         raise RuntimeConfigError(f"{net_path}: lacks timesteps/input_shape metadata (export it with export/to_netx.py)")
     options = meta.get("dataset_options", {}) if meta.get("dataset") == dataset else {}
@@ -40,26 +47,30 @@ def load_samples(net_path: str | Path, dataset: str, split: str, samples: int,
         raise DatasetError(f"{dataset}/{split}: {e}") from None
 
 
-def backend_layers(net_path: str | Path, spikes: np.ndarray, backend: str, record: str = "output",
+def backend_layers(net: str | Path | NetFile, spikes: np.ndarray, backend: str, record: str = "output",
                    progress: bool = False) -> list[LayerRecord]:
     """Every layer's record from a Lava backend, or from the emulator for ``emu``/``emu-float``."""
     if backend in EMULATED:
-        return emulate(net_path, spikes, record=record, arithmetic=EMULATED[backend])
-    return run_layers(net_path, spikes, backend=backend, record=record, progress=progress)
+        return emulate(net, spikes, record=record, arithmetic=EMULATED[backend])
+    from lava_runtime.simulate import simulate  # Lava's runtime, only for a Lava backend
+
+    return simulate(net, spikes, backend=backend, record=record, progress=progress)
 
 
-def validate_dataset(net_path: str | Path, dataset: str, split: str = "test", samples: int = 16,
-                     cache_dir: str | None = ".cache/tensors") -> Agreement:
+def validate_dataset(net: str | Path | NetFile, dataset: str, split: str = "test", samples: int = 16,
+                     cache_dir: str | None = ".cache/tensors", data_root: str | Path | None = None) -> Agreement:
     """Run the same samples on ``sim`` and ``emu`` recording every layer, and compare the spikes."""
-    data = load_samples(net_path, dataset, split, samples, cache_dir)
-    sim = backend_layers(net_path, data.spikes, "sim", record="all")
-    return compare_records(sim, backend_layers(net_path, data.spikes, "emu", record="all"))
+    net = as_netfile(net)
+    data = load_samples(net, dataset, split, samples, cache_dir, data_root=data_root)
+    sim = backend_layers(net, data.spikes, "sim", record="all")
+    return compare_records(sim, backend_layers(net, data.spikes, "emu", record="all"))
 
 
-def load_arrays(net_path: str | Path, input_path: str | Path, labels_path: str | Path | None = None
+def load_arrays(net: str | Path | NetFile, input_path: str | Path, labels_path: str | Path | None = None
                 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``--input X.npy`` (``[N, C, H, W, T]`` or ``[N, F, T]`` integers) and ``--labels Y.npy`` (int ``[N]``), checked."""
-    net = read_net(net_path)
+    net = as_netfile(net)
+    net_path = net.path
     x = _load_npy(input_path, "input")
     if x.dtype.kind not in "iub" and not (x.dtype.kind == "f" and np.all(x == np.round(x))):
         raise RuntimeConfigError(f"{input_path}: input must hold integers (spikes or graded payloads), "
@@ -99,7 +110,7 @@ def save_output_spikes(layers: list[LayerRecord], path: str | Path) -> None:
 
 
 def run_arrays(
-    net_path: str | Path,
+    net: str | Path | NetFile,
     spikes: np.ndarray,
     labels: np.ndarray | None = None,
     backend: str = "sim",
@@ -108,22 +119,25 @@ def run_arrays(
     info: dict[str, Any] | None = None,
     spikes_out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run input arrays ``[N, C, H, W, T]``/``[N, F, T]`` through ``net_path``; the report (accuracy with labels)."""
+    """Run input arrays ``[N, C, H, W, T]``/``[N, F, T]`` through ``net``; the report (accuracy with labels)."""
     energy = load_energy_model(energy_model)
+    name = net.path if isinstance(net, NetFile) else str(net)
+    net = as_netfile(net)
     t0 = time.perf_counter()
-    layers = backend_layers(net_path, spikes, backend, progress=progress)
+    layers = backend_layers(net, spikes, backend, progress=progress)
     wall = time.perf_counter() - t0
-    info = {"backend": backend, "net": str(net_path), **(info or {})}
-    agreement = None if backend == "emu" else output_agreement(layers, emulate(net_path, spikes))
+    info = {"backend": backend, "net": name, **(info or {})}
+    agreement = None if backend == "emu" else output_agreement(layers, emulate(net, spikes))
     if spikes_out is not None:
         save_output_spikes(layers, spikes_out)
     return build_report(layers, labels, info, wall, energy=energy, agreement=agreement)
 
 
-def validate_arrays(net_path: str | Path, spikes: np.ndarray) -> Agreement:
+def validate_arrays(net: str | Path | NetFile, spikes: np.ndarray) -> Agreement:
     """Run input arrays on ``sim`` and ``emu`` recording every layer, and compare the spikes."""
-    sim = backend_layers(net_path, spikes, "sim", record="all")
-    return compare_records(sim, backend_layers(net_path, spikes, "emu", record="all"))
+    net = as_netfile(net)
+    sim = backend_layers(net, spikes, "sim", record="all")
+    return compare_records(sim, backend_layers(net, spikes, "emu", record="all"))
 
 
 def run_dataset(
@@ -144,6 +158,7 @@ def run_dataset(
     it is read before anything runs so that a bad file fails fast.
     """
     load_energy_model(energy_model)  # a bad energy file fails before the dataset is read
-    data = load_samples(net_path, dataset, split, samples, cache_dir, data_root)
-    return run_arrays(net_path, data.spikes, data.labels, backend, energy_model, progress,
-                      {"dataset": dataset, "split": split}, spikes_out)
+    net = read_net(net_path)  # read once: every backend and the agreement check take this NetFile
+    data = load_samples(net, dataset, split, samples, cache_dir, data_root)
+    return run_arrays(net, data.spikes, data.labels, backend, energy_model, progress,
+                      {"net": str(net_path), "dataset": dataset, "split": split}, spikes_out)

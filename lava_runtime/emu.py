@@ -14,21 +14,20 @@ time of :mod:`lava_runtime.records`, which is what the records hold on every bac
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lava_runtime.counting import Topology, conv_fanout, dense_fanout, synops_from_spikes
+from lava_runtime.counting import synops_from_spikes, topology
 from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netfile import STATE_BITS, ConvLayer, DenseLayer, InputLayer, Layer, NetFile, read_net
+from lava_runtime.netfile import read_net
+from lava_runtime.netmodel import ConvLayer, DenseLayer, InputLayer, Layer, NetFile
+from train.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS
 from lava_runtime.records import Agreement, LayerRecord, compare_records, to_lava_order  # noqa: F401 (re-exported)
 
 _HALF = 1 << (STATE_BITS - 1)  # 2**23
-_ACT_SHIFT = 6  # Loihi MSB-aligns synaptic input and thresholds by 6 bits
 
 
 # All integer quantities are held in float64, which is exact for integers below 2**53: Loihi's
@@ -63,7 +62,7 @@ class _LayerKernel:
         self.wrap24 = isinstance(layer, ConvLayer) and bound >= _HALF  # else the conv sum cannot wrap
         # Lava adds ``a_in << 6`` to u in int32; only huge dense fan-ins can overflow that.
         # (Gain layers compute in int64, as the gain neuron process does.)
-        self.wrap32 = layer.gain is None and (bound << _ACT_SHIFT) + _HALF >= (1 << 31)
+        self.wrap32 = layer.gain is None and (bound << ACT_SHIFT) + _HALF >= (1 << 31)
         n = layer.neuron
         extra = (1,) * (len(layer.shape) - 1)  # broadcast per channel over H, W
 
@@ -73,12 +72,12 @@ class _LayerKernel:
                 return float(value)
             return torch.as_tensor(np.asarray(value, np.float64), device=device).reshape(-1, *extra)
 
-        self.u_keep = per_channel((4096 - np.asarray(n.i_decay)) / 4096)  # exact binary fractions
-        self.v_keep = per_channel((4096 - np.asarray(n.v_decay)) / 4096)
-        self.vth = float(n.vth_mant << _ACT_SHIFT)
+        self.u_keep = per_channel((DECAY_UNITY - np.asarray(n.i_decay)) / DECAY_UNITY)  # exact binary fractions
+        self.v_keep = per_channel((DECAY_UNITY - np.asarray(n.v_decay)) / DECAY_UNITY)
+        self.vth = float(n.vth_mant << ACT_SHIFT)
         self.bias = None
         if layer.bias is not None and np.any(layer.bias):
-            self.bias = torch.as_tensor(layer.bias << _ACT_SHIFT, dtype=torch.float64, device=device).reshape(-1, *extra)
+            self.bias = torch.as_tensor(layer.bias << ACT_SHIFT, dtype=torch.float64, device=device).reshape(-1, *extra)
         self.gain = None
         if layer.gain is not None:
             # mant / 2**exp as one exact float64 factor: |x|·mant stays below 2**53.
@@ -91,11 +90,11 @@ class _LayerKernel:
             self.weight = self.weight.to(torch.float64)
             if isinstance(layer, DenseLayer):
                 self.weight = self.weight * 2.0 ** layer.weight_exp
-            self.u_keep = per_channel(1 - np.asarray(n.i_decay) / 4096)
-            self.v_keep = per_channel(1 - np.asarray(n.v_decay) / 4096)
+            self.u_keep = per_channel(1 - np.asarray(n.i_decay) / DECAY_UNITY)
+            self.v_keep = per_channel(1 - np.asarray(n.v_decay) / DECAY_UNITY)
             self.vth = float(n.vth_mant)
             if self.bias is not None:
-                self.bias = self.bias / float(1 << _ACT_SHIFT)
+                self.bias = self.bias / float(1 << ACT_SHIFT)
 
     def synapse(self, s: torch.Tensor) -> torch.Tensor:
         """Synaptic input (integers in float64) for spikes ``s`` ``[M, *input_shape]`` (M = steps × samples)."""
@@ -125,7 +124,7 @@ class _LayerKernel:
         v = torch.zeros_like(a[0])
         out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
         for t in range(a.shape[0]):
-            x = a[t] * float(1 << _ACT_SHIFT)
+            x = a[t] * float(1 << ACT_SHIFT)
             if self.wrap32:
                 x = _wrap(x, 32)
             if self.gain is not None:  # sign(x)·((|x|·mant) >> exp) is a truncation toward zero
@@ -163,22 +162,6 @@ class _LayerKernel:
         return out
 
 
-def topology(layer: Layer) -> Topology:
-    """The synapses into ``layer`` as the runtime's counting sees them in the Lava graph."""
-    if isinstance(layer, InputLayer):  # payloads reach the neurons directly: no synapses
-        fanout = np.zeros(layer.lava_shape, np.int64)
-        return Topology("input", fanout, 0, 0, 0)
-    if isinstance(layer, ConvLayer):
-        # NetX hands Lava the kernel flipped and as [Cout, kx, ky, Cin]; conv_fanout expects that.
-        weight = layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
-        fanout = conv_fanout(weight, tuple(layer.input_shape[::-1]), np.array(layer.stride[::-1]),
-                             np.array(layer.padding[::-1]), np.array(layer.dilation[::-1]), layer.groups)
-        return Topology("conv", fanout, int(fanout.sum()), int(weight.size), int(np.count_nonzero(weight)))
-    weight = layer.file_weight if layer.file_weight is not None else layer.weight
-    fanout = dense_fanout(weight, tuple(layer.input_shape[::-1]))
-    return Topology("dense", fanout, int(fanout.sum()), int(weight.size), int(np.count_nonzero(weight)))
-
-
 def _forward(kernels: list[_LayerKernel], x: torch.Tensor) -> list[torch.Tensor]:
     """Spikes ``[T, B, C, H, W]`` → every layer's spikes ``[T, B, *shape]`` over its T local steps."""
     t, b = x.shape[:2]
@@ -195,15 +178,15 @@ def emulate_local(net: str | Path | NetFile, spikes: np.ndarray, arithmetic: str
                   threads: int | None = 1) -> list[np.ndarray]:
     """Every layer's spikes ``[N, C, H, W, T]`` or ``[N, C, T]`` over each sample's own T local steps.
 
-    The records of :func:`run_layers` in the torch layout: the timing of a NIR graph or of the
+    The records of :func:`emulate` in the torch layout: the timing of a NIR graph or of the
     delay-free torch model (layer ``k``'s step ``j`` integrates layer ``k-1``'s step ``j``).
     """
-    records = run_layers(net, spikes, record="all", threads=threads, arithmetic=arithmetic)
+    records = emulate(net, spikes, record="all", threads=threads, arithmetic=arithmetic)
     return [r.spikes.transpose(0, 3, 2, 1, 4) if r.spikes.ndim == 5 else r.spikes for r in records]
 
 
 
-def run_layers(
+def emulate(
     net: str | Path | NetFile,
     spikes: np.ndarray,
     record: str = "output",
@@ -224,14 +207,14 @@ def run_layers(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run_layers(net, spikes, record, device, batch_size, arithmetic)
+        return _emulate(net, spikes, record, device, batch_size, arithmetic)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_layers(net: str | Path | NetFile, spikes: np.ndarray, record: str, device: str | torch.device | None,
+def _emulate(net: str | Path | NetFile, spikes: np.ndarray, record: str, device: str | torch.device | None,
                 batch_size: int, arithmetic: str) -> list[LayerRecord]:
-    """:func:`run_layers` with torch's threads already set."""
+    """:func:`emulate` with torch's threads already set."""
     if arithmetic not in ARITHMETIC:
         raise RuntimeConfigError(f"unknown arithmetic {arithmetic!r}; choose one of {', '.join(ARITHMETIC)}")
     net = net if isinstance(net, NetFile) else read_net(net)

@@ -34,9 +34,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
 from lava_runtime.errors import RuntimeConfigError
-
-DECAY_UNITY = 4096  # Loihi's 12-bit decay fractions
-ACT_SHIFT = 6  # fixed point aligns synaptic input and threshold 6 bits up
+from train.chip import ACT_SHIFT, DECAY_UNITY
 
 
 def dense_float_weights(weights: np.ndarray, proc_params: dict[str, Any]) -> np.ndarray:

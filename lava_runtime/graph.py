@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from lava.lib.dl import netx
 from lava.lib.dl.netx.blocks.process import Conv, Dense, Input
@@ -28,6 +27,7 @@ from lava_runtime.counting import Topology, conv_fanout, dense_fanout
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.float_units import to_float_units
 from lava_runtime.processes.activity import ActivityCounter
+from lava_runtime.processes.gain_lif import GainLIFReset
 from lava_runtime.processes.gain_network import GainNetwork
 from lava_runtime.records import stream_steps
 
@@ -90,19 +90,12 @@ def layer_topology(block: AbstractProcess, input_shape: tuple[int, ...]) -> Topo
     raise RuntimeConfigError(f"no synapse count for NetX block {block.block}")
 
 
-def _gain_rows(path: Path) -> list[tuple[bool, int | None]]:
-    """Per neuron layer of the file: whether it has a gain and the gain table's rows."""
+def gain_rows(net: netx.hdf5.Network) -> list[tuple[bool, int | None]]:
+    """Per block of the built network: whether its neuron has a gain and the gain table's rows."""
     rows = []
-    with h5py.File(path, "r") as h:
-        layers = h["layer"]
-        for key in sorted(layers, key=int):
-            group = layers[key]
-            kind = group["type"][()]
-            kind = kind.reshape(-1)[0] if isinstance(kind, np.ndarray) else kind
-            kind = kind.decode() if isinstance(kind, bytes) else kind
-            if kind in ("conv", "dense") or (kind == "input" and "neuron" in group):
-                gain = "gain_mant" in group
-                rows.append((gain, int(group["gain_mant"].shape[0]) if gain else None))
+    for block in net.layers:
+        gain = isinstance(block.neuron, GainLIFReset)
+        rows.append((gain, int(block.neuron.gain_mant.shape[0]) if gain else None))
     return rows
 
 
@@ -114,14 +107,14 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
     """
     net_path = Path(net_path)
     timesteps = spikes.shape[-1]
-    gain_rows = _gain_rows(net_path)
-    for k, (gain, rows) in enumerate(gain_rows):
-        if gain and rows != timesteps:
-            raise RuntimeConfigError(f"{net_path}: layer {k} has a gain table of {rows} timesteps, the run has {timesteps}")
-    try:
+    try:  # NetX reads the file itself; the gains are taken from the blocks it builds
         net = GainNetwork(net_config=str(net_path), reset_interval=timesteps, reset_offset=1)
     except (KeyError, ValueError, RuntimeError) as e:
         raise RuntimeConfigError(f"{net_path}: cannot build the Lava network ({e})") from None
+    rows_per_layer = gain_rows(net)
+    for k, (gain, rows) in enumerate(rows_per_layer):
+        if gain and rows != timesteps:
+            raise RuntimeConfigError(f"{net_path}: layer {k} has a gain table of {rows} timesteps, the run has {timesteps}")
     if arithmetic == "float":
         to_float_units(net.layers)
     num_steps = stream_steps(spikes.shape[0], timesteps, len(net.layers))
@@ -156,5 +149,5 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
         for j, i in enumerate(counted):
             net.layers[i].out.connect(counter.port(j))
     names = [f"{i}:{layer.block.lower()}" for i, layer in enumerate(net.layers)]
-    gains = [g for g, _ in gain_rows][: len(net.layers)]
+    gains = [g for g, _ in rows_per_layer]
     return Graph(net, source, sinks, counter, counted, names, num_steps, topology, gains)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lava_runtime.emu import run_layers as emulate
+from lava_runtime.emu import emulate
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.report import build_report
 from train import decision

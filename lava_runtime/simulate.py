@@ -19,6 +19,8 @@ from lava_runtime.backends import run_config, run_on_loihi2
 from lava_runtime.counting import synops_from_spikes
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.graph import Graph, build_graph
+from lava_runtime.netfile import read_net
+from lava_runtime.netmodel import ConvLayer, DenseLayer, NetFile
 from lava_runtime.records import LayerRecord, local_windows, stream_steps, to_lava_order
 
 
@@ -194,31 +196,32 @@ def run_graph(graph: Graph, cfg: AbstractLoihiRunCfg, samples: int, timesteps: i
             _shutdown(graph.net, timeout=2.0 if supervisor.failure else 20.0)
 
 
-def _loihi2_layers(net_path: Path, spikes: np.ndarray) -> list[LayerRecord]:
+def _loihi2_layers(net: NetFile, spikes: np.ndarray) -> list[LayerRecord]:
     """The output layer's record from a Loihi 2 run, carrying the profiler's measurement (see backends)."""
-    import h5py
-
-    with h5py.File(net_path, "r") as h:
-        if any("gain_mant" in h["layer"][k] for k in h["layer"]):
-            raise RuntimeConfigError(f"{net_path}: per-timestep gains have no Loihi 2 neuron model yet; "
-                                     "use --backend sim")
-        layers = sum(1 for k in h["layer"] if h["layer"][k]["type"][()][0] in (b"conv", b"dense"))
+    if any(layer.gain is not None for layer in net.layers):
+        raise RuntimeConfigError(f"{net.path}: per-timestep gains have no Loihi 2 neuron model yet; "
+                                 "use --backend sim")
+    layers = sum(1 for layer in net.layers if isinstance(layer, (ConvLayer, DenseLayer)))
     n, t = spikes.shape[0], spikes.shape[-1]
     with stop_on_signals():
-        data, measured = run_on_loihi2(str(net_path), spikes, t, stream_steps(n, t, layers))
+        data, measured = run_on_loihi2(net.path, spikes, t, stream_steps(n, t, layers))
     shape = tuple(data.shape[:-1])
     s = local_windows(data, layers - 1, n, t).astype(np.uint8)  # the output layer is the last of ``layers``
     counts = (s != 0).reshape(n, -1, t).sum(1).astype(np.int64)
     return [LayerRecord(f"{layers - 1}:output", shape, counts, s, hardware=measured)]
 
 
-def run_layers(net_path: str | Path, spikes: np.ndarray, backend: str = "sim", record: str = "output",
-               progress: bool = False) -> list[LayerRecord]:
-    """Stream ``spikes`` ``[N, C, H, W, T]`` through the network and return every layer's record."""
+def simulate(net: str | Path | NetFile, spikes: np.ndarray, backend: str = "sim", record: str = "output",
+             progress: bool = False) -> list[LayerRecord]:
+    """Stream ``spikes`` ``[N, C, H, W, T]`` through the network and return every layer's record.
+
+    ``net`` is the file's path or its :class:`NetFile` (already read: NetX reads the file itself).
+    """
     cfg = run_config(backend)
     n, t = spikes.shape[0], spikes.shape[-1]
     if backend == "loihi2":
-        return _loihi2_layers(Path(net_path), spikes)
+        return _loihi2_layers(net if isinstance(net, NetFile) else read_net(net), spikes)
+    net_path = net.path if isinstance(net, NetFile) else net
     graph = build_graph(net_path, spikes, record=record, arithmetic="float" if backend == "sim-float" else "fixed")
     if len(graph.sinks) >= t:
         raise RuntimeConfigError(f"{net_path}: {len(graph.sinks)} layers need more than T={t} timesteps per sample")

@@ -27,3 +27,41 @@ def test_run_with_missing_net_or_report_folder(tmp_path, tiny_run):
 def test_train_with_unknown_dataset(tmp_path):
     proc = run_cli("train/run.py", "--dataset", "nope", "--epochs", "1", "--out", str(tmp_path / "r"), check=False)
     assert proc.returncode == 2 and "unknown dataset" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_cli_turns_user_errors_into_2_and_interrupts_into_130(capsys):
+    from export.constraints import ConstraintError
+    from export.netx import ExportError
+    from lava_runtime.energy import EnergyModelError
+    from lava_runtime.errors import RuntimeConfigError
+    from train.cli import run_cli as wrap
+    from train.errors import CheckpointError, ConfigError, DatasetError, SmaLavaError
+
+    for cls in (DatasetError, ConfigError, CheckpointError, ExportError, RuntimeConfigError, ConstraintError,
+                EnergyModelError):
+        assert issubclass(cls, SmaLavaError)
+
+    capsys.readouterr()  # importing lava-dl may print to stderr
+
+    def fails(argv):
+        raise ConfigError("bad option")
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert wrap(fails) == 2 and capsys.readouterr().err == "error: bad option\n"
+    assert wrap(interrupted, interrupted="stopped") == 130 and capsys.readouterr().err == "stopped\n"
+    assert wrap(lambda argv: len(argv), ["a", "b"]) == 2
+
+
+def test_project_scripts_name_the_documented_mains():
+    import importlib
+    from pathlib import Path
+
+    import tomli
+
+    scripts = tomli.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {"sma-train", "sma-finetune", "sma-analyze", "sma-export", "sma-lava"}
+    for target in scripts.values():
+        module, name = target.split(":")
+        assert callable(getattr(importlib.import_module(module), name)), target

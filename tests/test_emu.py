@@ -11,7 +11,7 @@ from conftest import run_cli
 from lava_runtime import emu
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import ConvLayer, NetFile, read_net
-from lava_runtime.simulate import run_layers
+from lava_runtime.simulate import simulate
 from netfactory import conv, dense, slayer_net, write_net
 from train.data import FrameDataset
 from train.loop import load_checkpoint
@@ -64,16 +64,18 @@ def mixed(tmp_path_factory):
     return path, random_spikes(rng, 4, (2, 10, 12), 9, 0.35)
 
 
+@pytest.mark.lava
 def test_emu_matches_sim_in_every_layer_on_random_inputs(mixed):
     path, x = mixed
-    sim = run_layers(path, x, backend="sim", record="all")
-    got = emu.run_layers(path, x, record="all")
+    sim = simulate(path, x, backend="sim", record="all")
+    got = emu.emulate(path, x, record="all")
     assert_same_records(got, sim)
     # Not a comparison of silent networks: every layer spikes, also in the last steps of its windows.
     assert all(r.counts.sum() > 0 for r in sim)
     assert all(r.counts[:, -1].sum() > 0 for r in sim[:2])
 
 
+@pytest.mark.lava
 def test_emu_matches_sim_when_currents_wrap_and_dense_weights_are_clipped(tmp_path):
     """Large positive fan-in without current decay overflows u's 24-bit register within a sample;
     dense weights hit NetX's and Lava's clipping and truncation (inhibitory -128 → -64, 255 → 254)."""
@@ -92,40 +94,43 @@ def test_emu_matches_sim_when_currents_wrap_and_dense_weights_are_clipped(tmp_pa
     assert current.max() > 1 << 23
     dense_layer = read_net(path).layers[1]
     assert np.all(dense_layer.weight >> -dense_layer.weight_exp == -64)  # what Lava's Dense model holds
-    sim = run_layers(path, x, backend="sim", record="all")
-    assert_same_records(emu.run_layers(path, x, record="all"), sim)
+    sim = simulate(path, x, backend="sim", record="all")
+    assert_same_records(emu.emulate(path, x, record="all"), sim)
     assert all(r.counts.sum() > 0 for r in sim)
 
 
+@pytest.mark.lava
 def test_emu_matches_sim_on_a_slayer_export(tmp_path):
     path = tmp_path / "slayer.net"
     slayer_net(path, 8)
     net = read_net(path)
     assert [type(layer).__name__ for layer in net.layers] == ["ConvLayer", "ConvLayer", "DenseLayer"]
     x = random_spikes(np.random.default_rng(4), 3, (2, 12, 12), 8, 0.4)
-    sim = run_layers(path, x, backend="sim", record="all")
-    assert_same_records(emu.run_layers(net, x, record="all"), sim)
+    sim = simulate(path, x, backend="sim", record="all")
+    assert_same_records(emu.emulate(net, x, record="all"), sim)
     assert all(r.counts.sum() > 0 for r in sim)
 
 
+@pytest.mark.lava
 def test_emu_matches_sim_on_dataset_samples(tiny_run):
     _, cfg, _ = load_checkpoint(tiny_run)
     data = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=5)
     path = tiny_run / "model.net"
-    sim = run_layers(path, data.spikes, backend="sim", record="all")
-    assert_same_records(emu.run_layers(path, data.spikes, record="all"), sim)
+    sim = simulate(path, data.spikes, backend="sim", record="all")
+    assert_same_records(emu.emulate(path, data.spikes, record="all"), sim)
     # record="output" keeps only the last layer's spikes, with the same counts everywhere.
-    out = emu.run_layers(path, data.spikes, batch_size=2)
+    out = emu.emulate(path, data.spikes, batch_size=2)
     assert [r.spikes is None for r in out] == [True] * (len(out) - 1) + [False]
     assert_same_records(out, sim)
 
 
+@pytest.mark.lava
 def test_emu_matches_sim_with_per_timestep_gains(tmp_path):
     rng = np.random.default_rng(5)
     path = mixed_net(tmp_path / "gain.net", rng, t=9, gains=True)
     x = random_spikes(rng, 3, (2, 10, 12), 9, 0.35)
-    sim = run_layers(path, x, backend="sim", record="all")
-    assert_same_records(emu.run_layers(path, x, record="all"), sim)
+    sim = simulate(path, x, backend="sim", record="all")
+    assert_same_records(emu.emulate(path, x, record="all"), sim)
     assert all(r.counts.sum() > 0 for r in sim)
 
 
@@ -209,7 +214,7 @@ def test_emu_matches_reference_of_the_gain_spec(tmp_path):
     net = read_net(path)
     assert sum(layer.gain is not None for layer in net.layers) == 3
     x = random_spikes(rng, 3, (2, 10, 12), 9, 0.35)
-    records = emu.run_layers(net, x, record="all", batch_size=2)
+    records = emu.emulate(net, x, record="all", batch_size=2)
     assert_matches_reference(records, reference_run(net, x))
     assert all(r.counts.sum() > 0 for r in records) and all(r.counts[:, -1].sum() > 0 for r in records[:3])
 
@@ -217,7 +222,7 @@ def test_emu_matches_reference_of_the_gain_spec(tmp_path):
 def test_emu_matches_reference_without_gains(mixed):
     path, x = mixed
     net = read_net(path)
-    assert_matches_reference(emu.run_layers(net, x, record="all"), reference_run(net, x))
+    assert_matches_reference(emu.emulate(net, x, record="all"), reference_run(net, x))
 
 
 def test_unit_gain_gives_the_stock_network(tmp_path):
@@ -232,27 +237,27 @@ def test_unit_gain_gives_the_stock_network(tmp_path):
             h[f"layer/{key}"].create_dataset("gain_exp", data=exp)
     x = random_spikes(rng, 3, (2, 10, 12), 9, 0.35)
     assert sum(layer.gain is not None for layer in read_net(unit).layers) == 3
-    got, expected = emu.run_layers(unit, x, record="all"), emu.run_layers(stock, x, record="all")
+    got, expected = emu.emulate(unit, x, record="all"), emu.emulate(stock, x, record="all")
     assert_same_records(got, expected, same_gain=False)
     assert sum(r.counts.sum() for r in expected) > 0
     # A gain other than 1 changes the spikes, so the comparison above can fail.
     with h5py.File(unit, "a") as h:
         h["layer/1/gain_mant"][...] = 3 << 10  # 1.5
-    assert any(not np.array_equal(a.spikes, b.spikes) for a, b in zip(emu.run_layers(unit, x, record="all"), expected))
+    assert any(not np.array_equal(a.spikes, b.spikes) for a, b in zip(emu.emulate(unit, x, record="all"), expected))
 
 
 def test_emu_rejects_inputs_that_do_not_fit(mixed):
     path, x = mixed
     with pytest.raises(RuntimeConfigError, match="do not match"):
-        emu.run_layers(path, x[:, :, :5])
+        emu.emulate(path, x[:, :, :5])
     with pytest.raises(RuntimeConfigError, match="layers need more than"):
-        emu.run_layers(path, x[..., :5])
+        emu.emulate(path, x[..., :5])
 
 
 def test_compare_records_finds_the_earliest_mismatch(mixed):
     path, x = mixed
-    a = emu.run_layers(path, x, record="all")
-    b = emu.run_layers(path, x, record="all")
+    a = emu.emulate(path, x, record="all")
+    b = emu.emulate(path, x, record="all")
     assert emu.compare_records(a, b) == emu.Agreement(4, 4, None)
     b[1].spikes[2, 1, 3, 0, 7] ^= 1  # a hidden layer: outputs still agree
     b[4].spikes[3, 2, 6] ^= 1
@@ -262,6 +267,7 @@ def test_compare_records_finds_the_earliest_mismatch(mixed):
     assert result.first_mismatch == {"layer": "1:conv", "sample": 2, "timestep": 7, "neuron": (1, 3, 0)}
 
 
+@pytest.mark.lava
 def test_validate_cli_reports_identical_samples(tiny_run):
     proc = run_cli("-m", "lava_runtime", "validate", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",
                    "--samples", "3")
@@ -269,6 +275,7 @@ def test_validate_cli_reports_identical_samples(tiny_run):
     assert "first mismatch: none" in proc.stdout
 
 
+@pytest.mark.lava
 @pytest.mark.parametrize("lava, emulated", [("sim", "emu"), ("sim-float", "emu-float")])
 def test_run_cli_with_the_emulator_gives_the_lava_report(tiny_run, tmp_path, lava, emulated):
     reports = {}

@@ -71,7 +71,7 @@ def test_fixed_point_accuracy_is_the_emulators(exported, tiny_sma_run):
     _, cfg, _ = load_checkpoint(tiny_sma_run)
     test = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None)
     net = read_net(exported["static"])
-    records = emu.run_layers(net, test.spikes)
+    records = emu.emulate(net, test.spikes)
     pred = predict(records[-1].spikes)
     assert fixed_point_accuracy(net, test.spikes, test.labels) == float((pred == test.labels).mean())
 
@@ -85,7 +85,7 @@ def test_onnx_step_reproduces_the_fixed_point_spikes_with_gains(exported, tmp_pa
     rng = np.random.default_rng(1)
     x = (rng.random((3, 2, 16, 16, 8)) < 0.3).astype(np.uint8)
     got = run_onnx(path, x)
-    for rec, spikes in zip(emu.run_layers(net, x, record="all"), got):
+    for rec, spikes in zip(emu.emulate(net, x, record="all"), got):
         ref = rec.spikes.transpose(0, 3, 2, 1, 4) if rec.spikes.ndim == 5 else rec.spikes
         np.testing.assert_array_equal(spikes, ref, err_msg=rec.name)
     assert sum(int(s.sum()) for s in got) > 0
@@ -141,7 +141,7 @@ def test_folded_torch_model_matches_the_fixed_point_file_spike_for_spike(tiny_sm
     with torch.no_grad():
         outs = folded.forward_all(torch.from_numpy(x.astype(np.float32)))
     outs = [o.numpy() for o, b in zip(outs, folded.blocks) if type(b).__name__ != "Flatten"]
-    records = emu.run_layers(netfile, x, record="all")
+    records = emu.emulate(netfile, x, record="all")
     assert sum(int(o.sum()) for o in outs) > 0
     for rec, ref in zip(records, outs):
         ref = ref.transpose(0, 3, 2, 1, 4) if ref.ndim == 5 else ref

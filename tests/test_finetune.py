@@ -14,7 +14,7 @@ from train.models.folded import FoldedConv
 def test_finetuned_fold_reloads_and_exports_without_folding_again(tiny_sma_run, tmp_path):
     for mode in ("per-timestep", "static"):
         out = tmp_path / mode
-        run_cli("train/run.py", "--finetune-static", "--run", str(tiny_sma_run), "--epochs", "1", "--sma", mode,
+        run_cli("train/finetune.py", "--run", str(tiny_sma_run), "--epochs", "1", "--sma", mode,
                 "--calib-samples", "8", "--out", str(out))
         metrics = json.loads((out / "metrics.json").read_text())
         assert len(metrics["epochs"]) == 1

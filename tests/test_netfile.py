@@ -207,7 +207,7 @@ def _check(path: Path) -> None:
     t = net.timesteps if net.timesteps and net.timesteps > len(net.layers) else len(net.layers) + 1
     if any(layer.gain is not None for layer in net.layers):
         t = net.timesteps
-    records = emu.run_layers(net, np.ones((1, *net.input_shape, t), np.uint8))
+    records = emu.emulate(net, np.ones((1, *net.input_shape, t), np.uint8))
     assert len(records) == len(net.layers)
 
 

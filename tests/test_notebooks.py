@@ -20,7 +20,9 @@ def test_there_are_three_notebooks():
     assert [p.stem for p in NOTEBOOKS] == ["01_train", "02_export", "03_lava"]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+# 03_lava runs the exported network on Lava's simulator.
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=[pytest.mark.lava] if p.stem == "03_lava" else [])
+                                  for p in NOTEBOOKS])
 def test_notebook_runs(path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("NOTEBOOK_QUICK", "1")
     nb = nbformat.read(path, as_version=4)

@@ -5,12 +5,13 @@ import json
 
 import h5py
 import numpy as np
+import pytest
 import torch
 import yaml
 from lava.lib.dl import netx
 
 from conftest import run_cli
-from lava_runtime.simulate import run_layers
+from lava_runtime.simulate import simulate
 from train.data import FrameDataset
 from train.decision import predict
 from train.loop import load_checkpoint
@@ -48,10 +49,11 @@ def _torch_layer_spikes(net, x: np.ndarray) -> list[np.ndarray]:
     return [o.transpose(0, 3, 2, 1, 4) if o.ndim == 5 else o for o in outs]  # NCHWT -> N,W,H,C,T
 
 
+@pytest.mark.lava
 def test_lava_sim_matches_torch_spike_for_spike_on_dataset_samples(tiny_run):
     net, cfg, _ = load_checkpoint(tiny_run, "best.pt")  # the exported (selected) checkpoint
     data = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=6)
-    lava = run_layers(tiny_run / "model.net", data.spikes, backend="sim", record="all")
+    lava = simulate(tiny_run / "model.net", data.spikes, backend="sim", record="all")
     expected = _torch_layer_spikes(net, data.spikes)
     assert len(lava) == len(expected)
     for rec, ref in zip(lava, expected):
@@ -63,15 +65,17 @@ def test_lava_sim_matches_torch_spike_for_spike_on_dataset_samples(tiny_run):
     np.testing.assert_array_equal(lava_pred, torch_pred)
 
 
+@pytest.mark.lava
 def test_lava_sim_matches_torch_on_random_inputs(tiny_run):
     net, _, _ = load_checkpoint(tiny_run, "best.pt")  # the exported (selected) checkpoint
     rng = np.random.default_rng(0)
     x = (rng.random((3, 2, 16, 16, 8)) < 0.3).astype(np.uint8)
-    lava = run_layers(tiny_run / "model.net", x, backend="sim", record="all")
+    lava = simulate(tiny_run / "model.net", x, backend="sim", record="all")
     for rec, ref in zip(lava, _torch_layer_spikes(net, x)):
         np.testing.assert_array_equal(rec.spikes, ref, err_msg=rec.name)
 
 
+@pytest.mark.lava
 def test_run_cli_writes_report_with_counts(tiny_run):
     report_path = tiny_run / "report.json"
     proc = run_cli("-m", "lava_runtime", "run", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",

@@ -11,8 +11,8 @@ from conftest import run_cli
 from lava_runtime.counting import conv_fanout, dense_fanout, synops_from_spikes
 from lava_runtime.energy import load_energy_model
 from lava_runtime.report import build_report
-from lava_runtime.simulate import run_layers
-from runtime_netfile import LayerSpec, _synapse, write_net
+from lava_runtime.simulate import simulate
+from netfactory import LayerSpec, synapse, write_net
 from train.data import FrameDataset
 
 T = 5
@@ -47,17 +47,18 @@ def _net(tmp_path, rng):
     return write_net(tmp_path / "net.net", (2, 6, 6), layers, T), layers
 
 
+@pytest.mark.lava
 def test_counters_equal_counts_recomputed_from_recorded_spikes(tmp_path):
     rng = np.random.default_rng(5)
     net, layers = _net(tmp_path, rng)
     x = (rng.random((4, 2, 6, 6, T)) < 0.35).astype(np.uint8)
-    counted = run_layers(net, x, record="output")
-    recorded = run_layers(net, x, record="all")
+    counted = simulate(net, x, record="output")
+    recorded = simulate(net, x, record="all")
     # Fan-outs from the numpy reference's synapses: an impulse on input j reaches fan-out[j] neurons.
     prev_shape = (2, 6, 6)
     for k, (c, r, spec) in enumerate(zip(counted, recorded, layers)):
         size = int(np.prod(prev_shape))
-        fan = np.array([np.count_nonzero(_synapse(spec, np.eye(size, dtype=np.int64)[j].reshape(prev_shape)))
+        fan = np.array([np.count_nonzero(synapse(spec, np.eye(size, dtype=np.int64)[j].reshape(prev_shape)))
                         for j in range(size)]).reshape(prev_shape)
         fan = fan.transpose(2, 1, 0) if len(prev_shape) == 3 else fan  # (C, H, W) -> Lava's (W, H, C)
         pre = x.transpose(0, 3, 2, 1, 4) if k == 0 else recorded[k - 1].spikes
@@ -76,6 +77,7 @@ def test_counters_equal_counts_recomputed_from_recorded_spikes(tmp_path):
     assert report["totals"]["synops"] == sum(int(c.synops.sum()) for c in counted)
 
 
+@pytest.mark.lava
 def test_run_cli_report_counts_energy_and_compare(tiny_run, tmp_path):
     a, b = tmp_path / "a" / "report.json", tmp_path / "b" / "report.json"
     a.parent.mkdir()
@@ -86,7 +88,7 @@ def test_run_cli_report_counts_energy_and_compare(tiny_run, tmp_path):
     # The same samples recorded spike by spike give the same counts.
     meta = report["timesteps"]
     data = FrameDataset("synthgesture", "test", 16, meta, {"samples_per_class": 3, "seed": 7}, cache_dir=None, limit=3)
-    recorded = run_layers(tiny_run / "model.net", data.spikes, record="all")
+    recorded = simulate(tiny_run / "model.net", data.spikes, record="all")
     model = load_energy_model()
     for row, rec, prev in zip(report["layers"], recorded, [None, *recorded[:-1]]):
         assert row["spikes"] == int(rec.spikes.sum())

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_runtime.emu import run_layers as emulate
+from lava_runtime.emu import emulate
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.float_units import dense_float_weights
-from lava_runtime.simulate import run_layers
-from runtime_netfile import LayerSpec, write_net
+from lava_runtime.simulate import simulate
+from netfactory import LayerSpec, write_net
 
 T = 6
 
@@ -29,10 +29,11 @@ def _net_and_input(tmp_path, gains: bool):
     return write_net(tmp_path / "net.net", (2, 6, 6), layers, T), x
 
 
+@pytest.mark.lava
 @pytest.mark.parametrize("gains", [False, True], ids=["plain", "gains"])
 def test_sim_float_matches_the_float_emulator_step_for_step(tmp_path, gains):
     net, x = _net_and_input(tmp_path, gains)
-    lava = run_layers(net, x, backend="sim-float", record="all")
+    lava = simulate(net, x, backend="sim-float", record="all")
     float_emu = emulate(net, x, record="all", arithmetic="float")
     fixed_emu = emulate(net, x, record="all")
     for rec, ref in zip(lava, float_emu):

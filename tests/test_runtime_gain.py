@@ -8,8 +8,8 @@ import pytest
 
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.processes.gain_lif import GainLIFReset
-from lava_runtime.simulate import run_layers
-from runtime_netfile import LayerSpec, reference, to_lava_order, write_net
+from lava_runtime.simulate import simulate
+from netfactory import LayerSpec, reference, to_lava_order, write_net
 
 T = 6
 
@@ -22,13 +22,14 @@ def _layers(rng: np.random.Generator, gains: bool) -> list[LayerSpec]:
             LayerSpec(rng.integers(-60, 100, (5, 108)), vth=50, gain_mant=dense_gain, gain_exp=11)]
 
 
+@pytest.mark.lava
 @pytest.mark.parametrize("gains", [False, True], ids=["plain", "gains"])
 def test_lava_sim_matches_numpy_reference_step_for_step(tmp_path, gains):
     rng = np.random.default_rng(1)
     layers = _layers(rng, gains)
     net = write_net(tmp_path / "net.net", (2, 6, 6), layers, T)
     x = (rng.random((3, 2, 6, 6, T)) < 0.3).astype(np.uint8)
-    records = run_layers(net, x, record="all")
+    records = simulate(net, x, record="all")
     expected = reference(layers, x)
     assert [r.gain for r in records] == [gains, gains]
     for rec, ref in zip(records, expected):
@@ -39,13 +40,14 @@ def test_lava_sim_matches_numpy_reference_step_for_step(tmp_path, gains):
         assert any((p != e).any() for p, e in zip(plain, expected))
 
 
+@pytest.mark.lava
 def test_unit_gain_is_bit_identical_to_stock_lif(tmp_path):
     rng = np.random.default_rng(2)
     plain = _layers(rng, gains=False)
     unit = [dataclasses.replace(s, gain_mant=np.full((T, s.weight.shape[0]), 1 << 11), gain_exp=11) for s in plain]
     x = (rng.random((2, 2, 6, 6, T)) < 0.4).astype(np.uint8)
-    a = run_layers(write_net(tmp_path / "plain.net", (2, 6, 6), plain, T), x, record="all")
-    b = run_layers(write_net(tmp_path / "unit.net", (2, 6, 6), unit, T), x, record="all")
+    a = simulate(write_net(tmp_path / "plain.net", (2, 6, 6), plain, T), x, record="all")
+    b = simulate(write_net(tmp_path / "unit.net", (2, 6, 6), unit, T), x, record="all")
     for ra, rb in zip(a, b):
         assert not ra.gain and rb.gain
         np.testing.assert_array_equal(ra.spikes, rb.spikes, err_msg=ra.name)
@@ -58,7 +60,7 @@ def test_gain_table_with_other_timesteps_is_refused(tmp_path):
     layers[1].gain_mant = rng.integers(0, 4096, (T + 1, 5))
     net = write_net(tmp_path / "net.net", (2, 6, 6), layers, T)
     with pytest.raises(RuntimeConfigError, match=r"layer 1 has a gain table of 7 timesteps, the run has 6"):
-        run_layers(net, np.zeros((1, 2, 6, 6, T), np.uint8))
+        simulate(net, np.zeros((1, 2, 6, 6, T), np.uint8))
 
 
 @pytest.mark.parametrize("mant, exp, match", [
@@ -92,6 +94,7 @@ def _float_run(neuron, weights: np.ndarray, x: np.ndarray) -> np.ndarray:
         src.stop()
 
 
+@pytest.mark.lava
 def test_float_model_scales_input_per_channel():
     rng = np.random.default_rng(6)
     x = (rng.random((4, 3 * T)) < 0.5).astype(float)

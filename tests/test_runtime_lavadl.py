@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import lavadl_nets
-from lava_runtime.emu import run_layers as emulate
+from lava_runtime.emu import emulate
 from lava_runtime.netfile import read_net
 from lava_runtime.records import to_lava_order
 
@@ -63,9 +63,10 @@ def test_stock_netx_and_emu_agree(tmp_path, make, shape, input_neurons):
     np.testing.assert_array_equal(ours, stock)
 
 
+@pytest.mark.lava
 def test_runtime_sim_matches_emu_in_every_layer_with_input_neurons(tmp_path):
     """Our Lava graph (lead step, NetX's per-layer reset offsets) and emu agree spike for spike, all layers."""
-    from lava_runtime.simulate import run_layers as simulate
+    from lava_runtime.simulate import simulate
 
     path = lavadl_nets.cuba_conv(tmp_path / "net.net")
     x = lavadl_nets.graded_input((2, 6, 6), N, T, seed=3)
@@ -78,8 +79,9 @@ def test_runtime_sim_matches_emu_in_every_layer_with_input_neurons(tmp_path):
     assert emu[0].synops.sum() == 0  # payloads reach the input neurons without synapses
 
 
+@pytest.mark.lava
 def test_sim_float_matches_emu_float_with_input_neurons(tmp_path):
-    from lava_runtime.simulate import run_layers as simulate
+    from lava_runtime.simulate import simulate
 
     path = lavadl_nets.cuba_conv(tmp_path / "net.net")
     x = lavadl_nets.graded_input((2, 6, 6), N, T, seed=4)
@@ -89,6 +91,7 @@ def test_sim_float_matches_emu_float_with_input_neurons(tmp_path):
     np.testing.assert_array_equal(sim[-1].spikes, emu[-1].spikes)
 
 
+@pytest.mark.lava
 def test_cli_runs_arrays_and_validates(tmp_path, capsys):
     """``run --input/--labels/--spikes`` and ``validate --input`` on a lava-dl file."""
     import json

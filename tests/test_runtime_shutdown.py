@@ -16,7 +16,7 @@ from lava_failing.failing_sink import FailingSink
 from lava_runtime.backends import run_config
 from lava_runtime.graph import build_graph
 from lava_runtime.simulate import LavaRunError, run_graph
-from runtime_netfile import LayerSpec, write_net
+from netfactory import LayerSpec, write_net
 
 T = 6
 
@@ -27,6 +27,7 @@ def _lava_children() -> list[psutil.Process]:
             if "resource_tracker" not in " ".join(p.cmdline())]
 
 
+@pytest.mark.lava
 def test_failure_mid_run_raises_and_leaves_no_lava_processes(tmp_path):
     rng = np.random.default_rng(4)
     layers = [LayerSpec(rng.integers(-40, 90, (3, 2, 3, 3)), padding=1, vth=60),
@@ -56,6 +57,7 @@ def _session_processes(sid: int) -> list[str]:
     return out
 
 
+@pytest.mark.lava
 def test_sigterm_mid_run_stops_lava_and_exits_cleanly(tiny_run, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen([sys.executable, "-m", "lava_runtime", "run", "--net", str(tiny_run / "model.net"),

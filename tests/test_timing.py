@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from lava.lib.dl import slayer
 
 from export.netx import write_netx
 from lava_runtime import emu
-from lava_runtime.simulate import run_layers
+from lava_runtime.simulate import simulate
 from train.decision import accuracy
 from train.models.vgg import VGG
 
@@ -34,6 +35,7 @@ def _excitatory_vgg() -> VGG:
     return net.eval()
 
 
+@pytest.mark.lava
 def test_events_in_the_last_frames_reach_the_output_on_every_backend(tmp_path):
     net = _excitatory_vgg()
     layers = 3  # conv, dense, dense: each one step behind the previous one on the chip
@@ -41,8 +43,8 @@ def test_events_in_the_last_frames_reach_the_output_on_every_backend(tmp_path):
     path = write_netx(net, tmp_path / "late.net", {"timesteps": T, "input_shape": [2, 8, 8]})
     with torch.no_grad():
         torch_out = net(torch.from_numpy(x.astype(np.float32))).numpy()
-    emu_out = emu.run_layers(path, x)[-1].spikes
-    sim_out = run_layers(path, x, backend="sim")[-1].spikes
+    emu_out = emu.emulate(path, x)[-1].spikes
+    sim_out = simulate(path, x, backend="sim")[-1].spikes
     np.testing.assert_array_equal(emu_out, torch_out)
     np.testing.assert_array_equal(sim_out, torch_out)
     # Every sample decides on its own late frames (before, the window ended L steps too early).

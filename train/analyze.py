@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from train.analysis import analyze
-from train.errors import CheckpointError, ConfigError, DatasetError
+from train.cli import run_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,12 +25,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``train/analyze.py`` command (``sma-analyze``): its exit status."""
+    return run_cli(_analyze, argv)
+
+
+def _analyze(argv: list[str] | None) -> int:
     args = parse_args(argv)
-    try:
-        result = analyze(args.run, args.out, args.baseline, args.checkpoint, args.samples, args.show)
-    except (CheckpointError, ConfigError, DatasetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    result = analyze(args.run, args.out, args.baseline, args.checkpoint, args.samples, args.show)
     rates = ", ".join(f"{k} {v:.4f}" for k, v in result["spike_rates"].items() if k != "block")
     print(f"analysed {result['samples']} test samples; spike rate of block {result['spike_rates']['block']}: {rates}; "
           f"written to {args.out or args.run}")

@@ -1,13 +1,21 @@
-"""Exception classes shared by the pipeline; each message names the file or layer at fault."""
+"""Exception classes shared by the pipeline; each message names the file or layer at fault.
+
+Every error a user can cause derives from :class:`SmaLavaError`; the commands
+(:func:`train.cli.run_cli`) print it as ``error: ...`` and exit with status 2.
+"""
 
 
-class DatasetError(Exception):
+class SmaLavaError(Exception):
+    """A user-facing error: bad input, options, files or runs (never a bug in the pipeline)."""
+
+
+class DatasetError(SmaLavaError):
     """A dataset is missing, incomplete or malformed."""
 
 
-class ConfigError(Exception):
+class ConfigError(SmaLavaError):
     """A configuration file or option is invalid."""
 
 
-class CheckpointError(Exception):
+class CheckpointError(SmaLavaError):
     """A run folder or checkpoint is missing or unreadable."""

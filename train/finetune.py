@@ -1,5 +1,8 @@
 """Deploy-aware fine-tuning: train the folded form of an SMA run (merged kernels and gains).
 
+``python train/finetune.py --run runs/SMA --epochs 3`` (``sma-finetune``) writes
+``runs/SMA-finetuned`` unless ``--out`` says otherwise.
+
 Folding replaces data-dependent attention by its calibrated average, which costs some accuracy;
 training the folded network itself for a few epochs wins it back. The result is an ordinary run
 folder (``config.yaml`` says ``folded: per-timestep`` or ``static``) that ``export/to_netx.py``
@@ -7,11 +10,13 @@ writes as it is, without folding again.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
-
+from train.cli import run_cli
 from train.errors import ConfigError
 from train.data import calibration_spikes
 from train.loop import load_datasets, load_selected, train
@@ -33,3 +38,33 @@ def finetune(run_dir: str | Path, out_dir: str | Path, epochs: int, sma: str = "
     tuned = dataclasses.replace(cfg, folded=sma, epochs=epochs, lr=lr if lr is not None else cfg.lr / 10,
                                 scheduler="cosine")
     return train(tuned, out_dir, init_state=folded.state_dict())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="the trained SMA run folder")
+    p.add_argument("--epochs", type=int, required=True, help="epochs to train the folded form")
+    p.add_argument("--out", default=None, help="run folder to write (default: RUN-finetuned)")
+    p.add_argument("--sma", default="per-timestep", choices=("per-timestep", "static"),
+                   help="keep the per-timestep gain schedule or fold its mean into the weights (default: per-timestep)")
+    p.add_argument("--calib-samples", type=int, default=256,
+                   help="training samples for calibration, seeded and class-stratified (default: 256)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the run's / 10)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``train/finetune.py`` command (``sma-finetune``): its exit status."""
+    return run_cli(_finetune, argv)
+
+
+def _finetune(argv: list[str] | None) -> int:
+    args = parse_args(argv)
+    out = args.out if args.out is not None else f"{args.run.rstrip('/')}-finetuned"
+    metrics = finetune(args.run, out, args.epochs, args.sma, args.calib_samples, args.lr)
+    print(f"folded ({args.sma}) test accuracy {metrics['test_accuracy']:.3f}; run written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,8 +9,7 @@ from pathlib import Path
 from train.config import load_config
 from train.data import download_dataset
 from train.data.summary import inspect_dataset
-from train.errors import CheckpointError, ConfigError, DatasetError
-from train.finetune import finetune
+from train.cli import run_cli
 from train.loop import train
 
 
@@ -33,54 +32,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--download", action="store_true", help="download the dataset into --data-root first (through tonic, where it can)")
     p.add_argument("--inspect", action="store_true", help="print the dataset's splits, class counts and first samples as JSON, "
                    "write OUT/inspect-DATASET.png, and exit without training")
-    p.add_argument("--finetune-static", action="store_true", help="deploy-aware fine-tuning: fold the SMA run in --run "
-                   "and train the folded form (merged kernels and gains) for --epochs into --out")
-    p.add_argument("--run", default=None, help="with --finetune-static: the trained SMA run folder")
-    p.add_argument("--sma", default="per-timestep", choices=("per-timestep", "static"),
-                   help="with --finetune-static: keep the per-timestep gain schedule or fold its mean into the weights")
-    p.add_argument("--calib-samples", type=int, default=256, help="with --finetune-static: training samples for calibration (seeded, class-stratified)")
+    p.add_argument("--finetune-static", action="store_true",
+                   help="deprecated: forwards the other options to train/finetune.py (python train/finetune.py --help)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``train/run.py`` command (``sma-train``): its exit status."""
+    return run_cli(_train, argv)
+
+
+def _train(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--finetune-static" in argv:  # deprecated alias of train/finetune.py
+        from train import finetune
+
+        print("warning: train/run.py --finetune-static is deprecated; use python train/finetune.py", file=sys.stderr)
+        return finetune.main([a for a in argv if a != "--finetune-static"])
     args = parse_args(argv)
-    if args.finetune_static:
-        return _finetune(args)
-    try:
-        cfg = load_config(args.config if args.config or not args.resume else Path(args.out) / "config.yaml")
-        for name in ("dataset", "model", "epochs", "batch_size", "lr", "timesteps", "seed", "device", "data_root", "val_fraction"):
-            value = getattr(args, name)
-            if value is not None:
-                setattr(cfg, name, value)
-        if args.download:
-            download_dataset(cfg.dataset, cfg.data_root)
-        if args.inspect:
-            png = Path(args.out) / f"inspect-{cfg.dataset}.png"
-            print(json.dumps(inspect_dataset(cfg.dataset, cfg.data_root, cfg.dataset_options, png=png), indent=2))
-            return 0
-        metrics = train(cfg, args.out, resume=args.resume)
-    except (ConfigError, DatasetError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config if args.config or not args.resume else Path(args.out) / "config.yaml")
+    for name in ("dataset", "model", "epochs", "batch_size", "lr", "timesteps", "seed", "device", "data_root", "val_fraction"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
+    if args.download:
+        download_dataset(cfg.dataset, cfg.data_root)
+    if args.inspect:
+        png = Path(args.out) / f"inspect-{cfg.dataset}.png"
+        print(json.dumps(inspect_dataset(cfg.dataset, cfg.data_root, cfg.dataset_options, png=png), indent=2))
+        return 0
+    metrics = train(cfg, args.out, resume=args.resume)
     selected = ""
     if "test_accuracy_selected" in metrics:  # a resumed run from before validation may have no new epoch
         selected = (f", {metrics['test_accuracy_selected']:.3f} (best.pt: epoch {metrics['best_epoch']}, "
                     f"selection {metrics['selection']})")
     print(f"test accuracy {metrics['test_accuracy']:.3f} (last epoch){selected}; run written to {args.out}")
-    return 0
-
-
-def _finetune(args: argparse.Namespace) -> int:
-    if args.run is None or args.epochs is None:
-        print("error: --finetune-static needs --run RUN and --epochs K", file=sys.stderr)
-        return 2
-    out = args.out if args.out != "runs/latest" else f"{args.run.rstrip('/')}-finetuned"
-    try:
-        metrics = finetune(args.run, out, args.epochs, args.sma, args.calib_samples, args.lr)
-    except (ConfigError, DatasetError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"folded ({args.sma}) test accuracy {metrics['test_accuracy']:.3f}; run written to {out}")
     return 0
 
 

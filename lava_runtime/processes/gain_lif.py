@@ -27,8 +27,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat
 from lava.proc.lif.process import LIFReset
 
-GAIN_MANT_MAX = 4095  # 12-bit unsigned mantissa
-GAIN_EXP_MAX = 15
+from train.chip import ACT_SHIFT, GAIN_EXP_MAX, GAIN_MANT_MAX
 
 
 def gain_step(time_step: int, reset_offset: int, timesteps: int) -> int:
@@ -43,7 +42,7 @@ def gain_step(time_step: int, reset_offset: int, timesteps: int) -> int:
 
 def apply_gain_fixed(a_in: np.ndarray, mant_row: np.ndarray, exp: int) -> np.ndarray:
     """Loihi-aligned input current ``a_in << 6`` scaled by ``mant_row / 2**exp``, toward zero."""
-    x = np.left_shift(np.asarray(a_in, dtype=np.int64), 6)
+    x = np.left_shift(np.asarray(a_in, dtype=np.int64), ACT_SHIFT)
     return np.sign(x) * np.right_shift(np.abs(x) * mant_row.astype(np.int64), exp)
 
 

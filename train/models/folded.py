@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from lava.lib.dl import slayer
 
-from train.chip import GAIN_EXP_MAX, GAIN_MANT_BITS
+from train.chip import GAIN_EXP_MAX, GAIN_MANT_BITS, GAIN_MANT_MAX
 
 
 def gain_exponent(gain: torch.Tensor, mant_bits: int = GAIN_MANT_BITS) -> int:
@@ -85,7 +85,7 @@ class FoldedConv(torch.nn.Module):
         if not self.quantized:
             return g
         step = 2.0 ** -gain_exponent(g)
-        q = torch.clamp(torch.round(g / step), 0, (1 << GAIN_MANT_BITS) - 1) * step
+        q = torch.clamp(torch.round(g / step), 0, GAIN_MANT_MAX) * step
         return g + (q - g).detach()
 
     def set_threshold(self, value: float) -> None:

@@ -1,0 +1,42 @@
+"""One way out of every command: ``sys.exit(run_cli(main))``.
+
+A :class:`~train.errors.SmaLavaError` becomes ``error: <message>`` on stderr and exit status 2;
+Ctrl-C or SIGTERM (anywhere, not only mid-run) becomes one ``interrupted`` line and status 130,
+after the cleanup on the way out has run (``finally`` blocks, Lava's stop). Code that needs its
+own SIGTERM handling for a while (``lava_runtime.simulate.stop_on_signals``) installs it and
+restores this one afterwards.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Callable
+
+from train.errors import SmaLavaError
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None,
+            interrupted: str = "interrupted") -> int:
+    """``main(argv)``'s exit status, with user errors and interruptions turned into 2 and 130."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        return main(argv)
+    except SmaLavaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
