@@ -14,6 +14,7 @@ sma-vgg with 1..4 scales (kernels 1, 1-3, 1-3-5, 1-3-5-7) on the first dataset. 
 
 A difference inside the seed-to-seed spread is no difference: the table gives both.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,21 @@ from train.loop import train
 
 MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg")
 SCALES = ([1], [1, 3], [1, 3, 5], [1, 3, 5, 7])
-QUICK = {"dataset_options": {"samples_per_class": 3, "seed": 7}, "input_size": 16, "timesteps": 8,
-         "channels": [4, 6], "hidden": 16, "epochs": 1, "batch_size": 8}
+QUICK = {
+    "dataset_options": {"samples_per_class": 3, "seed": 7},
+    "input_size": 16,
+    "timesteps": 8,
+    "channels": [4, 6],
+    "hidden": 16,
+    "epochs": 1,
+    "batch_size": 8,
+}
 COLUMNS = ("val", "test", "fixed_point", "static_fixed_point", "spikes", "synops", "energy_uj")
 
 
-def run_one(dataset: str, model: str, seed: int, out: Path, args: argparse.Namespace,
-            kernels: list[int] | None = None) -> dict[str, Any]:
+def run_one(
+    dataset: str, model: str, seed: int, out: Path, args: argparse.Namespace, kernels: list[int] | None = None
+) -> dict[str, Any]:
     """Train, export and emulate one configuration; its row of figures."""
     cfg = load_config(CONFIG_DIR / f"{dataset}.yaml")
     cfg.model, cfg.seed, cfg.cache_dir, cfg.data_root = model, seed, str(args.cache_dir), args.data_root
@@ -53,15 +62,30 @@ def run_one(dataset: str, model: str, seed: int, out: Path, args: argparse.Names
     run = out / f"{dataset}-{model}{'-k' + ''.join(map(str, kernels)) if kernels else ''}-s{seed}"
     metrics = train(cfg, run)
     export, _, _ = export_run(run, run / "model.net")
-    report = run_dataset(run / "model.net", dataset, "test", samples=None, backend="emu", cache_dir=cfg.cache_dir,
-                         data_root=cfg.data_root)
+    report = run_dataset(
+        run / "model.net",
+        dataset,
+        "test",
+        samples=None,
+        backend="emu",
+        cache_dir=cfg.cache_dir,
+        data_root=cfg.data_root,
+    )
     n = report["samples"]
     return {
-        "dataset": dataset, "model": model, "kernels": kernels, "seed": seed, "run": str(run),
-        "val": metrics.get("best_val_accuracy"), "test": metrics["test_accuracy_selected"],
-        "fixed_point": export["accuracy"]["fixed_point"], "static_fixed_point": export["accuracy"]["static_fixed_point"],
-        "spikes": report["totals"]["spikes"] / n, "synops": report["totals"]["synops"] / n,
-        "energy_uj": report["totals"]["energy_per_inference_j"] * 1e6, "undecided": report["undecided"] / n,
+        "dataset": dataset,
+        "model": model,
+        "kernels": kernels,
+        "seed": seed,
+        "run": str(run),
+        "val": metrics.get("best_val_accuracy"),
+        "test": metrics["test_accuracy_selected"],
+        "fixed_point": export["accuracy"]["fixed_point"],
+        "static_fixed_point": export["accuracy"]["static_fixed_point"],
+        "spikes": report["totals"]["spikes"] / n,
+        "synops": report["totals"]["synops"] / n,
+        "energy_uj": report["totals"]["energy_per_inference_j"] * 1e6,
+        "undecided": report["undecided"] / n,
     }
 
 
@@ -77,8 +101,10 @@ def _cell(values: list[float | None], scale: float = 1.0, digits: int = 1) -> st
 
 def table(rows: list[dict[str, Any]], key: str) -> str:
     """Markdown table of mean ± std over seeds, one line per ``(dataset, key)`` group."""
-    head = (f"| dataset | {key} | seeds | val % | test % | fixed point % | static fixed point % | spikes/inf | "
-            "synops/inf | energy/inf (µJ) |")
+    head = (
+        f"| dataset | {key} | seeds | val % | test % | fixed point % | static fixed point % | spikes/inf | "
+        "synops/inf | energy/inf (µJ) |"
+    )
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
@@ -86,10 +112,12 @@ def table(rows: list[dict[str, Any]], key: str) -> str:
         groups.setdefault((row["dataset"], name), []).append(row)
     for (dataset, name), group in groups.items():
         col = {c: [r[c] for r in group] for c in COLUMNS}
-        lines.append(f"| {dataset} | {name} | {len(group)} | {_cell(col['val'], 100)} | {_cell(col['test'], 100)} | "
-                     f"{_cell(col['fixed_point'], 100)} | {_cell(col['static_fixed_point'], 100)} | "
-                     f"{_cell(col['spikes'], digits=0)} | {_cell(col['synops'], digits=0)} | "
-                     f"{_cell(col['energy_uj'], digits=2)} |")
+        lines.append(
+            f"| {dataset} | {name} | {len(group)} | {_cell(col['val'], 100)} | {_cell(col['test'], 100)} | "
+            f"{_cell(col['fixed_point'], 100)} | {_cell(col['static_fixed_point'], 100)} | "
+            f"{_cell(col['spikes'], digits=0)} | {_cell(col['synops'], digits=0)} | "
+            f"{_cell(col['energy_uj'], digits=2)} |"
+        )
     return "\n".join(lines)
 
 
@@ -109,8 +137,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             pts = [r for r in rows if r["dataset"] == dataset and r["model"] == model and r["kernels"] is None]
             if pts:
                 ax.scatter([r["energy_uj"] for r in pts], [100 * r["fixed_point"] for r in pts], label=model)
-        ax.set(title=dataset, xlabel="energy per inference (µJ, Loihi per-op model)",
-               ylabel="test accuracy in fixed point (%)")
+        ax.set(
+            title=dataset,
+            xlabel="energy per inference (µJ, Loihi per-op model)",
+            ylabel="test accuracy in fixed point (%)",
+        )
         ax.legend()
     fig.tight_layout()
     buf = io.BytesIO()
@@ -121,7 +152,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smoke run: tiny synthgesture, 1 epoch, 2 seeds, 2 ablation sets")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: tiny synthgesture, 1 epoch, 2 seeds, 2 ablation sets"
+    )
     p.add_argument("--datasets", nargs="+", default=None, help="default: synthgesture ndigits (quick: synthgesture)")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default 3; quick 2)")
     p.add_argument("--epochs", type=int, default=None, help="override each config's epochs")

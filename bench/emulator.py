@@ -11,6 +11,7 @@ Without ``--net`` it exports an untrained SMA-free VGG (3 conv layers of 16, 32 
 random SLAYER weights) to a temporary file; without ``--dataset`` the inputs are random spikes
 at ``--rate`` (DVS-like sparsity).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,17 @@ def gesture_sized_net(path: Path, timesteps: int) -> Path:
     torch.manual_seed(0)
     cfg = TrainConfig(input_size=32, timesteps=timesteps, channels=[16, 32, 64], hidden=64)
     model = build_model(cfg, num_classes=11)
-    write_netx(model, path, {"timesteps": timesteps, "input_shape": [2, 32, 32], "classes": [str(i) for i in range(11)],
-                             "dataset": None, "model": cfg.model})
+    write_netx(
+        model,
+        path,
+        {
+            "timesteps": timesteps,
+            "input_shape": [2, 32, 32],
+            "classes": [str(i) for i in range(11)],
+            "dataset": None,
+            "model": cfg.model,
+        },
+    )
     return path
 
 
@@ -61,8 +71,10 @@ def main() -> None:
             rng = np.random.default_rng(0)
             spikes = (rng.random((args.samples, *net.input_shape, net.timesteps)) < args.rate).astype(np.uint8)
         n, t = spikes.shape[0], spikes.shape[-1]
-        print(f"{net_path}: {len(net.layers)} layers {net.layer_names}, input {list(net.input_shape)}, T={t}, "
-              f"emu on {args.threads} torch thread(s)")
+        print(
+            f"{net_path}: {len(net.layers)} layers {net.layer_names}, input {list(net.input_shape)}, T={t}, "
+            f"emu on {args.threads} torch thread(s)"
+        )
         t0 = time.perf_counter()
         fast = emu.emulate(net, spikes, batch_size=args.batch_size, threads=args.threads)
         emu_s = time.perf_counter() - t0
@@ -79,14 +91,21 @@ def main() -> None:
     # simulator's own per-sample rate, the fairest figure for long runs.
     marginal = (m - half) / (sim_s - half_s) if m > half and sim_s > half_s else sim_rate
     same = np.array_equal(fast[-1].spikes[:m], slow[-1].spikes) and all(
-        np.array_equal(a.counts[:m], b.counts) for a, b in zip(fast, slow))
-    print(f"sim: {m:4d} samples in {sim_s:7.2f} s = {sim_rate:8.2f} samples/s "
-          f"({half} samples took {half_s:.2f} s: {marginal:.2f} samples/s without start-up)")
-    print(f"emu: {n:4d} samples in {emu_s:7.2f} s = {emu_rate:8.2f} samples/s "
-          f"({sum(int(r.counts.sum()) for r in fast)} spikes)")
-    print(f"emu is {emu_rate / sim_rate:.0f}x faster than sim ({emu_rate / marginal:.0f}x against sim without "
-          f"start-up); spikes on the {m} shared samples {'identical' if same else 'DIFFER'} "
-          f"(every layer's counts, output spikes)")
+        np.array_equal(a.counts[:m], b.counts) for a, b in zip(fast, slow)
+    )
+    print(
+        f"sim: {m:4d} samples in {sim_s:7.2f} s = {sim_rate:8.2f} samples/s "
+        f"({half} samples took {half_s:.2f} s: {marginal:.2f} samples/s without start-up)"
+    )
+    print(
+        f"emu: {n:4d} samples in {emu_s:7.2f} s = {emu_rate:8.2f} samples/s "
+        f"({sum(int(r.counts.sum()) for r in fast)} spikes)"
+    )
+    print(
+        f"emu is {emu_rate / sim_rate:.0f}x faster than sim ({emu_rate / marginal:.0f}x against sim without "
+        f"start-up); spikes on the {m} shared samples {'identical' if same else 'DIFFER'} "
+        f"(every layer's counts, output spikes)"
+    )
 
 
 if __name__ == "__main__":

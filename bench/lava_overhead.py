@@ -13,6 +13,7 @@ alternate the order so that warm-up favours neither. Prints timesteps/s of both 
 
     python bench/lava_overhead.py --net runs/demo/model.net --samples 16
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,14 +57,22 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="measurements of each, alternating order")
     args = p.parse_args()
     meta = read_net_metadata(args.net)
-    data = FrameDataset(meta["dataset"], "test", meta["input_shape"][-1], meta["timesteps"],
-                        meta.get("dataset_options", {}), limit=args.samples)
+    data = FrameDataset(
+        meta["dataset"],
+        "test",
+        meta["input_shape"][-1],
+        meta["timesteps"],
+        meta.get("dataset_options", {}),
+        limit=args.samples,
+    )
     steps = len(data.spikes) * meta["timesteps"]
     times: dict[str, list[float]] = {"bare": [], "lava_runtime": []}
-    runs = {"bare": lambda: bare_netx(str(Path(args.net)), data.spikes),
-            "lava_runtime": lambda: simulate(args.net, data.spikes)}
+    runs = {
+        "bare": lambda: bare_netx(str(Path(args.net)), data.spikes),
+        "lava_runtime": lambda: simulate(args.net, data.spikes),
+    }
     for r in range(args.rounds):
-        for name in (("bare", "lava_runtime") if r % 2 == 0 else ("lava_runtime", "bare")):
+        for name in ("bare", "lava_runtime") if r % 2 == 0 else ("lava_runtime", "bare"):
             t0 = time.perf_counter()
             runs[name]()
             times[name].append(time.perf_counter() - t0)

@@ -8,6 +8,7 @@ times the loader's vectorised parser (``parse_aedat31`` + ``make_events``: what
 
     python bench/parse_aedat.py [--events 2000000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,12 @@ def write_recording(path: Path, n_events: int, seed: int = 0) -> None:
     """A synthetic AEDAT 3.1 recording of ``n_events`` polarity events (vectorised writer)."""
     rng = np.random.default_rng(seed)
     t = np.cumsum(rng.integers(0, 3, n_events, dtype=np.int64)) + (1 << 31) - n_events // 2  # overflow mid-way
-    data = (rng.integers(0, 128, n_events) << 17) | (rng.integers(0, 128, n_events) << 2) \
-        | (rng.integers(0, 2, n_events) << 1) | 1
+    data = (
+        (rng.integers(0, 128, n_events) << 17)
+        | (rng.integers(0, 128, n_events) << 2)
+        | (rng.integers(0, 2, n_events) << 1)
+        | 1
+    )
     events = np.empty(n_events, dtype=[("data", "<u4"), ("ts", "<i4")])
     events["data"], events["ts"] = data, t & 0x7FFFFFFF
     with open(path, "wb") as fh:
@@ -84,7 +89,9 @@ def main() -> None:
         assert n_loop == args.loop_events
         size_mb = big.stat().st_size / 1e6
     fast, slow = args.events / best, n_loop / loop_s
-    print(f"vectorised parse_aedat31 + make_events: {args.events} events ({size_mb:.1f} MB) in {best:.3f} s = {fast / 1e6:.1f} M events/s")
+    print(
+        f"vectorised parse_aedat31 + make_events: {args.events} events ({size_mb:.1f} MB) in {best:.3f} s = {fast / 1e6:.1f} M events/s"
+    )
     print(f"per-event struct loop:                  {n_loop} events in {loop_s:.3f} s = {slow / 1e6:.2f} M events/s")
     print(f"vectorised is {fast / slow:.0f}x faster")
 

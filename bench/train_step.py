@@ -11,6 +11,7 @@ them (ru_maxrss). On CPU, glibc malloc is set up as training sets it (``train/al
 ``--glibc-defaults`` measures without). Goal (issue 4): SMA at most 1.3× the plain network's step
 time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,9 @@ GOAL = 1.3
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config", default="train/configs/synthgesture.yaml", help="training config giving the networks' shape")
+    p.add_argument(
+        "--config", default="train/configs/synthgesture.yaml", help="training config giving the networks' shape"
+    )
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated models; the first is the reference")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the config's)")
     p.add_argument("--timesteps", type=int, default=None, help="time bins (default: the config's)")
@@ -44,8 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--glibc-defaults", action="store_true",
-                   help="leave glibc malloc as it is (training on CPU raises its thresholds: train/allocator.py)")
+    p.add_argument(
+        "--glibc-defaults",
+        action="store_true",
+        help="leave glibc malloc as it is (training on CPU raises its thresholds: train/allocator.py)",
+    )
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # internal: one model's CPU peak
     return p.parse_args(argv)
@@ -62,7 +68,9 @@ class Stepper:
         self.net.to(device).train()
         self.params = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr)
-        self.loss = slayer.loss.SpikeRate(true_rate=cfg.true_rate, false_rate=cfg.false_rate, reduction="mean").to(device)
+        self.loss = slayer.loss.SpikeRate(true_rate=cfg.true_rate, false_rate=cfg.false_rate, reduction="mean").to(
+            device
+        )
         g = torch.Generator().manual_seed(1)
         shape = (cfg.batch_size, 2, cfg.input_size, cfg.input_size, cfg.timesteps)
         self.x = (torch.rand(shape, generator=g) < 0.1).float().to(device)
@@ -121,8 +129,22 @@ def peak_memory(args: argparse.Namespace, cfg: TrainConfig, stepper: Stepper, mo
         stepper.step()
         torch.cuda.synchronize(stepper.device)
         return torch.cuda.max_memory_allocated(stepper.device) - base
-    cmd = [sys.executable, __file__, "--config", args.config, "--classes", str(args.classes), "--memory-probe", model,
-           "--batch-size", str(cfg.batch_size), "--timesteps", str(cfg.timesteps), "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--config",
+        args.config,
+        "--classes",
+        str(args.classes),
+        "--memory-probe",
+        model,
+        "--batch-size",
+        str(cfg.batch_size),
+        "--timesteps",
+        str(cfg.timesteps),
+        "--threads",
+        str(args.threads),
+    ]
     cmd += ["--glibc-defaults"] if args.glibc_defaults else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return int(out.strip().splitlines()[-1])
@@ -159,8 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for m in models:
         step_s = statistics.median(times[m])
-        results.append({"model": m, "params": steppers[m].params, "step_s": step_s,
-                        "samples_per_s": cfg.batch_size / step_s, "peak_bytes": peak_memory(args, cfg, steppers[m], m)})
+        results.append(
+            {
+                "model": m,
+                "params": steppers[m].params,
+                "step_s": step_s,
+                "samples_per_s": cfg.batch_size / step_s,
+                "peak_bytes": peak_memory(args, cfg, steppers[m], m),
+            }
+        )
     ref = results[0]
     for r in results:
         # Each round times the models back to back, so the machine's drift (other tenants, memory
@@ -169,18 +198,33 @@ def main(argv: list[str] | None = None) -> int:
         r["time_ratio"] = statistics.median(a / b for a, b in zip(times[r["model"]], times[ref["model"]]))
         r["memory_ratio"] = r["peak_bytes"] / ref["peak_bytes"] if ref["peak_bytes"] > 0 else float("nan")
 
-    print(f"{args.config}: batch {cfg.batch_size}, {cfg.input_size}×{cfg.input_size}, T={cfg.timesteps}, "
-          f"channels {cfg.channels}, device {device}, {torch.get_num_threads()} threads, "
-          f"median of {args.rounds} rounds × {args.steps} steps" + (f", {malloc}" if device.type == "cpu" else ""))
+    print(
+        f"{args.config}: batch {cfg.batch_size}, {cfg.input_size}×{cfg.input_size}, T={cfg.timesteps}, "
+        f"channels {cfg.channels}, device {device}, {torch.get_num_threads()} threads, "
+        f"median of {args.rounds} rounds × {args.steps} steps" + (f", {malloc}" if device.type == "cpu" else "")
+    )
     print(f"{'model':<13}{'params':>10}{'step ms':>10}{'samples/s':>11}{'peak MiB':>10}{'time ×':>8}{'mem ×':>7}")
     for r in results:
-        print(f"{r['model']:<13}{r['params']:>10}{r['step_s'] * 1e3:>10.1f}{r['samples_per_s']:>11.1f}"
-              f"{r['peak_bytes'] / 2**20:>10.1f}{r['time_ratio']:>8.2f}{r['memory_ratio']:>7.2f}")
+        print(
+            f"{r['model']:<13}{r['params']:>10}{r['step_s'] * 1e3:>10.1f}{r['samples_per_s']:>11.1f}"
+            f"{r['peak_bytes'] / 2**20:>10.1f}{r['time_ratio']:>8.2f}{r['memory_ratio']:>7.2f}"
+        )
     worst = max(r["time_ratio"] for r in results[1:]) if len(results) > 1 else 1.0
     print(f"goal: SMA step time ≤ {GOAL}× {ref['model']}: {'met' if worst <= GOAL else 'NOT met'} (worst {worst:.2f}×)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"config": args.config, "device": str(device), "batch_size": cfg.batch_size,
-                                               "timesteps": cfg.timesteps, "results": results}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "config": args.config,
+                    "device": str(device),
+                    "batch_size": cfg.batch_size,
+                    "timesteps": cfg.timesteps,
+                    "results": results,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -5,6 +5,7 @@ Limits come from the Lava fixed-point models (register widths) and Intel's Loihi
 cores and up to 1 M neurons and 120 M synapses per chip, i.e. 8192 neurons and ~0.94 M
 synapses per core). The core count is an estimate for planning, not a mapping.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,8 +59,21 @@ def footprint(net: NetFile) -> list[LayerFootprint]:
         bits = max(1, peak.bit_length()) + 1  # sign bit
         exp = 0 if isinstance(layer, ConvLayer) else int(layer.weight_exp)
         cores = max(math.ceil(neurons / NEURONS_PER_CORE), math.ceil(synapses / SYNAPSES_PER_CORE), 1)
-        rows.append(LayerFootprint(name, layer.kind, list(layer.input_shape), list(layer.shape), neurons, synapses,
-                                   layer.fan_in, bits, exp, peak / WEIGHT_FULL_SCALE, cores))
+        rows.append(
+            LayerFootprint(
+                name,
+                layer.kind,
+                list(layer.input_shape),
+                list(layer.shape),
+                neurons,
+                synapses,
+                layer.fan_in,
+                bits,
+                exp,
+                peak / WEIGHT_FULL_SCALE,
+                cores,
+            )
+        )
     return rows
 
 
@@ -67,10 +81,16 @@ def check(net: NetFile) -> None:
     """Raise :class:`ConstraintError` for the first layer Loihi 2 cannot hold."""
     for name, layer in zip(net.layer_names, net.layers):
         lo, hi = FILE_WEIGHT_RANGE
-        w = layer.weight if isinstance(layer, ConvLayer) else (layer.file_weight if layer.file_weight is not None else layer.weight)
+        w = (
+            layer.weight
+            if isinstance(layer, ConvLayer)
+            else (layer.file_weight if layer.file_weight is not None else layer.weight)
+        )
         if w.size and (w.min() < lo or w.max() > hi):
-            raise ConstraintError(f"layer {name}: weights span [{w.min()}, {w.max()}], Loihi's 8-bit synapses "
-                                  f"hold [{lo}, {hi}] (NetX would clip them)")
+            raise ConstraintError(
+                f"layer {name}: weights span [{w.min()}, {w.max()}], Loihi's 8-bit synapses "
+                f"hold [{lo}, {hi}] (NetX would clip them)"
+            )
         n = layer.neuron
         if n.vth_mant > VTH_MAX:
             raise ConstraintError(f"layer {name}: threshold vThMant={n.vth_mant} exceeds the 17-bit limit {VTH_MAX}")
@@ -78,5 +98,7 @@ def check(net: NetFile) -> None:
             if value > DECAY_MAX + 1:
                 raise ConstraintError(f"layer {name}: {key}={value} exceeds the 12-bit decay range")
         if layer.fan_in > SYNAPSES_PER_CORE:
-            raise ConstraintError(f"layer {name}: fan-in {layer.fan_in} exceeds one core's "
-                                  f"{SYNAPSES_PER_CORE} synapses, and a neuron cannot be split across cores")
+            raise ConstraintError(
+                f"layer {name}: fan-in {layer.fan_in} exceeds one core's "
+                f"{SYNAPSES_PER_CORE} synapses, and a neuron cannot be split across cores"
+            )

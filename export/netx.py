@@ -1,4 +1,5 @@
 """Write a trained SLAYER network as a NetX HDF5 file that stock ``netx.hdf5.Network`` loads."""
+
 from __future__ import annotations
 
 import io

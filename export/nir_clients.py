@@ -13,6 +13,7 @@ about this project's graphs is worked around here, and only here, each for a sta
   (write the file with ``--nir-dt 1e-4``) and refuses any ``v_leak`` (``v_leak not supported``):
   networks with biases do not run in it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -76,8 +77,10 @@ def run_snntorch(graph: nir.NIRGraph | str | Path, spikes: np.ndarray) -> np.nda
     graph = _graph(graph)
     dt = float(graph.metadata.get("dt", SNNTORCH_DT))
     if not np.isclose(dt, SNNTORCH_DT, rtol=1e-9, atol=0):
-        raise ExportError(f"NIR graph written for dt = {dt:g}: snnTorch integrates at {SNNTORCH_DT:g} "
-                          f"(export with --nir-dt {SNNTORCH_DT:g})")
+        raise ExportError(
+            f"NIR graph written for dt = {dt:g}: snnTorch integrates at {SNNTORCH_DT:g} "
+            f"(export with --nir-dt {SNNTORCH_DT:g})"
+        )
     model = import_from_nir(graph)
     out = []
     with torch.no_grad():

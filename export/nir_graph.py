@@ -22,6 +22,7 @@ NIR cannot say that Loihi fires on ``v > θ`` (not ``>=``), that decays round to
 into the graph's ``metadata`` (``sma_form`` says whether the gains are folded into the weights,
 ``static``, or left in ``input_gain``, ``per-timestep``, which NIR clients do not run).
 """
+
 from __future__ import annotations
 
 import io
@@ -36,7 +37,7 @@ from train.chip import DECAY_UNITY
 from train.atomic import atomic_write
 
 # A zero decay as a finite time constant: 1 - 2**-60 rounds to 1 in float32 and float64 alike.
-PERFECT_INTEGRATOR_STEPS = 2.0 ** 60
+PERFECT_INTEGRATOR_STEPS = 2.0**60
 DEFAULT_DT = 1e-3
 
 
@@ -67,8 +68,12 @@ def to_nir(net: NetFile, dt: float = DEFAULT_DT) -> nir.NIRGraph:
         zero_bias = np.zeros(layer.shape[0])  # the bias is the neuron's (v_leak), not the synapse's
         if isinstance(layer, ConvLayer):
             nodes[syn] = nir.Conv2d(
-                input_shape=tuple(layer.input_shape[1:]), weight=layer.weight.astype(np.float64),
-                stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
+                input_shape=tuple(layer.input_shape[1:]),
+                weight=layer.weight.astype(np.float64),
+                stride=layer.stride,
+                padding=layer.padding,
+                dilation=layer.dilation,
+                groups=layer.groups,
                 bias=zero_bias,
             )
         else:
@@ -77,7 +82,7 @@ def to_nir(net: NetFile, dt: float = DEFAULT_DT) -> nir.NIRGraph:
                 nodes[flat] = nir.Flatten(input_type={"input": np.array(layer.input_shape)}, start_dim=0)
                 edges.append((prev, flat))
                 prev = flat
-            weight = layer.weight.astype(np.float64) * 2.0 ** layer.weight_exp
+            weight = layer.weight.astype(np.float64) * 2.0**layer.weight_exp
             nodes[syn] = nir.Affine(weight=weight, bias=zero_bias)
         n = layer.neuron
         tau_syn, w_in = time_constant(n.i_decay, dt)
@@ -88,8 +93,12 @@ def to_nir(net: NetFile, dt: float = DEFAULT_DT) -> nir.NIRGraph:
             per_channel = layer.bias.astype(np.float64).reshape(-1, *(1,) * (len(shape) - 1))
             v_leak = full * per_channel * r  # r = 1 / α_v: one Euler step adds exactly the bias
         nodes[neu] = nir.CubaLIF(
-            tau_syn=full * tau_syn, tau_mem=full * tau_mem, r=full * r, v_leak=v_leak,
-            v_threshold=full * float(n.vth_mant), w_in=full * w_in,
+            tau_syn=full * tau_syn,
+            tau_mem=full * tau_mem,
+            r=full * r,
+            v_leak=v_leak,
+            v_threshold=full * float(n.vth_mant),
+            w_in=full * w_in,
         )
         edges += [(prev, syn), (syn, neu)]
         prev = neu
@@ -102,9 +111,9 @@ def to_nir(net: NetFile, dt: float = DEFAULT_DT) -> nir.NIRGraph:
         "dt": np.float64(dt),
         "spike_condition": "v > v_threshold (strict, Loihi); reset to 0",
         "arithmetic": "float units of emu-float; the chip computes in integers: states <<6, 12-bit decays "
-                      "rounded toward zero, 24-bit states",
+        "rounded toward zero, 24-bit states",
         "timing": "no delays: layer k's step t integrates layer k-1's step t (each sample's local time; "
-                  "the chip adds one step of latency per layer)",
+        "the chip adds one step of latency per layer)",
         "bias": "Loihi's per-step voltage bias is v_leak / r; synapse biases are zero",
         "sma_form": sma_form(net),
         "timesteps": np.int64(net.timesteps or 0),

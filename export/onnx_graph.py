@@ -10,6 +10,7 @@ next states ``*_next``. Running the step ``T`` times from zero states reproduces
 that of ``lava_runtime/netfile.py``'s ``Cuba`` and ``Gain``. Netron shows this graph well
 (NetX HDF5 files it cannot).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,26 +61,39 @@ class _Builder:
     def wrap(self, x: str, bits: int) -> str:
         """Two's-complement wrap to ``bits``."""
         half = 1 << (bits - 1)
-        return self.op("Sub", self.op("Mod", self.op("Add", x, self.const(half)), self.const(2 * half)), self.const(half))
+        return self.op(
+            "Sub", self.op("Mod", self.op("Add", x, self.const(half)), self.const(2 * half)), self.const(half)
+        )
 
 
 def to_onnx(net: NetFile) -> onnx.ModelProto:
     """The one-timestep ONNX model of an exported network (see the module docstring)."""
     b = _Builder()
-    inputs = [helper.make_tensor_value_info("t", TensorProto.INT64, []),
-              helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *net.input_shape])]
+    inputs = [
+        helper.make_tensor_value_info("t", TensorProto.INT64, []),
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *net.input_shape]),
+    ]
     outputs = []
     period = net.timesteps or 1
     source = "x"
     for k, layer in enumerate(net.layers):
         shape = [1, *layer.shape]
-        inputs += [helper.make_tensor_value_info(f"u_{k}", TensorProto.INT64, shape),
-                   helper.make_tensor_value_info(f"v_{k}", TensorProto.INT64, shape)]
+        inputs += [
+            helper.make_tensor_value_info(f"u_{k}", TensorProto.INT64, shape),
+            helper.make_tensor_value_info(f"v_{k}", TensorProto.INT64, shape),
+        ]
         # Integer sums of 0/1 spikes times integer weights are exact in float32 below 2**24.
         if isinstance(layer, ConvLayer):
             w = b.const(layer.weight, f"weight_{k}", np.float32)
-            a = b.op("Conv", source, w, strides=list(layer.stride), dilations=list(layer.dilation),
-                     pads=[layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]], group=layer.groups)
+            a = b.op(
+                "Conv",
+                source,
+                w,
+                strides=list(layer.stride),
+                dilations=list(layer.dilation),
+                pads=[layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]],
+                group=layer.groups,
+            )
             a = b.wrap(b.op("Cast", a, to=TensorProto.INT64), STATE_BITS)
         else:
             flat = b.op("Reshape", source, b.const([1, -1]))
@@ -98,8 +112,12 @@ def to_onnx(net: NetFile) -> onnx.ModelProto:
         u = b.op("Add", b.toward_zero_div(b.op("Mul", f"u_{k}", b.const(DECAY_UNITY - n.i_decay)), DECAY_UNITY), x)
         # Lava's single 24-bit wrap: above 2**23 down, at or below -2**23 up.
         two = b.const(2 * _HALF)
-        u = b.op("Where", b.op("Greater", u, b.const(_HALF)), b.op("Sub", u, two),
-                 b.op("Where", b.op("LessOrEqual", u, b.const(-_HALF)), b.op("Add", u, two), u))
+        u = b.op(
+            "Where",
+            b.op("Greater", u, b.const(_HALF)),
+            b.op("Sub", u, two),
+            b.op("Where", b.op("LessOrEqual", u, b.const(-_HALF)), b.op("Add", u, two), u),
+        )
         v = b.op("Add", b.toward_zero_div(b.op("Mul", f"v_{k}", b.const(DECAY_UNITY - n.v_decay)), DECAY_UNITY), u)
         if layer.bias is not None and np.any(layer.bias):
             v = b.op("Add", v, b.const((layer.bias << ACT_SHIFT).reshape(-1, *extra)))
@@ -108,12 +126,15 @@ def to_onnx(net: NetFile) -> onnx.ModelProto:
         b.op("Where", s, b.const(0), v, out=f"v_{k}_next")
         b.op("Identity", u, out=f"u_{k}_next")
         source = b.op("Cast", s, to=TensorProto.FLOAT, out=f"s_{k}")
-        outputs += [helper.make_tensor_value_info(f"s_{k}", TensorProto.FLOAT, shape),
-                    helper.make_tensor_value_info(f"u_{k}_next", TensorProto.INT64, shape),
-                    helper.make_tensor_value_info(f"v_{k}_next", TensorProto.INT64, shape)]
+        outputs += [
+            helper.make_tensor_value_info(f"s_{k}", TensorProto.FLOAT, shape),
+            helper.make_tensor_value_info(f"u_{k}_next", TensorProto.INT64, shape),
+            helper.make_tensor_value_info(f"v_{k}_next", TensorProto.INT64, shape),
+        ]
     graph = helper.make_graph(b.nodes, "deployed_step", inputs, outputs, b.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sma-lava",
-                              ir_version=IR_VERSION)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sma-lava", ir_version=IR_VERSION
+    )
     model.doc_string = f"one timestep of {net.path}; T={net.timesteps}; layers {', '.join(net.layer_names)}"
     onnx.checker.check_model(model)
     return model
@@ -140,7 +161,9 @@ def run_onnx(path: str | Path, spikes: np.ndarray) -> list[np.ndarray]:
     n, t = spikes.shape[0], spikes.shape[-1]
     out = []
     for i in range(n):
-        feed = {i_.name: np.zeros(i_.shape, np.int64 if i_.type == "tensor(int64)" else np.float32) for i_ in state_inputs}
+        feed = {
+            i_.name: np.zeros(i_.shape, np.int64 if i_.type == "tensor(int64)" else np.float32) for i_ in state_inputs
+        }
         per_layer = [[] for _ in layers]
         for step in range(t):
             feed["t"] = np.array(step, np.int64)

@@ -1,4 +1,5 @@
 """Turn a training run into deployable files: fold SMA, write NetX HDF5 (+ ONNX, NIR), verify."""
+
 from __future__ import annotations
 
 import copy
@@ -88,9 +89,15 @@ class DeployForms:
         """The NetX file's attributes for this run (``sma`` overrides the form it names)."""
         cfg = self.cfg
         form = self.sma if self.errors or cfg.folded != "none" else None
-        return {"timesteps": cfg.timesteps, "input_shape": [2, cfg.input_size, cfg.input_size],
-                "classes": self.state["classes"], "dataset": cfg.dataset, "dataset_options": cfg.dataset_options,
-                "model": cfg.model, "sma": sma or form}
+        return {
+            "timesteps": cfg.timesteps,
+            "input_shape": [2, cfg.input_size, cfg.input_size],
+            "classes": self.state["classes"],
+            "dataset": cfg.dataset,
+            "dataset_options": cfg.dataset_options,
+            "model": cfg.model,
+            "sma": sma or form,
+        }
 
 
 def deploy_forms(run_dir: str | Path, sma: str = "per-timestep", calib_samples: int = 256) -> DeployForms:
@@ -130,8 +137,12 @@ def export_run(
     forms = deploy_forms(run_dir, sma, calib_samples)
     cfg, state = forms.cfg, forms.state
     report: dict[str, Any] = {
-        "run": str(run_dir), "file": str(out), "model": cfg.model, "sma_mode": forms.sma,
-        "checkpoint": forms.checkpoint, "selected_epoch": state.get("epoch"),
+        "run": str(run_dir),
+        "file": str(out),
+        "model": cfg.model,
+        "sma_mode": forms.sma,
+        "checkpoint": forms.checkpoint,
+        "selected_epoch": state.get("epoch"),
         "selection": state.get("selection", "last"),
     }
     if forms.calibration_samples:
@@ -177,8 +188,9 @@ def static_fold_file(run_dir: str | Path, out: str | Path, calib_samples: int = 
         raise ExportError(f"{out}: the written file does not validate: {e}") from None
 
 
-def write_nir_for(run_dir: str | Path, netfile: NetFile, out: Path, nir_sma: str, dt: float,
-                  calib_samples: int = 256) -> Path:
+def write_nir_for(
+    run_dir: str | Path, netfile: NetFile, out: Path, nir_sma: str, dt: float, calib_samples: int = 256
+) -> Path:
     """Write ``out`` with ``.nir``: ``netfile`` itself, or with ``nir_sma="static"`` its static SMA fold if it has gains."""
     from export.nir_graph import write_nir
 
@@ -194,18 +206,26 @@ def write_nir_for(run_dir: str | Path, netfile: NetFile, out: Path, nir_sma: str
 
 def format_table(report: dict[str, Any]) -> str:
     """The layer table and accuracies as text, for the terminal."""
-    head = (f"{'layer':10s} {'in':>14s} {'out':>14s} {'neurons':>8s} {'synapses':>10s} {'fan-in':>7s} {'wbits':>5s} "
-            f"{'wexp':>4s} {'range':>5s} {'cores':>5s}")
+    head = (
+        f"{'layer':10s} {'in':>14s} {'out':>14s} {'neurons':>8s} {'synapses':>10s} {'fan-in':>7s} {'wbits':>5s} "
+        f"{'wexp':>4s} {'range':>5s} {'cores':>5s}"
+    )
     lines = [head, "-" * len(head)]
     for r in report["layers"]:
-        lines.append(f"{r['name']:10s} {str(r['input_shape']):>14s} {str(r['output_shape']):>14s} {r['neurons']:8d} "
-                     f"{r['synapses']:10d} {r['fan_in']:7d} {r['weight_bits']:5d} {r['weight_exp']:4d} "
-                     f"{r['weight_range_used']:5.2f} {r['cores']:5d}")
+        lines.append(
+            f"{r['name']:10s} {str(r['input_shape']):>14s} {str(r['output_shape']):>14s} {r['neurons']:8d} "
+            f"{r['synapses']:10d} {r['fan_in']:7d} {r['weight_bits']:5d} {r['weight_exp']:4d} "
+            f"{r['weight_range_used']:5.2f} {r['cores']:5d}"
+        )
     a = report["accuracy"]
     lines.append(f"estimated Loihi 2 cores: {report['cores_estimate']}")
-    lines.append(f"accuracy on {report['verify_samples']} test samples: dynamic {a['dynamic']:.4f} → folded "
-                 f"{a['folded_float']:.4f} → fixed point {a['fixed_point']:.4f} (total drop {a['drop_total_pp']:.2f} pp); "
-                 f"static fold in fixed point {a['static_fixed_point']:.4f}")
+    lines.append(
+        f"accuracy on {report['verify_samples']} test samples: dynamic {a['dynamic']:.4f} → folded "
+        f"{a['folded_float']:.4f} → fixed point {a['fixed_point']:.4f} (total drop {a['drop_total_pp']:.2f} pp); "
+        f"static fold in fixed point {a['static_fixed_point']:.4f}"
+    )
     if report["fold_rel_error"]:
-        lines.append("SMA factorisation relative error per layer: " + ", ".join(f"{e:.4f}" for e in report["fold_rel_error"]))
+        lines.append(
+            "SMA factorisation relative error per layer: " + ", ".join(f"{e:.4f}" for e in report["fold_rel_error"])
+        )
     return "\n".join(lines)

@@ -7,6 +7,7 @@ per-timestep gain (``--sma per-timestep``) or with the time-averaged gain in the
 (``--sma static``, pure stock NetX). ``export.json`` beside the file records which checkpoint,
 the accuracy of the dynamic, folded and fixed-point models and a layer table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,19 +22,37 @@ from train.errors import CheckpointError, ConfigError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="training run folder (exports its selected best.pt; checkpoint.pt for older runs)")
+    p.add_argument(
+        "--run", required=True, help="training run folder (exports its selected best.pt; checkpoint.pt for older runs)"
+    )
     p.add_argument("--out", default=None, help="output NetX file (default: RUN/model.net)")
-    p.add_argument("--sma", default="per-timestep", choices=SMA_MODES, help="how SMA attention is folded (default: per-timestep)")
-    p.add_argument("--calib-samples", type=int, default=256, help="training samples for SMA calibration, a seeded "
-                   "class-stratified draw from the train part (default: 256)")
-    p.add_argument("--verify-samples", type=int, default=None, help="test samples for export.json accuracies (default: all)")
+    p.add_argument(
+        "--sma", default="per-timestep", choices=SMA_MODES, help="how SMA attention is folded (default: per-timestep)"
+    )
+    p.add_argument(
+        "--calib-samples",
+        type=int,
+        default=256,
+        help="training samples for SMA calibration, a seeded class-stratified draw from the train part (default: 256)",
+    )
+    p.add_argument(
+        "--verify-samples", type=int, default=None, help="test samples for export.json accuracies (default: all)"
+    )
     p.add_argument("--onnx", action="store_true", help="also write the one-timestep ONNX model (OUT with .onnx)")
     p.add_argument("--nir", action="store_true", help="also write a NIR graph (OUT with .nir)")
-    p.add_argument("--nir-dt", type=float, default=1e-3,
-                   help="Euler step (s) the NIR file is written for: 1e-3 for Norse's default, 1e-4 for snnTorch (default: 1e-3)")
-    p.add_argument("--nir-sma", default="static", choices=("static", "as-exported"),
-                   help="SMA form in the NIR file: gains folded into the weights (static, runs in NIR clients) or "
-                        "the exported form, per-timestep gains in metadata only (default: static)")
+    p.add_argument(
+        "--nir-dt",
+        type=float,
+        default=1e-3,
+        help="Euler step (s) the NIR file is written for: 1e-3 for Norse's default, 1e-4 for snnTorch (default: 1e-3)",
+    )
+    p.add_argument(
+        "--nir-sma",
+        default="static",
+        choices=("static", "as-exported"),
+        help="SMA form in the NIR file: gains folded into the weights (static, runs in NIR clients) or "
+        "the exported form, per-timestep gains in metadata only (default: static)",
+    )
     p.add_argument("--view", action="store_true", help="serve the ONNX model in Netron and print its address")
     return p.parse_args(argv)
 
@@ -47,7 +66,9 @@ def _export(argv: list[str] | None) -> int:
     args = parse_args(argv)
     out = Path(args.out) if args.out else Path(args.run) / "model.net"
     if not (Path(args.run) / "checkpoint.pt").exists():
-        raise CheckpointError(f"{Path(args.run) / 'checkpoint.pt'}: no checkpoint (is {args.run} a training run folder?)")
+        raise CheckpointError(
+            f"{Path(args.run) / 'checkpoint.pt'}: no checkpoint (is {args.run} a training run folder?)"
+        )
     if not out.parent.is_dir():
         raise ExportError(f"output folder {out.parent} does not exist")
     if not args.nir_dt > 0:

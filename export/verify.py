@@ -1,4 +1,5 @@
 """Export verification: accuracy before folding, after folding, and in the chip's fixed point."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +18,8 @@ def torch_accuracy(net: torch.nn.Module, spikes: np.ndarray, labels: np.ndarray,
     correct = 0
     with torch.no_grad():
         for start in range(0, len(labels), batch_size):
-            x = torch.from_numpy(spikes[start:start + batch_size].astype(np.float32))
-            correct += int((predict(net(x)) == labels[start:start + batch_size]).sum())
+            x = torch.from_numpy(spikes[start : start + batch_size].astype(np.float32))
+            correct += int((predict(net(x)) == labels[start : start + batch_size]).sum())
     return correct / max(len(labels), 1)
 
 

@@ -6,6 +6,7 @@ arithmetic (u and v scale with the input) and makes the chip's fixed point finer
 decays truncate states that are ``2**k`` larger. The weights were trained on SLAYER's 8-bit grid,
 so the scaled integers are exact multiples of the trained ones.
 """
+
 from __future__ import annotations
 
 import copy

@@ -12,6 +12,7 @@ instead of ``--dataset`` checks on arrays).
 ``python -m lava_runtime neurobench --run RUN`` computes the report's NeuroBench-style metrics
 with the real ``neurobench`` library and says where they agree (``lava_runtime/nb_metrics.py``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,11 @@ from train.cli import run_cli
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m lava_runtime", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run an exported network on dataset samples and write a report",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run = sub.add_parser(
+        "run",
+        help="run an exported network on dataset samples and write a report",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     run.add_argument("--net", required=True, help="exported NetX HDF5 file")
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="dataset name, e.g. synthgesture")
@@ -41,15 +45,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--data-root", default=None, help="folder of downloaded datasets (default: data/)")
     run.add_argument("--split", default="test", help="dataset split")
     run.add_argument("--samples", type=int, default=16, help="number of samples to run")
-    run.add_argument("--backend", default="sim", choices=BACKENDS,
-                     help="sim = Loihi2SimCfg fixed_pt; emu = batched torch emulator of the same arithmetic")
+    run.add_argument(
+        "--backend",
+        default="sim",
+        choices=BACKENDS,
+        help="sim = Loihi2SimCfg fixed_pt; emu = batched torch emulator of the same arithmetic",
+    )
     run.add_argument("--report", default=None, help="report JSON path (default: beside the net file)")
-    run.add_argument("--energy-model", default=str(DEFAULT_MODEL),
-                     help="YAML of per-operation energies, each with its source (see lava_runtime/energy_models/)")
+    run.add_argument(
+        "--energy-model",
+        default=str(DEFAULT_MODEL),
+        help="YAML of per-operation energies, each with its source (see lava_runtime/energy_models/)",
+    )
     cmp = sub.add_parser("compare", help="print two reports side by side")
     cmp.add_argument("reports", nargs=2, metavar="REPORT", help="report.json files written by run")
-    val = sub.add_parser("validate", help="run the same samples on sim and emu and compare every spike",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    val = sub.add_parser(
+        "validate",
+        help="run the same samples on sim and emu and compare every spike",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     val.add_argument("--net", required=True, help="exported NetX HDF5 file")
     vsource = val.add_mutually_exclusive_group(required=True)
     vsource.add_argument("--dataset", help="dataset name, e.g. synthgesture")
@@ -57,8 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     val.add_argument("--data-root", default=None, help="folder of downloaded datasets (default: data/)")
     val.add_argument("--split", default="test", help="dataset split")
     val.add_argument("--samples", type=int, default=8, help="number of samples to run")
-    nb = sub.add_parser("neurobench", help="the report's NeuroBench metrics from the real neurobench library",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    nb = sub.add_parser(
+        "neurobench",
+        help="the report's NeuroBench metrics from the real neurobench library",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     nb.add_argument("--run", required=True, help="training run folder (checkpoint.pt, export.json)")
     nb.add_argument("--samples", type=int, default=None, help="test samples (default: the whole split)")
     nb.add_argument("--out", default=None, help="comparison JSON (default: RUN/neurobench.json)")
@@ -91,11 +108,15 @@ def validate(args: argparse.Namespace) -> int:
         result = validate_arrays(net, load_arrays(net, args.input)[0])
     else:
         result = validate_dataset(args.net, args.dataset, args.split, args.samples, data_root=args.data_root)
-    print(f"sim vs emu: {result.identical}/{result.samples} samples identical ({result.fraction:.3f}) "
-          f"in the output layer")
+    print(
+        f"sim vs emu: {result.identical}/{result.samples} samples identical ({result.fraction:.3f}) in the output layer"
+    )
     m = result.first_mismatch
-    print("first mismatch: none" if m is None else
-          f"first mismatch: layer {m['layer']}, sample {m['sample']}, timestep {m['timestep']}, neuron {m['neuron']}")
+    print(
+        "first mismatch: none"
+        if m is None
+        else f"first mismatch: layer {m['layer']}, sample {m['sample']}, timestep {m['timestep']}, neuron {m['neuron']}"
+    )
     return 0 if m is None else 1
 
 
@@ -148,19 +169,39 @@ def _main(argv: list[str] | None) -> int:
     if args.input is not None:
         net = as_netfile(args.net)  # read once
         x, labels = load_arrays(net, args.input, args.labels)
-        report = run_arrays(net, x, labels, args.backend, energy_model=args.energy_model, progress=True,
-                            info={"net": str(args.net), "input": str(args.input)}, spikes_out=args.spikes)
+        report = run_arrays(
+            net,
+            x,
+            labels,
+            args.backend,
+            energy_model=args.energy_model,
+            progress=True,
+            info={"net": str(args.net), "input": str(args.input)},
+            spikes_out=args.spikes,
+        )
     else:
-        report = run_dataset(args.net, args.dataset, args.split, args.samples, args.backend,
-                             energy_model=args.energy_model, progress=True, data_root=args.data_root,
-                             spikes_out=args.spikes)
+        report = run_dataset(
+            args.net,
+            args.dataset,
+            args.split,
+            args.samples,
+            args.backend,
+            energy_model=args.energy_model,
+            progress=True,
+            data_root=args.data_root,
+            spikes_out=args.spikes,
+        )
     write_report(report, report_path)
     totals = report["totals"]
     accuracy = "n/a (no labels)" if report["accuracy"] is None else f"{report['accuracy']:.3f}"
-    print(f"{report['samples']} samples on {report['backend']}: accuracy {accuracy}, "
-          f"{totals['spikes']} spikes, {report['steps_per_s']:.1f} steps/s")
+    print(
+        f"{report['samples']} samples on {report['backend']}: accuracy {accuracy}, "
+        f"{totals['spikes']} spikes, {report['steps_per_s']:.1f} steps/s"
+    )
     for row in report["layers"]:
-        print(f"  {row['name']:10s} neurons {row['neurons']:6d}  spikes {row['spikes']:8d}  synops {row['synops'] or 0:10d}")
+        print(
+            f"  {row['name']:10s} neurons {row['neurons']:6d}  spikes {row['spikes']:8d}  synops {row['synops'] or 0:10d}"
+        )
     if totals.get("energy_per_inference_j") is not None:
         print(f"energy per inference {totals['energy_per_inference_j']:.3g} J ({report['energy_model']['name']})")
     if args.spikes is not None:

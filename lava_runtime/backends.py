@@ -1,4 +1,5 @@
 """Backends: which Lava run configuration executes the network."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,8 +27,12 @@ def _float_block_models() -> dict:
 
     from lava_runtime.processes.gain_network import GainNetwork, PyGainNetworkModel
 
-    return {process.Input: models.PyInputModel, process.Dense: models.PyDenseModel,
-            process.Conv: models.PyConvModel, GainNetwork: PyGainNetworkModel}
+    return {
+        process.Input: models.PyInputModel,
+        process.Dense: models.PyDenseModel,
+        process.Conv: models.PyConvModel,
+        GainNetwork: PyGainNetworkModel,
+    }
 
 
 def run_config(backend: str) -> AbstractLoihiRunCfg:
@@ -92,7 +97,11 @@ def run_on_loihi2(net_path: str, spikes: "np.ndarray", timesteps: int, steps: in
         out = sink.data.get()
     finally:
         net.stop()
-    measured = {"source": "lava.utils.profiler (Loihi 2 board measurement)",
-                "energy_j": float(profiler.energy), "static_energy_j": float(profiler.static_energy),
-                "execution_time_s": float(np.sum(profiler.execution_time)), "power_w": float(profiler.power)}
+    measured = {
+        "source": "lava.utils.profiler (Loihi 2 board measurement)",
+        "energy_j": float(profiler.energy),
+        "static_energy_j": float(profiler.static_energy),
+        "execution_time_s": float(np.sum(profiler.execution_time)),
+        "power_w": float(profiler.power),
+    }
     return out, measured

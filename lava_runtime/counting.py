@@ -10,6 +10,7 @@ update* is one neuron advanced by one timestep; every neuron updates every step.
 :class:`~lava_runtime.processes.activity.ActivityCounter` is the per-layer sink that counts a
 layer's output spikes and the synops they cause in the next layer, per timestep, during the run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,14 @@ class Topology:
             raise ValueError(f"{self.kind}: fan-outs sum to {int(self.fanout.sum())}, not {self.synapses} synapses")
 
 
-def conv_fanout(weight: np.ndarray, input_shape: tuple[int, int, int], stride: np.ndarray, padding: np.ndarray,
-                dilation: np.ndarray, groups: int) -> np.ndarray:
+def conv_fanout(
+    weight: np.ndarray,
+    input_shape: tuple[int, int, int],
+    stride: np.ndarray,
+    padding: np.ndarray,
+    dilation: np.ndarray,
+    groups: int,
+) -> np.ndarray:
     """Fan-out ``(W, H, Cin)`` of every input neuron of a Lava conv synapse (weight ``[Cout, kx, ky, Cin]``).
 
     The conv is linear in its input, so with a 0/1 mask of the nonzero weights as the kernel the
@@ -53,9 +60,14 @@ def conv_fanout(weight: np.ndarray, input_shape: tuple[int, int, int], stride: n
     mask = (np.asarray(weight) != 0)[:, ::-1, ::-1].transpose(0, 3, 2, 1).astype(np.float64)  # Cout, Cin, ky, kx
     w, h, c = input_shape
     x = torch.ones((1, c, h, w), dtype=torch.float64, requires_grad=True)
-    y = F.conv2d(x, torch.from_numpy(mask.copy()), stride=tuple(int(v) for v in stride[::-1]),
-                 padding=tuple(int(v) for v in padding[::-1]), dilation=tuple(int(v) for v in dilation[::-1]),
-                 groups=int(groups))
+    y = F.conv2d(
+        x,
+        torch.from_numpy(mask.copy()),
+        stride=tuple(int(v) for v in stride[::-1]),
+        padding=tuple(int(v) for v in padding[::-1]),
+        dilation=tuple(int(v) for v in dilation[::-1]),
+        groups=int(groups),
+    )
     y.sum().backward()
     return np.rint(x.grad[0].numpy()).astype(np.int64).transpose(2, 1, 0)
 
@@ -87,8 +99,14 @@ def topology(layer: Layer) -> Topology:
     if isinstance(layer, ConvLayer):
         # NetX hands Lava the kernel flipped and as [Cout, kx, ky, Cin]; conv_fanout expects that.
         weight = layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
-        fanout = conv_fanout(weight, tuple(layer.input_shape[::-1]), np.array(layer.stride[::-1]),
-                             np.array(layer.padding[::-1]), np.array(layer.dilation[::-1]), layer.groups)
+        fanout = conv_fanout(
+            weight,
+            tuple(layer.input_shape[::-1]),
+            np.array(layer.stride[::-1]),
+            np.array(layer.padding[::-1]),
+            np.array(layer.dilation[::-1]),
+            layer.groups,
+        )
         return Topology("conv", fanout, int(fanout.sum()), int(weight.size), int(np.count_nonzero(weight)))
     weight = layer.file_weight if layer.file_weight is not None else layer.weight
     fanout = dense_fanout(weight, tuple(layer.input_shape[::-1]))

@@ -1,4 +1,5 @@
 """Run an exported network on dataset samples and build its report (what ``run`` does)."""
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,14 @@ def read_net_metadata(path: str | Path | NetFile) -> dict[str, Any]:
     return as_netfile(path).metadata
 
 
-def load_samples(net: str | Path | NetFile, dataset: str, split: str, samples: int,
-                 cache_dir: str | None = ".cache/tensors", data_root: str | Path | None = None) -> FrameDataset:
+def load_samples(
+    net: str | Path | NetFile,
+    dataset: str,
+    split: str,
+    samples: int,
+    cache_dir: str | None = ".cache/tensors",
+    data_root: str | Path | None = None,
+) -> FrameDataset:
     """``samples`` samples of ``dataset/split`` binned to the exported network's input size and T."""
     net = as_netfile(net)
     net_path = net.path
@@ -40,15 +47,22 @@ def load_samples(net: str | Path | NetFile, dataset: str, split: str, samples: i
     options = meta.get("dataset_options", {}) if meta.get("dataset") == dataset else {}
     try:
         return FrameDataset(
-            dataset, split, size=meta["input_shape"][-1], timesteps=meta["timesteps"],
-            options=options, cache_dir=cache_dir, limit=samples, data_root=data_root,
+            dataset,
+            split,
+            size=meta["input_shape"][-1],
+            timesteps=meta["timesteps"],
+            options=options,
+            cache_dir=cache_dir,
+            limit=samples,
+            data_root=data_root,
         )
     except (TypeError, ValueError) as e:
         raise DatasetError(f"{dataset}/{split}: {e}") from None
 
 
-def backend_layers(net: str | Path | NetFile, spikes: np.ndarray, backend: str, record: str = "output",
-                   progress: bool = False) -> list[LayerRecord]:
+def backend_layers(
+    net: str | Path | NetFile, spikes: np.ndarray, backend: str, record: str = "output", progress: bool = False
+) -> list[LayerRecord]:
     """Every layer's record from a Lava backend, or from the emulator for ``emu``/``emu-float``."""
     if backend in EMULATED:
         return emulate(net, spikes, record=record, arithmetic=EMULATED[backend])
@@ -57,8 +71,14 @@ def backend_layers(net: str | Path | NetFile, spikes: np.ndarray, backend: str, 
     return simulate(net, spikes, backend=backend, record=record, progress=progress)
 
 
-def validate_dataset(net: str | Path | NetFile, dataset: str, split: str = "test", samples: int = 16,
-                     cache_dir: str | None = ".cache/tensors", data_root: str | Path | None = None) -> Agreement:
+def validate_dataset(
+    net: str | Path | NetFile,
+    dataset: str,
+    split: str = "test",
+    samples: int = 16,
+    cache_dir: str | None = ".cache/tensors",
+    data_root: str | Path | None = None,
+) -> Agreement:
     """Run the same samples on ``sim`` and ``emu`` recording every layer, and compare the spikes."""
     net = as_netfile(net)
     data = load_samples(net, dataset, split, samples, cache_dir, data_root=data_root)
@@ -66,20 +86,24 @@ def validate_dataset(net: str | Path | NetFile, dataset: str, split: str = "test
     return compare_records(sim, backend_layers(net, data.spikes, "emu", record="all"))
 
 
-def load_arrays(net: str | Path | NetFile, input_path: str | Path, labels_path: str | Path | None = None
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+def load_arrays(
+    net: str | Path | NetFile, input_path: str | Path, labels_path: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``--input X.npy`` (``[N, C, H, W, T]`` or ``[N, F, T]`` integers) and ``--labels Y.npy`` (int ``[N]``), checked."""
     net = as_netfile(net)
     net_path = net.path
     x = _load_npy(input_path, "input")
     if x.dtype.kind not in "iub" and not (x.dtype.kind == "f" and np.all(x == np.round(x))):
-        raise RuntimeConfigError(f"{input_path}: input must hold integers (spikes or graded payloads), "
-                                 f"got dtype {x.dtype}")
+        raise RuntimeConfigError(
+            f"{input_path}: input must hold integers (spikes or graded payloads), got dtype {x.dtype}"
+        )
     want = tuple(net.input_shape)
     if x.ndim != len(want) + 2 or tuple(x.shape[1:-1]) != want or x.shape[0] < 1 or x.shape[-1] < 1:
         order = "[N, C, H, W, T]" if len(want) == 3 else "[N, F, T]"
-        raise RuntimeConfigError(f"{input_path}: input shape {list(x.shape)} must be {order} with "
-                                 f"{'CHW' if len(want) == 3 else 'F'} = {list(want)} (network {net_path})")
+        raise RuntimeConfigError(
+            f"{input_path}: input shape {list(x.shape)} must be {order} with "
+            f"{'CHW' if len(want) == 3 else 'F'} = {list(want)} (network {net_path})"
+        )
     if np.abs(x).max(initial=0) >= 1 << 24:
         raise RuntimeConfigError(f"{input_path}: input values must fit Loihi's 24-bit payloads")
     x = x.astype(np.int32)
@@ -87,8 +111,9 @@ def load_arrays(net: str | Path | NetFile, input_path: str | Path, labels_path: 
     if labels_path is not None:
         y = _load_npy(labels_path, "labels")
         if y.dtype.kind not in "iu" or y.shape != (x.shape[0],):
-            raise RuntimeConfigError(f"{labels_path}: labels must be integers of shape [{x.shape[0]}], "
-                                     f"got {y.dtype} {list(y.shape)}")
+            raise RuntimeConfigError(
+                f"{labels_path}: labels must be integers of shape [{x.shape[0]}], got {y.dtype} {list(y.shape)}"
+            )
         labels = y.astype(np.int64)
     return x, labels
 
@@ -160,5 +185,13 @@ def run_dataset(
     load_energy_model(energy_model)  # a bad energy file fails before the dataset is read
     net = read_net(net_path)  # read once: every backend and the agreement check take this NetFile
     data = load_samples(net, dataset, split, samples, cache_dir, data_root)
-    return run_arrays(net, data.spikes, data.labels, backend, energy_model, progress,
-                      {"net": str(net_path), "dataset": dataset, "split": split}, spikes_out)
+    return run_arrays(
+        net,
+        data.spikes,
+        data.labels,
+        backend,
+        energy_model,
+        progress,
+        {"net": str(net_path), "dataset": dataset, "split": split},
+        spikes_out,
+    )

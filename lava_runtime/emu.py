@@ -12,6 +12,7 @@ until the next reset it only sees that sample. So each sample is run from zero s
 steps per layer, layer ``k``'s step ``j`` integrating layer ``k - 1``'s step ``j``: the local
 time of :mod:`lava_runtime.records`, which is what the records hold on every backend.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -89,7 +90,7 @@ class _LayerKernel:
             self.dtype = torch.float64
             self.weight = self.weight.to(torch.float64)
             if isinstance(layer, DenseLayer):
-                self.weight = self.weight * 2.0 ** layer.weight_exp
+                self.weight = self.weight * 2.0**layer.weight_exp
             self.u_keep = per_channel(1 - np.asarray(n.i_decay) / DECAY_UNITY)
             self.v_keep = per_channel(1 - np.asarray(n.v_decay) / DECAY_UNITY)
             self.vth = float(n.vth_mant)
@@ -104,8 +105,14 @@ class _LayerKernel:
             return x.to(torch.float64)
         if isinstance(layer, ConvLayer):
             with torch.backends.cudnn.flags(enabled=False):  # no FFT/Winograd: sums must stay exact
-                a = F.conv2d(x, self.weight, stride=layer.stride, padding=layer.padding,
-                             dilation=layer.dilation, groups=layer.groups)
+                a = F.conv2d(
+                    x,
+                    self.weight,
+                    stride=layer.stride,
+                    padding=layer.padding,
+                    dilation=layer.dilation,
+                    groups=layer.groups,
+                )
             if self.float:  # PyConvModelFloat: the plain sum (exact: binary spikes, integer weights)
                 return a
             a = torch.round(a).to(torch.float64)
@@ -174,8 +181,9 @@ def _forward(kernels: list[_LayerKernel], x: torch.Tensor) -> list[torch.Tensor]
     return outs
 
 
-def emulate_local(net: str | Path | NetFile, spikes: np.ndarray, arithmetic: str = "float",
-                  threads: int | None = 1) -> list[np.ndarray]:
+def emulate_local(
+    net: str | Path | NetFile, spikes: np.ndarray, arithmetic: str = "float", threads: int | None = 1
+) -> list[np.ndarray]:
     """Every layer's spikes ``[N, C, H, W, T]`` or ``[N, C, T]`` over each sample's own T local steps.
 
     The records of :func:`emulate` in the torch layout: the timing of a NIR graph or of the
@@ -183,7 +191,6 @@ def emulate_local(net: str | Path | NetFile, spikes: np.ndarray, arithmetic: str
     """
     records = emulate(net, spikes, record="all", threads=threads, arithmetic=arithmetic)
     return [r.spikes.transpose(0, 3, 2, 1, 4) if r.spikes.ndim == 5 else r.spikes for r in records]
-
 
 
 def emulate(
@@ -212,38 +219,54 @@ def emulate(
         torch.set_num_threads(previous)
 
 
-def _emulate(net: str | Path | NetFile, spikes: np.ndarray, record: str, device: str | torch.device | None,
-                batch_size: int, arithmetic: str) -> list[LayerRecord]:
+def _emulate(
+    net: str | Path | NetFile,
+    spikes: np.ndarray,
+    record: str,
+    device: str | torch.device | None,
+    batch_size: int,
+    arithmetic: str,
+) -> list[LayerRecord]:
     """:func:`emulate` with torch's threads already set."""
     if arithmetic not in ARITHMETIC:
         raise RuntimeConfigError(f"unknown arithmetic {arithmetic!r}; choose one of {', '.join(ARITHMETIC)}")
     net = net if isinstance(net, NetFile) else read_net(net)
     n, t = spikes.shape[0], spikes.shape[-1]
     if tuple(spikes.shape[1:-1]) != tuple(net.input_shape):
-        raise RuntimeConfigError(f"{net.path}: input samples {list(spikes.shape[1:-1])} do not match the "
-                                 f"network input {list(net.input_shape)}")
+        raise RuntimeConfigError(
+            f"{net.path}: input samples {list(spikes.shape[1:-1])} do not match the "
+            f"network input {list(net.input_shape)}"
+        )
     if net.input_neurons and spikes.size and np.abs(spikes).max() >= 1 << 15:
         raise RuntimeConfigError(f"{net.path}: input payloads must lie in the input neurons' 16-bit a_in range")
     if len(net.layers) >= t:
         raise RuntimeConfigError(f"{net.path}: {len(net.layers)} layers need more than T={t} timesteps per sample")
     for layer in net.layers:
         if layer.gain is not None and layer.gain.mant.shape[0] != t:
-            raise RuntimeConfigError(f"{net.path}: layer {layer.name} has gains for {layer.gain.mant.shape[0]} "
-                                     f"timesteps, the samples have T={t}")
+            raise RuntimeConfigError(
+                f"{net.path}: layer {layer.name} has gains for {layer.gain.mant.shape[0]} "
+                f"timesteps, the samples have T={t}"
+            )
     dev = torch.device(device) if device is not None else torch.device("cpu")
     kernels = [_LayerKernel(layer, dev, arithmetic) for layer in net.layers]
     topos = [topology(layer) for layer in net.layers]
     # Fan-out of each layer's neurons into the next one, in the emulator's [C, H, W] layout.
-    fanouts = [torch.as_tensor(np.ascontiguousarray(topo.fanout.transpose(*range(topo.fanout.ndim)[::-1])),
-                               dtype=torch.float64, device=dev).reshape(-1) for topo in topos[1:]]
+    fanouts = [
+        torch.as_tensor(
+            np.ascontiguousarray(topo.fanout.transpose(*range(topo.fanout.ndim)[::-1])), dtype=torch.float64, device=dev
+        ).reshape(-1)
+        for topo in topos[1:]
+    ]
     last = len(net.layers) - 1
     keep = [record == "all" or k == last for k in range(len(net.layers))]
     counts = [np.zeros((n, t), dtype=np.int64) for _ in net.layers]
     # synops[k]: into layer k, at the presynaptic step; layer 0's come from the input frames.
-    synops = [synops_from_spikes(to_lava_order(spikes), topos[0].fanout)] + \
-        [np.zeros((n, t), dtype=np.int64) for _ in net.layers[1:]]
-    full = [np.zeros((n, *layer.lava_shape, t), dtype=np.uint8) if keep[k] else None
-            for k, layer in enumerate(net.layers)]
+    synops = [synops_from_spikes(to_lava_order(spikes), topos[0].fanout)] + [
+        np.zeros((n, t), dtype=np.int64) for _ in net.layers[1:]
+    ]
+    full = [
+        np.zeros((n, *layer.lava_shape, t), dtype=np.uint8) if keep[k] else None for k, layer in enumerate(net.layers)
+    ]
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
@@ -260,6 +283,15 @@ def _emulate(net: str | Path | NetFile, spikes: np.ndarray, record: str, device:
                     # [T, B, C, H, W] → [B, W, H, C, T], Lava's order
                     window = s.permute(1, 4, 3, 2, 0) if s.ndim == 5 else s.permute(1, 2, 0)
                     full[k][start:stop] = window.cpu().numpy()
-    return [LayerRecord(name, tuple(layer.lava_shape), counts[k], full[k], synops=synops[k], topology=topos[k],
-                        gain=layer.gain is not None)
-            for k, (name, layer) in enumerate(zip(net.layer_names, net.layers))]
+    return [
+        LayerRecord(
+            name,
+            tuple(layer.lava_shape),
+            counts[k],
+            full[k],
+            synops=synops[k],
+            topology=topos[k],
+            gain=layer.gain is not None,
+        )
+        for k, (name, layer) in enumerate(zip(net.layer_names, net.layers))
+    ]

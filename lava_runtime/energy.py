@@ -10,6 +10,7 @@ An energy model is a YAML file (see ``energy_models/loihi1_davies2018.yaml``)::
 with every constant of :data:`REQUIRED` present, a finite non-negative number of joules and a
 non-empty source. Anything else is an :class:`EnergyModelError` naming the file and the key.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,11 @@ class EnergyModel:
 
     def as_dict(self) -> dict[str, Any]:
         """The model as the report stores it: name, file, and every constant with its source."""
-        return {"name": self.name, "file": self.path,
-                "constants": {k: {"value": c.value, "source": c.source} for k, c in self.constants.items()}}
+        return {
+            "name": self.name,
+            "file": self.path,
+            "constants": {k: {"value": c.value, "source": c.source} for k, c in self.constants.items()},
+        }
 
 
 def _constant(path: Path, key: str, entry: Any) -> Constant:
@@ -105,14 +109,22 @@ def load_energy_model(path: str | Path | None = None) -> EnergyModel:
 
 def layer_energy(model: EnergyModel, synops: int, neuron_updates: int, spikes: int) -> dict[str, float]:
     """Joules of one layer by kind of operation."""
-    return {"synops": synops * model["synop_j"], "neuron_updates": neuron_updates * model["neuron_update_j"],
-            "spikes": spikes * model["spike_j"]}
+    return {
+        "synops": synops * model["synop_j"],
+        "neuron_updates": neuron_updates * model["neuron_update_j"],
+        "spikes": spikes * model["spike_j"],
+    }
 
 
 def ann_comparison(model: EnergyModel, macs_per_inference: int, acs_per_inference: float) -> dict[str, Any]:
     """The 45 nm comparison: the same network as an ANN (one MAC per synapse) vs the SNN's accumulates."""
     ann = macs_per_inference * model["mac_j"]
     snn = acs_per_inference * model["ac_j"]
-    return {"basis": "per inference; the ANN does one timestep-free forward pass, one MAC per synapse",
-            "macs": int(macs_per_inference), "energy_j": ann, "snn_acs": float(acs_per_inference),
-            "snn_energy_j": snn, "ratio": ann / snn if snn > 0 else None}
+    return {
+        "basis": "per inference; the ANN does one timestep-free forward pass, one MAC per synapse",
+        "macs": int(macs_per_inference),
+        "energy_j": ann,
+        "snn_acs": float(acs_per_inference),
+        "snn_energy_j": snn,
+        "ratio": ann / snn if snn > 0 else None,
+    }

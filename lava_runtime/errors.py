@@ -1,4 +1,5 @@
 """Errors of the runtime; messages name the file, layer or option at fault."""
+
 from train.errors import SmaLavaError
 
 

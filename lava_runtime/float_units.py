@@ -24,6 +24,7 @@ its rounding (decays truncate, shifts floor, states wrap at 24 bits): the refere
 quantisation of the neuron state costs. :mod:`lava_runtime.emu` computes the same float
 arithmetic (``arithmetic="float"``), spike for spike.
 """
+
 from __future__ import annotations
 
 from typing import Any

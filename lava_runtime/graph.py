@@ -11,6 +11,7 @@ Layers whose HDF5 group holds ``gain_mant``/``gain_exp`` (folded SMA, docs/netx-
 a :class:`~lava_runtime.processes.gain_lif.GainLIFReset` neuron (built by
 :class:`~lava_runtime.processes.gain_network.GainNetwork`); every other layer is stock NetX.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,8 +54,9 @@ class Graph:
     gains: list[bool]
 
 
-def to_lava_layout(spikes: np.ndarray, steps: int | None = None, lead: int = 0,
-                   shape: tuple[int, ...] | None = None) -> np.ndarray:
+def to_lava_layout(
+    spikes: np.ndarray, steps: int | None = None, lead: int = 0, shape: tuple[int, ...] | None = None
+) -> np.ndarray:
     """SLAYER ``[N, C, H, W, T]`` (or ``[N, F, T]``) samples → one int32 Lava stream ``[W, H, C, steps]``.
 
     ``lead`` empty steps come first and zeros follow the N·T sample steps. ``shape`` is the
@@ -80,8 +82,14 @@ def layer_topology(block: AbstractProcess, input_shape: tuple[int, ...]) -> Topo
     syn = block.synapse
     if isinstance(block, Conv):
         weight = np.asarray(syn.weight.init)
-        fanout = conv_fanout(weight, tuple(syn.input_shape), np.asarray(syn.stride.init), np.asarray(syn.padding.init),
-                             np.asarray(syn.dilation.init), int(np.asarray(syn.groups.init).reshape(-1)[0]))
+        fanout = conv_fanout(
+            weight,
+            tuple(syn.input_shape),
+            np.asarray(syn.stride.init),
+            np.asarray(syn.padding.init),
+            np.asarray(syn.dilation.init),
+            int(np.asarray(syn.groups.init).reshape(-1)[0]),
+        )
         return Topology("conv", fanout, int(fanout.sum()), int(weight.size), int(np.count_nonzero(weight)))
     if isinstance(block, Dense):
         weights = np.asarray(syn.weights.init)
@@ -114,7 +122,9 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
     rows_per_layer = gain_rows(net)
     for k, (gain, rows) in enumerate(rows_per_layer):
         if gain and rows != timesteps:
-            raise RuntimeConfigError(f"{net_path}: layer {k} has a gain table of {rows} timesteps, the run has {timesteps}")
+            raise RuntimeConfigError(
+                f"{net_path}: layer {k} has a gain table of {rows} timesteps, the run has {timesteps}"
+            )
     if arithmetic == "float":
         to_float_units(net.layers)
     num_steps = stream_steps(spikes.shape[0], timesteps, len(net.layers))
@@ -144,8 +154,11 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
     counted = [i for i, sink in enumerate(sinks) if sink is None]
     counter = None
     if counted:
-        counter = ActivityCounter(shapes=[tuple(net.layers[i].out.shape) for i in counted], num_steps=num_steps,
-                                  fanouts=[topology[i + 1].fanout for i in counted])
+        counter = ActivityCounter(
+            shapes=[tuple(net.layers[i].out.shape) for i in counted],
+            num_steps=num_steps,
+            fanouts=[topology[i + 1].fanout for i in counted],
+        )
         for j, i in enumerate(counted):
             net.layers[i].out.connect(counter.port(j))
     names = [f"{i}:{layer.block.lower()}" for i, layer in enumerate(net.layers)]

@@ -25,6 +25,7 @@ float32 parameters and buffers, the report's 1 byte per weight and 2 per gain ma
 NeuroBench runs under ``torch.no_grad()``: with autograd on, its hooks fail on SLAYER blocks and,
 with ``quiet=True``, every metric silently reads 0.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,8 +44,13 @@ from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.report import build_report
 from train import decision
 
-COINCIDE = ("effective_acs_per_sample", "effective_macs_per_sample", "connection_sparsity", "accuracy",
-            "activation_sparsity")
+COINCIDE = (
+    "effective_acs_per_sample",
+    "effective_macs_per_sample",
+    "connection_sparsity",
+    "accuracy",
+    "activation_sparsity",
+)
 
 
 def quantized_copy(folded: torch.nn.Module) -> torch.nn.Module:
@@ -86,9 +92,16 @@ def neurobench_metrics(model: torch.nn.Module, spikes: np.ndarray, labels: np.nd
     def predict(output: torch.Tensor) -> torch.Tensor:  # the project's decision rule, ties included
         return torch.from_numpy(decision.predict(output))
 
-    bench = Benchmark(wrapped, loader, [], [predict],
-                      [[Footprint, ConnectionSparsity, ParameterCount],
-                       [ActivationSparsity, SynapticOperations, ClassificationAccuracy]])
+    bench = Benchmark(
+        wrapped,
+        loader,
+        [],
+        [predict],
+        [
+            [Footprint, ConnectionSparsity, ParameterCount],
+            [ActivationSparsity, SynapticOperations, ClassificationAccuracy],
+        ],
+    )
     with torch.no_grad():
         results = bench.run(quiet=True)
     bench.workload_metric_manager.cleanup_hooks(wrapped)
@@ -107,8 +120,16 @@ def compare(run_dir: str | Path, samples: int | None = None) -> dict[str, Any]:
         folded, cfg, netfile = _fold(run_dir, tmp)
     finally:
         tmp.unlink(missing_ok=True)
-    test = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options,
-                        cache_dir=cfg.cache_dir, limit=samples, data_root=cfg.data_root)
+    test = FrameDataset(
+        cfg.dataset,
+        "test",
+        cfg.input_size,
+        cfg.timesteps,
+        cfg.dataset_options,
+        cache_dir=cfg.cache_dir,
+        limit=samples,
+        data_root=cfg.data_root,
+    )
     t0 = time.perf_counter()
     report = build_report(emulate(netfile, test.spikes), test.labels, {"backend": "emu"}, time.perf_counter() - t0)
     nb = neurobench_metrics(quantized_copy(folded), test.spikes, test.labels)
@@ -124,8 +145,9 @@ def compare(run_dir: str | Path, samples: int | None = None) -> dict[str, Any]:
     n = len(test.labels)
     agree = {
         # NeuroBench averages in float32: equal up to its rounding (exact on small sample counts).
-        "effective_acs_per_sample": math.isclose(theirs["effective_acs_per_sample"], mine["effective_acs_per_sample"],
-                                                 rel_tol=1e-6),
+        "effective_acs_per_sample": math.isclose(
+            theirs["effective_acs_per_sample"], mine["effective_acs_per_sample"], rel_tol=1e-6
+        ),
         "effective_macs_per_sample": theirs["effective_macs_per_sample"] == mine["effective_macs_per_sample"],
         "connection_sparsity": theirs["connection_sparsity"] == round(mine["connection_sparsity"], 4),
         # NeuroBench's accuracy is a float32 mean: compare the number of correct samples.
@@ -133,17 +155,22 @@ def compare(run_dir: str | Path, samples: int | None = None) -> dict[str, Any]:
         "activation_sparsity": abs(theirs["activation_sparsity"] - mine["activation_sparsity"]) < 1e-12,
     }
     return {
-        "run": str(run_dir), "samples": n, "timesteps": int(cfg.timesteps), "sma_mode": netfile.metadata.get("sma"),
-        "neurobench": theirs, "report": mine, "agree": agree,
+        "run": str(run_dir),
+        "samples": n,
+        "timesteps": int(cfg.timesteps),
+        "sma_mode": netfile.metadata.get("sma"),
+        "neurobench": theirs,
+        "report": mine,
+        "agree": agree,
         "definitions": {
             "effective_acs_per_sample": "nonzero input × nonzero weight per synapse layer = the report's synops",
             "connection_sparsity": "zero weights / weights of the Conv/Linear layers (NeuroBench rounds to 4 decimals)",
             "accuracy": "train.decision (most spikes, then earliest first spike, else undecided); equal as a count "
-                        "of correct samples (NeuroBench: float32 mean)",
+            "of correct samples (NeuroBench: float32 mean)",
             "activation_sparsity": "zero block outputs / (neurons × T × samples): the spikes each layer sends, "
-                                   "the report's window",
+            "the report's window",
             "footprint_bytes": f"NeuroBench: float32 parameters and buffers of the torch model; report: "
-                               f"{report['neurobench']['footprint_basis']} as the chip holds them",
+            f"{report['neurobench']['footprint_basis']} as the chip holds them",
         },
         "neurobench_raw": nb,
     }
@@ -151,9 +178,11 @@ def compare(run_dir: str | Path, samples: int | None = None) -> dict[str, Any]:
 
 def format_comparison(result: dict[str, Any]) -> str:
     """The comparison as a text table: metric, NeuroBench, report, agreement or how they differ."""
-    lines = [f"NeuroBench vs the emu report: {result['run']}, {result['samples']} test samples of "
-             f"{result['timesteps']} steps (SMA: {result['sma_mode'] or 'none'})",
-             f"{'metric':26s} {'NeuroBench':>14s} {'report':>14s}  agreement: definition"]
+    lines = [
+        f"NeuroBench vs the emu report: {result['run']}, {result['samples']} test samples of "
+        f"{result['timesteps']} steps (SMA: {result['sma_mode'] or 'none'})",
+        f"{'metric':26s} {'NeuroBench':>14s} {'report':>14s}  agreement: definition",
+    ]
     for key, value in result["neurobench"].items():
         mine = result["report"].get(key)
         verdict = ("equal" if result["agree"][key] else "DIFFER") if key in result["agree"] else "differs by definition"

@@ -9,6 +9,7 @@ violation is a :class:`RuntimeConfigError` naming the file, the layer and the pr
 The data model (:class:`NetFile`, the layer classes) lives in :mod:`lava_runtime.netmodel`; its
 names are importable from here too.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,7 +28,14 @@ from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_w
 
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netmodel import (  # noqa: F401 (the data model, re-exported)
-    ConvLayer, Cuba, DenseLayer, Gain, InputLayer, Layer, NetFile, fail,
+    ConvLayer,
+    Cuba,
+    DenseLayer,
+    Gain,
+    InputLayer,
+    Layer,
+    NetFile,
+    fail,
 )
 from train.chip import LOIHI_WEIGHT_RANGE
 
@@ -156,8 +164,11 @@ def _neuron(group: h5py.Group, layer: str, channels: int) -> Cuba:
     if kind == "SDNN":
         # Not emulated yet, and NetX 0.6 ignores reset_interval for sigma-delta neurons ("Reset is not
         # supported"), so back-to-back samples would share state: the runtime's reset contract breaks.
-        raise fail(layer, "neuron type 'SDNN' is not supported yet (sigma-delta: no emulation, and NetX 0.6 "
-                           "cannot reset it between samples); expected CUBA")
+        raise fail(
+            layer,
+            "neuron type 'SDNN' is not supported yet (sigma-delta: no emulation, and NetX 0.6 "
+            "cannot reset it between samples); expected CUBA",
+        )
     if kind not in ("CUBA", "LOIHI"):
         raise fail(layer, f"neuron type {kind!r} is not supported (expected CUBA)")
     if "messageBits" in neuron and _scalar(neuron, "messageBits", layer) != 0:
@@ -166,8 +177,13 @@ def _neuron(group: h5py.Group, layer: str, channels: int) -> Cuba:
         # NetX 0.6 ignores gradedSpike for CUBA and sends binary spikes: what runs would not be what was trained.
         raise fail(layer, "graded spikes (gradedSpike) are not supported on CUBA neurons (NetX sends binary spikes)")
     ref = _scalar(neuron, "refDelay", layer) if "refDelay" in neuron else 1
-    return Cuba(layer, _decay(neuron, "iDecay", layer, channels), _decay(neuron, "vDecay", layer, channels),
-                _scalar(neuron, "vThMant", layer), ref)
+    return Cuba(
+        layer,
+        _decay(neuron, "iDecay", layer, channels),
+        _decay(neuron, "vDecay", layer, channels),
+        _scalar(neuron, "vThMant", layer),
+        ref,
+    )
 
 
 def _conv_weight_shape(g: h5py.Group, name: str) -> tuple[int, ...]:
@@ -187,8 +203,10 @@ def _weights(group: h5py.Group, layer: str, shape: tuple[int, ...], trailing_one
     w = _ints(group, "weight", layer).reshape(shape)
     lo, hi = LOIHI_WEIGHT_RANGE
     if w.size and (w.min() < lo or w.max() > hi):
-        raise fail(layer, f"weights must be integers in [{lo}, {hi}] (Loihi's 8-bit mantissa and sign), "
-                           f"found [{w.min()}, {w.max()}]")
+        raise fail(
+            layer,
+            f"weights must be integers in [{lo}, {hi}] (Loihi's 8-bit mantissa and sign), found [{w.min()}, {w.max()}]",
+        )
     return w
 
 
@@ -241,8 +259,15 @@ def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
         if len(input_shape) not in (1, 3):
             raise fail("0", f"input shape must be [C, H, W] or [F], got {list(input_shape)}")
         if "neuron" in first:
-            layers.append(InputLayer("0", input_shape, _neuron(first, "0", input_shape[0]),
-                                     _input_transform(first, "0", "weight"), _input_transform(first, "0", "bias")))
+            layers.append(
+                InputLayer(
+                    "0",
+                    input_shape,
+                    _neuron(first, "0", input_shape[0]),
+                    _input_transform(first, "0", "weight"),
+                    _input_transform(first, "0", "bias"),
+                )
+            )
     elif first_kind == "dense":
         # No input layer: NetX sizes the network's input from the first dense weight (dense-only nets).
         ds = first.get("weight")
@@ -281,12 +306,16 @@ def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
                 raise fail(name, f"groups={groups_n} does not divide {shape[0]} input channels")
             wshape = _conv_weight_shape(g, name)
             if len(wshape) != 4 or wshape[:2] != (out[0], shape[0] // groups_n) or min(wshape) < 1:
-                raise fail(name, f"conv weight shape {list(wshape)} must be [{out[0]}, {shape[0] // groups_n}, kh, kw]"
-                                  " (or with a trailing 1)")
+                raise fail(
+                    name,
+                    f"conv weight shape {list(wshape)} must be [{out[0]}, {shape[0] // groups_n}, kh, kw]"
+                    " (or with a trailing 1)",
+                )
             weight = _weights(g, name, wshape, trailing_one=True)
             bias, gain = _extras(g, name, out[0])
-            layer: Layer = ConvLayer(name, shape, out, weight, stride, padding, dilation, groups_n,
-                                     _neuron(g, name, out[0]), bias, gain)
+            layer: Layer = ConvLayer(
+                name, shape, out, weight, stride, padding, dilation, groups_n, _neuron(g, name, out[0]), bias, gain
+            )
         elif kind == "dense":
             if len(shape) == 3 and not flatten:
                 raise fail(name, "dense after a conv layer needs a flatten layer in between")
@@ -301,8 +330,11 @@ def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
             flatten = False
         elif kind == "dense_rec":
             # NetX 0.6 builds RecurrentDense, but its process has no model for Lava's simulator to run.
-            raise fail(name, "recurrent dense layers (dense_rec) are not supported: NetX 0.6's RecurrentDense "
-                              "block has no process model to run")
+            raise fail(
+                name,
+                "recurrent dense layers (dense_rec) are not supported: NetX 0.6's RecurrentDense "
+                "block has no process model to run",
+            )
         else:
             raise fail(name, f"layer type {kind!r} is not supported (expected conv, flatten or dense)")
         layers.append(layer)
@@ -333,8 +365,11 @@ def _read_metadata(h: h5py.File) -> dict[str, Any]:
     if "timesteps" in meta and (not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= 1 << 16):
         raise RuntimeConfigError(f"attribute 'timesteps' must be a positive integer, got {t!r}")
     shape = meta.get("input_shape")
-    if "input_shape" in meta and (not isinstance(shape, list) or len(shape) != 3
-                                  or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+    if "input_shape" in meta and (
+        not isinstance(shape, list)
+        or len(shape) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+    ):
         raise RuntimeConfigError(f"attribute 'input_shape' must be [C, H, W], got {shape!r}")
     classes = meta.get("classes")
     if "classes" in meta and not isinstance(classes, list):
@@ -404,10 +439,12 @@ def _read_net(path: str | Path) -> NetFile:
         # h5py surfaces damaged files as any of these; none of them may escape as a crash.
         raise RuntimeConfigError(f"{path}: not a readable NetX HDF5 file ({type(e).__name__}: {e})") from None
     if "input_shape" in meta and tuple(meta["input_shape"]) != tuple(input_shape):
-        raise RuntimeConfigError(f"{path}: attribute input_shape {meta['input_shape']} differs from layer 0 "
-                                 f"shape {list(input_shape)}")
+        raise RuntimeConfigError(
+            f"{path}: attribute input_shape {meta['input_shape']} differs from layer 0 shape {list(input_shape)}"
+        )
     classes = meta.get("classes")
     if classes is not None and len(classes) != int(np.prod(layers[-1].shape)):
-        raise RuntimeConfigError(f"{path}: {len(classes)} classes but the output layer has "
-                                 f"{int(np.prod(layers[-1].shape))} neurons")
+        raise RuntimeConfigError(
+            f"{path}: {len(classes)} classes but the output layer has {int(np.prod(layers[-1].shape))} neurons"
+        )
     return net

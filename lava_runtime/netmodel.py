@@ -8,6 +8,7 @@ Weights are stored as the Lava fixed-point models use them: conv kernels as NetX
 file's ``[Cout, Cin/groups, kh, kw]`` kernel), dense matrices after NetX's
 ``optimize_weight_bits`` and the Dense model's clip/truncate, with their shared exponent.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ class Cuba:
 class Gain:
     """Per-timestep, per-channel input gain of a folded SMA layer (docs/netx-format.md)::
 
-        x = a_in << 6;  x = sign(x) · ((|x| · mant[t, c]) >> exp);  u = decay(u) + x
+    x = a_in << 6;  x = sign(x) · ((|x| · mant[t, c]) >> exp);  u = decay(u) + x
     """
 
     layer: str
@@ -69,8 +70,9 @@ class Gain:
             raise fail(self.layer, f"gain_mant must be [T, C], got shape {list(self.mant.shape)}")
         lo, hi = GAIN_MANT_RANGE
         if self.mant.size and (self.mant.min() < lo or self.mant.max() > hi):
-            raise fail(self.layer, f"gain_mant values must lie in [{lo}, {hi}], found "
-                                    f"[{self.mant.min()}, {self.mant.max()}]")
+            raise fail(
+                self.layer, f"gain_mant values must lie in [{lo}, {hi}], found [{self.mant.min()}, {self.mant.max()}]"
+            )
         if not GAIN_EXP_RANGE[0] <= self.exp <= GAIN_EXP_RANGE[1]:
             raise fail(self.layer, f"gain_exp={self.exp} outside {list(GAIN_EXP_RANGE)}")
 
@@ -98,22 +100,31 @@ class ConvLayer:
     def __post_init__(self) -> None:
         cin, h, w = self.input_shape
         if self.weight.ndim != 4:
-            raise fail(self.name, f"conv weight must be [Cout, Cin/groups, kh, kw], got shape {list(self.weight.shape)}")
+            raise fail(
+                self.name, f"conv weight must be [Cout, Cin/groups, kh, kw], got shape {list(self.weight.shape)}"
+            )
         cout, cin_g, kh, kw = self.weight.shape
         if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0:
-            raise fail(self.name, f"stride {self.stride} and dilation {self.dilation} must be >= 1, "
-                                   f"padding {self.padding} >= 0")
+            raise fail(
+                self.name,
+                f"stride {self.stride} and dilation {self.dilation} must be >= 1, padding {self.padding} >= 0",
+            )
         if self.groups < 1 or cin % self.groups or cout % self.groups or cin_g * self.groups != cin:
-            raise fail(self.name, f"weight {list(self.weight.shape)} with groups={self.groups} does not fit "
-                                   f"{cin} input channels")
+            raise fail(
+                self.name,
+                f"weight {list(self.weight.shape)} with groups={self.groups} does not fit {cin} input channels",
+            )
         out_hw = [
             (size + 2 * pad - dil * (k - 1) - 1) // st + 1
             for size, pad, dil, k, st in zip((h, w), self.padding, self.dilation, (kh, kw), self.stride)
         ]
         expected = (cout, *out_hw)
         if min(out_hw) < 1 or tuple(self.shape) != expected:
-            raise fail(self.name, f"shape {list(self.shape)} does not match the convolution of input "
-                                   f"{list(self.input_shape)}, which gives {list(expected)}")
+            raise fail(
+                self.name,
+                f"shape {list(self.shape)} does not match the convolution of input "
+                f"{list(self.input_shape)}, which gives {list(expected)}",
+            )
         _check_bias_gain(self.name, self.bias, self.gain, cout)
 
     @property
@@ -149,8 +160,11 @@ class DenseLayer:
     def __post_init__(self) -> None:
         n_in = int(np.prod(self.input_shape))
         if self.weight.ndim != 2 or self.weight.shape != (self.shape[0], n_in):
-            raise fail(self.name, f"dense weight {list(self.weight.shape)} must be [{self.shape[0]}, {n_in}] "
-                                   f"(out, flattened input {list(self.input_shape)})")
+            raise fail(
+                self.name,
+                f"dense weight {list(self.weight.shape)} must be [{self.shape[0]}, {n_in}] "
+                f"(out, flattened input {list(self.input_shape)})",
+            )
         if self.weight_exp > 0 or self.weight_exp < -8:
             raise fail(self.name, f"weight exponent {self.weight_exp} outside [-8, 0]")
         _check_bias_gain(self.name, self.bias, self.gain, self.shape[0])
@@ -237,14 +251,18 @@ class NetFile:
         shape: tuple[int, ...] = tuple(self.input_shape)
         for layer in self.layers:
             if tuple(layer.input_shape) != shape:
-                raise RuntimeConfigError(f"{self.path}: layer {layer.name} expects input {list(layer.input_shape)}, "
-                                         f"the layer before gives {list(shape)}")
+                raise RuntimeConfigError(
+                    f"{self.path}: layer {layer.name} expects input {list(layer.input_shape)}, "
+                    f"the layer before gives {list(shape)}"
+                )
             shape = tuple(layer.shape)
         t = self.metadata.get("timesteps")
         for layer in self.layers:
             if layer.gain is not None and layer.gain.mant.shape[0] != t:
-                raise RuntimeConfigError(f"{self.path}: layer {layer.name}: gain_mant has "
-                                         f"{layer.gain.mant.shape[0]} timesteps, the file says timesteps={t}")
+                raise RuntimeConfigError(
+                    f"{self.path}: layer {layer.name}: gain_mant has "
+                    f"{layer.gain.mant.shape[0]} timesteps, the file says timesteps={t}"
+                )
 
     @property
     def input_neurons(self) -> bool:

@@ -8,6 +8,7 @@ synapse in front, the stream starts with one empty step so that the same holds).
 time*, which is the delay-free torch model's time), so step ``t`` of every layer belongs to the
 same input frame ``t``. The last sample of a stream runs ``L`` extra steps (``L`` = layers).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def stream_steps(samples: int, timesteps: int, layers: int) -> int:
 def local_windows(stream: np.ndarray, layer: int, samples: int, timesteps: int) -> np.ndarray:
     """Layer ``layer``'s per-sample windows ``[N, ..., T]`` from its stream ``[..., steps]`` (steps last)."""
     start = layer + 1
-    window = stream[..., start:start + samples * timesteps]
+    window = stream[..., start : start + samples * timesteps]
     window = window.reshape(*stream.shape[:-1], samples, timesteps)
     return np.moveaxis(window, -2, 0)
 

@@ -8,6 +8,7 @@ counted for that sample. Energy is
 advanced at each of the sample's ``T`` steps. The 45 nm ANN comparison and the NeuroBench-style
 ACs use the same synops, as papers do.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,9 @@ WEIGHT_BYTES = 1  # 8-bit weight mantissas
 GAIN_BYTES = 2  # 12-bit gain mantissas in 16-bit words
 
 
-def layer_rows(layers: list[LayerRecord], samples: int, timesteps: int,
-               energy: EnergyModel | None = None) -> list[dict[str, Any]]:
+def layer_rows(
+    layers: list[LayerRecord], samples: int, timesteps: int, energy: EnergyModel | None = None
+) -> list[dict[str, Any]]:
     """Per-layer counts: neurons, synapses, spikes, synops, neuron updates and (with a model) energy."""
     rows = []
     for layer in layers:
@@ -54,8 +56,9 @@ def layer_rows(layers: list[LayerRecord], samples: int, timesteps: int,
     return rows
 
 
-def neurobench_metrics(layers: list[LayerRecord], rows: list[dict[str, Any]], samples: int,
-                       timesteps: int) -> dict[str, Any]:
+def neurobench_metrics(
+    layers: list[LayerRecord], rows: list[dict[str, Any]], samples: int, timesteps: int
+) -> dict[str, Any]:
     """NeuroBench-style static and workload metrics of the run."""
     topos = [layer.topology for layer in layers]
     known = all(t is not None for t in topos) and all(r["synops"] is not None for r in rows)
@@ -93,8 +96,12 @@ def _accuracy(report: dict[str, Any]) -> str:
 
 
 def build_report(
-    layers: list[LayerRecord], labels: np.ndarray | None, run_info: dict[str, Any], wall_s: float,
-    energy: EnergyModel | None = None, agreement: float | None = None,
+    layers: list[LayerRecord],
+    labels: np.ndarray | None,
+    run_info: dict[str, Any],
+    wall_s: float,
+    energy: EnergyModel | None = None,
+    agreement: float | None = None,
 ) -> dict[str, Any]:
     """The report dict (schema in docs/design.md): run, accuracy by output spike count, per-layer counts, energy.
 
@@ -173,28 +180,45 @@ def _fmt(value: Any, unit: str = "") -> str:
 
 def render_markdown(report: dict[str, Any], images: list[str]) -> str:
     """``report.md``: the run, per-layer table, totals, energy and NeuroBench metrics, plots."""
-    lines = [f"# {Path(str(report.get('net', 'network'))).name} on {report.get('backend', '?')}", "",
-             f"{report['samples']} samples of {report.get('dataset', '?')}/{report.get('split', '?')}, "
-             f"{report['timesteps']} timesteps each: accuracy **{_accuracy(report)}**"
-             + (f", agreement with the fixed-point model {report['agreement']:.3f}" if report.get("agreement") is not None else "")
-             + f"; {_fmt(report.get('steps_per_s'))} timesteps/s. Ties in the output spike count: "
-             f"{report.get('tied', 0)} samples, {report.get('undecided', 0)} left undecided by the earliest first spike "
-             "(counted as errors).", "",
-             "| layer | type | neurons | synapses | spikes | synops | neuron updates | energy (J) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# {Path(str(report.get('net', 'network'))).name} on {report.get('backend', '?')}",
+        "",
+        f"{report['samples']} samples of {report.get('dataset', '?')}/{report.get('split', '?')}, "
+        f"{report['timesteps']} timesteps each: accuracy **{_accuracy(report)}**"
+        + (
+            f", agreement with the fixed-point model {report['agreement']:.3f}"
+            if report.get("agreement") is not None
+            else ""
+        )
+        + f"; {_fmt(report.get('steps_per_s'))} timesteps/s. Ties in the output spike count: "
+        f"{report.get('tied', 0)} samples, {report.get('undecided', 0)} left undecided by the earliest first spike "
+        "(counted as errors).",
+        "",
+        "| layer | type | neurons | synapses | spikes | synops | neuron updates | energy (J) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in report["layers"]:
-        lines.append(f"| {r['name']} | {r.get('type', '')} | {_fmt(r['neurons'])} | {_fmt(r.get('synapses'))} | "
-                     f"{_fmt(r['spikes'])} | {_fmt(r.get('synops'))} | "
-                     f"{_fmt(r.get('neuron_updates'))} | {_fmt(r.get('energy_j'))} |")
+        lines.append(
+            f"| {r['name']} | {r.get('type', '')} | {_fmt(r['neurons'])} | {_fmt(r.get('synapses'))} | "
+            f"{_fmt(r['spikes'])} | {_fmt(r.get('synops'))} | "
+            f"{_fmt(r.get('neuron_updates'))} | {_fmt(r.get('energy_j'))} |"
+        )
     t = report["totals"]
-    lines += ["", f"Totals: {_fmt(t['spikes'])} spikes, {_fmt(t.get('synops'))} synops, "
-              f"{_fmt(t.get('energy_j'), ' J')} ({_fmt(t.get('energy_per_inference_j'), ' J')} per inference)."]
+    lines += [
+        "",
+        f"Totals: {_fmt(t['spikes'])} spikes, {_fmt(t.get('synops'))} synops, "
+        f"{_fmt(t.get('energy_j'), ' J')} ({_fmt(t.get('energy_per_inference_j'), ' J')} per inference).",
+    ]
     ann = report.get("ann_comparison")
     if ann:
-        lines += ["", "## ANN comparison (45 nm)", "",
-                  f"The same network as an ANN: {_fmt(ann['macs'])} MACs per inference, {_fmt(ann['energy_j'], ' J')}; "
-                  f"the SNN: {_fmt(ann['snn_acs'])} accumulates, {_fmt(ann['snn_energy_j'], ' J')}; "
-                  f"ratio {_fmt(ann['ratio'])}× ({ann['basis']})."]
+        lines += [
+            "",
+            "## ANN comparison (45 nm)",
+            "",
+            f"The same network as an ANN: {_fmt(ann['macs'])} MACs per inference, {_fmt(ann['energy_j'], ' J')}; "
+            f"the SNN: {_fmt(ann['snn_acs'])} accumulates, {_fmt(ann['snn_energy_j'], ' J')}; "
+            f"ratio {_fmt(ann['ratio'])}× ({ann['basis']}).",
+        ]
     nb = report.get("neurobench")
     if nb:
         lines += ["", "## NeuroBench-style metrics", "", "| metric | value |", "|---|---:|"]
@@ -283,21 +307,33 @@ def plot_energy(report: dict[str, Any], path: Path) -> Path:
 
 def compare_reports(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("A", "B")) -> str:
     """Two reports side by side as a text table (run-level metrics, then per-layer spikes and synops)."""
+
     def get(r: dict[str, Any], *keys: str) -> Any:
         for k in keys:
             r = r.get(k) if isinstance(r, dict) else None
         return r
 
-    rows = [("net", ("net",)), ("backend", ("backend",)), ("dataset", ("dataset",)), ("samples", ("samples",)),
-            ("timesteps", ("timesteps",)), ("accuracy", ("accuracy",)), ("agreement", ("agreement",)),
-            ("steps/s", ("steps_per_s",)), ("spikes", ("totals", "spikes")), ("synops", ("totals", "synops")),
-            ("neuron updates", ("totals", "neuron_updates")), ("energy J", ("totals", "energy_j")),
-            ("energy/inference J", ("totals", "energy_per_inference_j")),
-            ("ANN MACs", ("ann_comparison", "macs")), ("ANN/SNN energy", ("ann_comparison", "ratio")),
-            ("activation sparsity", ("neurobench", "activation_sparsity")),
-            ("connection sparsity", ("neurobench", "connection_sparsity")),
-            ("ACs/sample", ("neurobench", "effective_acs_per_sample")),
-            ("footprint bytes", ("neurobench", "footprint_bytes"))]
+    rows = [
+        ("net", ("net",)),
+        ("backend", ("backend",)),
+        ("dataset", ("dataset",)),
+        ("samples", ("samples",)),
+        ("timesteps", ("timesteps",)),
+        ("accuracy", ("accuracy",)),
+        ("agreement", ("agreement",)),
+        ("steps/s", ("steps_per_s",)),
+        ("spikes", ("totals", "spikes")),
+        ("synops", ("totals", "synops")),
+        ("neuron updates", ("totals", "neuron_updates")),
+        ("energy J", ("totals", "energy_j")),
+        ("energy/inference J", ("totals", "energy_per_inference_j")),
+        ("ANN MACs", ("ann_comparison", "macs")),
+        ("ANN/SNN energy", ("ann_comparison", "ratio")),
+        ("activation sparsity", ("neurobench", "activation_sparsity")),
+        ("connection sparsity", ("neurobench", "connection_sparsity")),
+        ("ACs/sample", ("neurobench", "effective_acs_per_sample")),
+        ("footprint bytes", ("neurobench", "footprint_bytes")),
+    ]
     table = [(label, _fmt(get(a, *keys)), _fmt(get(b, *keys))) for label, keys in rows]
     la, lb = a.get("layers", []), b.get("layers", [])
     for i in range(max(len(la), len(lb))):

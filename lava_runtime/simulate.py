@@ -1,4 +1,5 @@
 """Run a graph on a backend and collect every layer's activity, aligned to the torch timeline."""
+
 from __future__ import annotations
 
 import contextlib
@@ -39,6 +40,7 @@ def stop_on_signals() -> Iterator[None]:
     runs while Lava forks its workers), so the handler also sets a flag that
     :func:`raise_if_signalled` checks once the run returns.
     """
+
     def handler(signum: int, frame: object) -> None:
         _signalled.set()
         # Inside fork's lock hooks the exception would be printed and dropped: leave it to the flag.
@@ -151,8 +153,9 @@ def _shutdown(net: AbstractProcess, timeout: float = 20.0) -> None:
             smm.shutdown()
 
 
-def run_graph(graph: Graph, cfg: AbstractLoihiRunCfg, samples: int, timesteps: int, progress: bool = False
-              ) -> tuple[list[np.ndarray | None], tuple[np.ndarray, np.ndarray] | None]:
+def run_graph(
+    graph: Graph, cfg: AbstractLoihiRunCfg, samples: int, timesteps: int, progress: bool = False
+) -> tuple[list[np.ndarray | None], tuple[np.ndarray, np.ndarray] | None]:
     """Run ``graph`` over all samples; return each sink's spikes and the counter's ``(counts, synops)``.
 
     Lava's runtime is always stopped. The stream runs ``graph.num_steps`` steps: the samples'
@@ -199,8 +202,7 @@ def run_graph(graph: Graph, cfg: AbstractLoihiRunCfg, samples: int, timesteps: i
 def _loihi2_layers(net: NetFile, spikes: np.ndarray) -> list[LayerRecord]:
     """The output layer's record from a Loihi 2 run, carrying the profiler's measurement (see backends)."""
     if any(layer.gain is not None for layer in net.layers):
-        raise RuntimeConfigError(f"{net.path}: per-timestep gains have no Loihi 2 neuron model yet; "
-                                 "use --backend sim")
+        raise RuntimeConfigError(f"{net.path}: per-timestep gains have no Loihi 2 neuron model yet; use --backend sim")
     layers = sum(1 for layer in net.layers if isinstance(layer, (ConvLayer, DenseLayer)))
     n, t = spikes.shape[0], spikes.shape[-1]
     with stop_on_signals():
@@ -211,8 +213,9 @@ def _loihi2_layers(net: NetFile, spikes: np.ndarray) -> list[LayerRecord]:
     return [LayerRecord(f"{layers - 1}:output", shape, counts, s, hardware=measured)]
 
 
-def simulate(net: str | Path | NetFile, spikes: np.ndarray, backend: str = "sim", record: str = "output",
-             progress: bool = False) -> list[LayerRecord]:
+def simulate(
+    net: str | Path | NetFile, spikes: np.ndarray, backend: str = "sim", record: str = "output", progress: bool = False
+) -> list[LayerRecord]:
     """Stream ``spikes`` ``[N, C, H, W, T]`` through the network and return every layer's record.
 
     ``net`` is the file's path or its :class:`NetFile` (already read: NetX reads the file itself).

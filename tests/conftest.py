@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny trained run, exported once per session (real SLAYER, real NetX, real Lava)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Tiny networks written by lava-dl's own writer (SLAYER blocks' ``export_hdf5``), not our exporter."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,10 +33,12 @@ def cuba_conv(path: Path, seed: int = 0, five_d: bool = True) -> Path:
     """cuba.Input (weight/bias transform) → Conv → Flatten → Dense (per-neuron decays)."""
     torch.manual_seed(seed)
     per_channel = {**CUBA, "shared_param": False}
-    blocks = [slayer.block.cuba.Input(CUBA, weight=2.0, bias=0.5),
-              slayer.block.cuba.Conv(CUBA, 2, 3, 3, weight_scale=3),
-              slayer.block.cuba.Flatten(),
-              slayer.block.cuba.Dense(per_channel, 3 * 4 * 4, 4, weight_scale=3)]
+    blocks = [
+        slayer.block.cuba.Input(CUBA, weight=2.0, bias=0.5),
+        slayer.block.cuba.Conv(CUBA, 2, 3, 3, weight_scale=3),
+        slayer.block.cuba.Flatten(),
+        slayer.block.cuba.Dense(per_channel, 3 * 4 * 4, 4, weight_scale=3),
+    ]
     _export(blocks, torch.zeros(1, 2, 6, 6, 4), path)
     with h5py.File(path, "a") as h:
         if five_d:  # the layout of lava-dl's shipped .net files: a trailing kernel axis of 1
@@ -57,10 +60,12 @@ def cuba_dense(path: Path, seed: int = 1) -> Path:
 def sdnn(path: Path, seed: int = 2) -> Path:
     """sigma_delta.Input → Conv → Flatten → Dense(sigma output), PilotNet-style."""
     torch.manual_seed(seed)
-    blocks = [slayer.block.sigma_delta.Input(SDNN),
-              slayer.block.sigma_delta.Conv(SDNN, 2, 3, 3, weight_scale=2),
-              slayer.block.sigma_delta.Flatten(),
-              slayer.block.sigma_delta.Output(SDNN, 3 * 4 * 4, 2, weight_scale=2)]
+    blocks = [
+        slayer.block.sigma_delta.Input(SDNN),
+        slayer.block.sigma_delta.Conv(SDNN, 2, 3, 3, weight_scale=2),
+        slayer.block.sigma_delta.Flatten(),
+        slayer.block.sigma_delta.Output(SDNN, 3 * 4 * 4, 2, weight_scale=2),
+    ]
     return _export(blocks, torch.zeros(1, 2, 6, 6, 4), path)
 
 
@@ -70,9 +75,11 @@ def binary_input(shape: tuple[int, ...], samples: int, timesteps: int, seed: int
     return (rng.random((samples, *shape, timesteps)) < p).astype(np.int32)
 
 
-def graded_input(shape: tuple[int, ...], samples: int, timesteps: int, seed: int = 0, high: int = 160,
-                 p: float = 0.5) -> np.ndarray:
+def graded_input(
+    shape: tuple[int, ...], samples: int, timesteps: int, seed: int = 0, high: int = 160, p: float = 0.5
+) -> np.ndarray:
     """Random integer payloads ``[N, *shape, T]`` in ``[0, high)``, zero with probability ``1 - p``."""
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, high, (samples, *shape, timesteps)) * (rng.random((samples, *shape, timesteps)) < p)
-            ).astype(np.int32)
+    return (
+        rng.integers(0, high, (samples, *shape, timesteps)) * (rng.random((samples, *shape, timesteps)) < p)
+    ).astype(np.int32)

@@ -8,6 +8,7 @@ when the first step of a sample reaches it), with Loihi's CUBA arithmetic as doc
 it (12-bit decays rounding toward zero, states scaled by 2**6, ``v > vth`` fires, ``v`` back to 0
 after a spike).
 """
+
 from __future__ import annotations
 
 import json
@@ -47,25 +48,72 @@ class LayerSpec:
         gain = None if self.gain_mant is None else (self.gain_mant, self.gain_exp)
         if not self.conv:
             return dict(type="dense", weight=self.weight, neuron=neuron, bias=None, gain=gain)
-        return dict(type="conv", weight=self.weight, stride=(self.stride,) * 2, padding=(self.padding,) * 2,
-                    dilation=(1, 1), groups=1, neuron=neuron, bias=None, gain=gain)
+        return dict(
+            type="conv",
+            weight=self.weight,
+            stride=(self.stride,) * 2,
+            padding=(self.padding,) * 2,
+            dilation=(1, 1),
+            groups=1,
+            neuron=neuron,
+            bias=None,
+            gain=gain,
+        )
 
 
-def conv(cin: int, cout: int, kernel: tuple[int, int], rng: np.random.Generator, *, stride=(1, 1), padding=(0, 0),
-         dilation=(1, 1), groups: int = 1, weights=(-64, 96), vth: int = 40, i_decay: int = 1024, v_decay: int = 123,
-         bias: np.ndarray | None = None, gain: tuple[np.ndarray, int] | None = None) -> dict[str, Any]:
+def conv(
+    cin: int,
+    cout: int,
+    kernel: tuple[int, int],
+    rng: np.random.Generator,
+    *,
+    stride=(1, 1),
+    padding=(0, 0),
+    dilation=(1, 1),
+    groups: int = 1,
+    weights=(-64, 96),
+    vth: int = 40,
+    i_decay: int = 1024,
+    v_decay: int = 123,
+    bias: np.ndarray | None = None,
+    gain: tuple[np.ndarray, int] | None = None,
+) -> dict[str, Any]:
     """A conv layer spec with random even integer weights in ``weights`` (SLAYER's 2-step grid)."""
     w = 2 * rng.integers(weights[0] // 2, weights[1] // 2 + 1, size=(cout, cin // groups, *kernel))
-    return dict(type="conv", weight=w.astype(np.float32), stride=stride, padding=padding, dilation=dilation,
-                groups=groups, neuron=dict(vth=vth, i_decay=i_decay, v_decay=v_decay), bias=bias, gain=gain)
+    return dict(
+        type="conv",
+        weight=w.astype(np.float32),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        neuron=dict(vth=vth, i_decay=i_decay, v_decay=v_decay),
+        bias=bias,
+        gain=gain,
+    )
 
 
-def dense(n_in: int, n_out: int, rng: np.random.Generator, *, weights=(-64, 96), vth: int = 40, i_decay: int = 1024,
-          v_decay: int = 123, bias: np.ndarray | None = None, gain: tuple[np.ndarray, int] | None = None) -> dict[str, Any]:
+def dense(
+    n_in: int,
+    n_out: int,
+    rng: np.random.Generator,
+    *,
+    weights=(-64, 96),
+    vth: int = 40,
+    i_decay: int = 1024,
+    v_decay: int = 123,
+    bias: np.ndarray | None = None,
+    gain: tuple[np.ndarray, int] | None = None,
+) -> dict[str, Any]:
     """A dense layer spec with random even integer weights."""
     w = 2 * rng.integers(weights[0] // 2, weights[1] // 2 + 1, size=(n_out, n_in))
-    return dict(type="dense", weight=w.astype(np.float32), neuron=dict(vth=vth, i_decay=i_decay, v_decay=v_decay),
-                bias=bias, gain=gain)
+    return dict(
+        type="dense",
+        weight=w.astype(np.float32),
+        neuron=dict(vth=vth, i_decay=i_decay, v_decay=v_decay),
+        bias=bias,
+        gain=gain,
+    )
 
 
 def _out_hw(size: tuple[int, int], spec: dict[str, Any]) -> tuple[int, int]:
@@ -76,8 +124,14 @@ def _out_hw(size: tuple[int, int], spec: dict[str, Any]) -> tuple[int, int]:
     )
 
 
-def write_net(path: Path, input_shape: tuple[int, int, int], specs: list[dict[str, Any] | LayerSpec], timesteps: int,
-              metadata: dict[str, Any] | None = None, classes: int | None = None) -> Path:
+def write_net(
+    path: Path,
+    input_shape: tuple[int, int, int],
+    specs: list[dict[str, Any] | LayerSpec],
+    timesteps: int,
+    metadata: dict[str, Any] | None = None,
+    classes: int | None = None,
+) -> Path:
     """Write ``specs`` (from :func:`conv`/:func:`dense`, or :class:`LayerSpec`; a flatten goes in before the first dense).
 
     A :class:`LayerSpec` gets its output ``shape`` filled in; a network of them also gets the
@@ -85,8 +139,11 @@ def write_net(path: Path, input_shape: tuple[int, int, int], specs: list[dict[st
     """
     layer_specs = list(specs) if specs and all(isinstance(spec, LayerSpec) for spec in specs) else []
     if layer_specs:
-        metadata = {"classes": [f"c{i}" for i in range(classes or specs[-1].weight.shape[0])],
-                    "dataset": "synthgesture", **(metadata or {})}
+        metadata = {
+            "classes": [f"c{i}" for i in range(classes or specs[-1].weight.shape[0])],
+            "dataset": "synthgesture",
+            **(metadata or {}),
+        }
     specs = [spec.as_dict() if isinstance(spec, LayerSpec) else spec for spec in specs]
     with h5py.File(path, "w") as h:
         meta = {"timesteps": timesteps, "input_shape": list(input_shape), **(metadata or {})}
@@ -139,15 +196,38 @@ def write_net(path: Path, input_shape: tuple[int, int, int], specs: list[dict[st
 def slayer_net(path, t: int) -> None:
     """A network of lava-dl SLAYER blocks with random weights, exported as the pipeline does."""
     torch.manual_seed(3)
-    blocks = torch.nn.ModuleList([
-        slayer.block.cuba.Conv({"threshold": 0.6, "current_decay": 0.3, "voltage_decay": 0.05}, 2, 6, 3, stride=2,
-                               padding=1, weight_scale=4, delay_shift=False),
-        slayer.block.cuba.Conv({"threshold": 1.1, "current_decay": 0.1, "voltage_decay": 0.2}, 6, 8, 3, stride=1,
-                               padding=1, weight_scale=4, delay_shift=False),
-        slayer.block.cuba.Flatten(),
-        slayer.block.cuba.Dense({"threshold": 0.8, "current_decay": 0.5, "voltage_decay": 0.01}, 8 * 6 * 6, 7,
-                                weight_scale=4, delay_shift=False),
-    ])
+    blocks = torch.nn.ModuleList(
+        [
+            slayer.block.cuba.Conv(
+                {"threshold": 0.6, "current_decay": 0.3, "voltage_decay": 0.05},
+                2,
+                6,
+                3,
+                stride=2,
+                padding=1,
+                weight_scale=4,
+                delay_shift=False,
+            ),
+            slayer.block.cuba.Conv(
+                {"threshold": 1.1, "current_decay": 0.1, "voltage_decay": 0.2},
+                6,
+                8,
+                3,
+                stride=1,
+                padding=1,
+                weight_scale=4,
+                delay_shift=False,
+            ),
+            slayer.block.cuba.Flatten(),
+            slayer.block.cuba.Dense(
+                {"threshold": 0.8, "current_decay": 0.5, "voltage_decay": 0.01},
+                8 * 6 * 6,
+                7,
+                weight_scale=4,
+                delay_shift=False,
+            ),
+        ]
+    )
 
     class Net(torch.nn.Module):
         def forward(self, x):
@@ -176,7 +256,7 @@ def synapse(spec: LayerSpec, x: np.ndarray) -> np.ndarray:
     out = np.zeros((cout, hh, ww), dtype=np.int64)
     for i in range(hh):
         for j in range(ww):
-            patch = xp[:, i * spec.stride:i * spec.stride + k, j * spec.stride:j * spec.stride + k]
+            patch = xp[:, i * spec.stride : i * spec.stride + k, j * spec.stride : j * spec.stride + k]
             out[:, i, j] = np.tensordot(spec.weight.astype(np.int64), patch, axes=([1, 2, 3], [0, 1, 2]))
     return out
 
@@ -220,7 +300,7 @@ def reference(layers: list[LayerSpec], x: np.ndarray) -> list[np.ndarray]:
             v[fired] = 0
             out[tau - 1] = fired
         prev = list(out)
-        windows = out[k + 1:k + 1 + n * t].reshape(n, t, *spec.shape)
+        windows = out[k + 1 : k + 1 + n * t].reshape(n, t, *spec.shape)
         outs.append(np.moveaxis(windows, 1, -1))
     return outs
 

@@ -1,4 +1,5 @@
 """The paper's analyses of a trained run: scale importance per class and spike-rate maps."""
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,19 @@ from train.loop import load_checkpoint, load_datasets, train
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("analysis")
-    opts = {"dataset": "synthgesture", "dataset_options": {"samples_per_class": 2, "seed": 5}, "input_size": 16,
-            "timesteps": 8, "channels": [8, 8], "hidden": 32, "neuron": NeuronConfig(threshold=0.75), "epochs": 1,
-            "batch_size": 8, "seed": 1, "cache_dir": str(base / "cache")}
+    opts = {
+        "dataset": "synthgesture",
+        "dataset_options": {"samples_per_class": 2, "seed": 5},
+        "input_size": 16,
+        "timesteps": 8,
+        "channels": [8, 8],
+        "hidden": 32,
+        "neuron": NeuronConfig(threshold=0.75),
+        "epochs": 1,
+        "batch_size": 8,
+        "seed": 1,
+        "cache_dir": str(base / "cache"),
+    }
     for model in ("vgg", "sma-azo-vgg"):
         train(TrainConfig(**{**opts, "model": model}), base / model)
     return base
@@ -25,7 +36,9 @@ def runs(tmp_path_factory):
 
 def test_analysis_cli_writes_figures_and_numbers(runs):
     out = runs / "figs"
-    proc = run_cli("train/analyze.py", "--run", str(runs / "sma-azo-vgg"), "--baseline", str(runs / "vgg"), "--out", str(out))
+    proc = run_cli(
+        "train/analyze.py", "--run", str(runs / "sma-azo-vgg"), "--baseline", str(runs / "vgg"), "--out", str(out)
+    )
     assert "spike rate of block 1" in proc.stdout
     result = json.loads((out / "analysis.json").read_text())
     assert result["samples"] == 22 and result["kernel_sizes"] == [1, 3, 5, 7]

@@ -1,4 +1,5 @@
 """Attention Zoneout (Algorithm 1): exactly δt·δc previous-step slices, never t=0, identity in eval."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,7 @@ NEURON = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_
 
 def attention(b: int, n: int, t: int, c: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return (torch.softmax(torch.randn(b, n, t, generator=g), 1),
-            torch.softmax(torch.randn(b, n, t, c, generator=g), 1))
+    return (torch.softmax(torch.randn(b, n, t, generator=g), 1), torch.softmax(torch.randn(b, n, t, c, generator=g), 1))
 
 
 @pytest.mark.parametrize("dt,dc", [(1, 1), (2, 3), (5, 5), (3, 1)])

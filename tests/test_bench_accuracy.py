@@ -1,4 +1,5 @@
 """bench/accuracy.py --quick: every model and seed trains, exports and is measured; the table and plot come out."""
+
 from __future__ import annotations
 
 import json

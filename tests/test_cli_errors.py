@@ -1,4 +1,5 @@
 """Bad arguments end in one line on stderr and a non-zero exit, never a traceback."""
+
 from conftest import run_cli
 
 
@@ -16,11 +17,31 @@ def test_export_of_garbage_checkpoint(tmp_path):
 
 
 def test_run_with_missing_net_or_report_folder(tmp_path, tiny_run):
-    proc = run_cli("-m", "lava_runtime", "run", "--net", str(tmp_path / "x.net"), "--dataset", "synthgesture",
-                   "--report", str(tmp_path / "r.json"), check=False)
+    proc = run_cli(
+        "-m",
+        "lava_runtime",
+        "run",
+        "--net",
+        str(tmp_path / "x.net"),
+        "--dataset",
+        "synthgesture",
+        "--report",
+        str(tmp_path / "r.json"),
+        check=False,
+    )
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli("-m", "lava_runtime", "run", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",
-                   "--report", str(tmp_path / "missing" / "r.json"), check=False)
+    proc = run_cli(
+        "-m",
+        "lava_runtime",
+        "run",
+        "--net",
+        str(tiny_run / "model.net"),
+        "--dataset",
+        "synthgesture",
+        "--report",
+        str(tmp_path / "missing" / "r.json"),
+        check=False,
+    )
     assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
@@ -37,8 +58,15 @@ def test_run_cli_turns_user_errors_into_2_and_interrupts_into_130(capsys):
     from train.cli import run_cli as wrap
     from train.errors import CheckpointError, ConfigError, DatasetError, SmaLavaError
 
-    for cls in (DatasetError, ConfigError, CheckpointError, ExportError, RuntimeConfigError, ConstraintError,
-                EnergyModelError):
+    for cls in (
+        DatasetError,
+        ConfigError,
+        CheckpointError,
+        ExportError,
+        RuntimeConfigError,
+        ConstraintError,
+        EnergyModelError,
+    ):
         assert issubclass(cls, SmaLavaError)
 
     capsys.readouterr()  # importing lava-dl may print to stderr

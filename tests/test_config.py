@@ -64,9 +64,20 @@ def test_fuzz_config_mappings_raise_only_config_errors(data):
         assert "fuzz.yaml" in str(e)
 
 
-@pytest.mark.parametrize("bad", [{"epochs": "ten"}, {"epochs": 0}, {"lr": float("nan")}, {"channels": [8, "x"]},
-                                 {"neuron": {"threshold": -1.0}}, {"batch_size": True}, {"neuron": [1]},
-                                 {"val_fraction": 1.0}, {"val_fraction": -0.1}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"epochs": "ten"},
+        {"epochs": 0},
+        {"lr": float("nan")},
+        {"channels": [8, "x"]},
+        {"neuron": {"threshold": -1.0}},
+        {"batch_size": True},
+        {"neuron": [1]},
+        {"val_fraction": 1.0},
+        {"val_fraction": -0.1},
+    ],
+)
 def test_wrongly_typed_values_are_rejected_with_the_option_named(bad):
     with pytest.raises(ConfigError, match="cfg.yaml"):
         TrainConfig.from_dict(bad, source="cfg.yaml")

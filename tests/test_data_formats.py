@@ -1,4 +1,5 @@
 """Every on-disk dataset read from tiny files written here in its exact release format."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,12 @@ def packet(etype: int, size: int, payload: bytes, overflow: int = 0) -> bytes:
 # Recording 1: a special-event packet, polarity events (one marked invalid), a frame-sized packet of
 # another type, and polarity events after a timestamp overflow (t = 2^31 + ts).
 REC1_EVENTS = [  # x, y, p, t  (the valid polarity events, in order)
-    (10, 20, 1, 100), (11, 21, 0, 150), (127, 0, 1, 240),
-    (0, 127, 0, 260), (64, 64, 1, 2**31 + 5), (65, 66, 0, 2**31 + 9),
+    (10, 20, 1, 100),
+    (11, 21, 0, 150),
+    (127, 0, 1, 240),
+    (0, 127, 0, 260),
+    (64, 64, 1, 2**31 + 5),
+    (65, 66, 0, 2**31 + 9),
 ]
 
 
@@ -42,7 +47,9 @@ def recording1() -> bytes:
     frame = packet(2, 20, bytes(range(40)))
     second = polarity(*REC1_EVENTS[3])
     after = b"".join(polarity(x, y, p, t - 2**31) for x, y, p, t in REC1_EVENTS[4:])
-    return AEDAT31_HEADER + special + packet(1, 8, first) + frame + packet(1, 8, second) + packet(1, 8, after, overflow=1)
+    return (
+        AEDAT31_HEADER + special + packet(1, 8, first) + frame + packet(1, 8, second) + packet(1, 8, after, overflow=1)
+    )
 
 
 REC1_LABELS = b"class,startTime_usec,endTime_usec\r\n4,100,250\r\n11,250,2147483658\r\n"
@@ -67,6 +74,7 @@ def as_tuples(events: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 # ---------------------------------------------------------------- DVS128 Gesture, IBM release
+
 
 def test_aedat31_parser_skips_other_packets_and_invalid_events_and_applies_overflow():
     x, y, p, t = parse_aedat31(recording1(), "rec1")
@@ -131,12 +139,16 @@ def test_missing_gesture_dataset_says_what_and_where(tmp_path):
 
 # ---------------------------------------------------------------- DVS128 Gesture, tonic's layout
 
+
 def test_tonic_gesture_layout(tmp_path):
     base = tmp_path / "DVSGesture"
     clap = np.array([[3, 4, 1, 10], [5, 6, 0, 12], [7, 8, 1, 30]], dtype=np.int64)  # x, y, p, t (ms)
     other = np.array([[0, 0, 0, 1.5]], dtype=np.float32)
-    for split, user, label, arr in [("Train", "user01_fluorescent", 0, clap), ("Train", "user02_led", 10, other),
-                                    ("Test", "user24_lab", 4, clap[:1])]:
+    for split, user, label, arr in [
+        ("Train", "user01_fluorescent", 0, clap),
+        ("Train", "user02_led", 10, other),
+        ("Test", "user24_lab", 4, clap[:1]),
+    ]:
         folder = base / f"ibmGesture{split}" / user
         folder.mkdir(parents=True)
         np.save(folder / f"{label}.npy", arr)
@@ -190,6 +202,7 @@ def test_nmnist_reads_lava_written_files_and_overflow_markers(tmp_path):
     with pytest.raises(DatasetError, match="00003.bin: .*outside the 34×34 sensor"):
         test[9]
     import shutil
+
     shutil.rmtree(tmp_path / "Test" / "5")
     with pytest.raises(DatasetError, match=r"class folder .*Test/5 is missing"):
         event_dataset("nmnist", "test", tmp_path)
@@ -203,11 +216,14 @@ def test_atis_parser_is_the_reference_bit_layout():
 
 # ---------------------------------------------------------------- N-Caltech101 (seeded split)
 
+
 def test_ncaltech101_split_is_seeded_stratified_and_shifts_coordinates(tmp_path):
     classes = ["BACKGROUND_Google", "accordion", "airplanes"]
     for ci, cls in enumerate(classes):
         for k in range(1, 6):
-            write_with_lava(tmp_path / "Caltech101" / cls / f"image_{k:04d}.bin", [(50 + k, 30 + ci, 1, 10), (60, 40, 0, 20)])
+            write_with_lava(
+                tmp_path / "Caltech101" / cls / f"image_{k:04d}.bin", [(50 + k, 30 + ci, 1, 10), (60, 40, 0, 20)]
+            )
     train = event_dataset("ncaltech101", "train", tmp_path)
     test = event_dataset("ncaltech101", "test", tmp_path)
     assert train.classes == tuple(classes)
@@ -262,19 +278,37 @@ def test_cifar10dvs_decodes_aedat2_upright_and_splits_per_class(tmp_path):
 
 # ---------------------------------------------------------------- the CLI
 
+
 def test_inspect_prints_json_and_writes_png(tmp_path):
     write_ibm_gesture(tmp_path / "data")
-    proc = run_cli("train/run.py", "--dataset", "dvsgesture", "--data-root", str(tmp_path / "data"),
-                   "--inspect", "--out", str(tmp_path / "run"))
-    info = json.loads(proc.stdout[proc.stdout.index("{\n"):])  # lava-dl prints a Prophesee warning on import
+    proc = run_cli(
+        "train/run.py",
+        "--dataset",
+        "dvsgesture",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--inspect",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    info = json.loads(proc.stdout[proc.stdout.index("{\n") :])  # lava-dl prints a Prophesee warning on import
     assert info["sensor_size"] == [128, 128, 2] and len(info["classes"]) == 11
     assert info["splits"]["train"]["samples"] == 2 and info["splits"]["test"]["samples"] == 2
     assert info["splits"]["train"]["per_class"]["right_arm_clockwise"] == 1
     assert [(s["label"], s["events"]) for s in info["splits"]["train"]["first"]] == [(3, 3), (10, 3)]
     png = Path(info["png"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    proc = run_cli("train/run.py", "--dataset", "nmnist", "--data-root", str(tmp_path / "none"), "--inspect",
-                   "--out", str(tmp_path / "run"), check=False)
+    proc = run_cli(
+        "train/run.py",
+        "--dataset",
+        "nmnist",
+        "--data-root",
+        str(tmp_path / "none"),
+        "--inspect",
+        "--out",
+        str(tmp_path / "run"),
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "dataset not found" in proc.stderr and "garrickorchard.com" in proc.stderr
 
@@ -293,8 +327,10 @@ def test_aedat2_from_another_chip_is_refused_naming_file_and_chip(tmp_path):
             (tmp_path / "CIFAR10DVS" / cls / f"cifar10_{cls}_{n}.aedat").write_bytes(aedat2(events))
     ds = event_dataset("cifar10dvs", "test", tmp_path, test_fraction=0.5)
     path = ds.files[0]
-    for chip_line in (b"# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n",
-                      b"# AEChip: class ch.unizh.ini.jaer.chip.retina.Tmpdiff128\r\n"):
+    for chip_line in (
+        b"# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n",
+        b"# AEChip: class ch.unizh.ini.jaer.chip.retina.Tmpdiff128\r\n",
+    ):
         path.write_bytes(header + chip_line + b"# Timestamps tick is 1 us\r\n" + body)
         assert as_tuples(ds[0][0]) == [(127 - 4, 127 - 3, 0, 10)]  # a DVS128 file (or no chip line) reads as before
     path.write_bytes(header + DAVIS240C + b"# Timestamps tick is 1 us\r\n" + body)
@@ -308,7 +344,9 @@ def test_aedat31_from_another_chip_is_refused_naming_file_and_chip(tmp_path):
     x, y, p, t = parse_aedat31(data, "rec1", chip="DVS128")  # '#Source 1: DVS128'
     assert len(x) > 0
     davis = data.replace(b"#Source 1: DVS128", b"#Source 1: DAVIS240C")
-    with pytest.raises(DatasetError, match=r"^rec\.aedat: recorded by a DAVIS240C, this loader reads DVS128 recordings$"):
+    with pytest.raises(
+        DatasetError, match=r"^rec\.aedat: recorded by a DAVIS240C, this loader reads DVS128 recordings$"
+    ):
         parse_aedat31(davis, "rec.aedat", chip="DVS128")
     assert [a.tolist() for a in parse_aedat31(davis, "rec.aedat")] == [a.tolist() for a in (x, y, p, t)]
     write_ibm_gesture(tmp_path)

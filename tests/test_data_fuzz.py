@@ -1,4 +1,5 @@
 """Random bytes into every parser: each returns well-formed arrays or raises DatasetError, nothing else."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from train.data.formats import (
-    parse_aedat2, parse_aedat31, parse_atis_bin, parse_gesture_labels, parse_name_list, parse_npy,
+    parse_aedat2,
+    parse_aedat31,
+    parse_atis_bin,
+    parse_gesture_labels,
+    parse_name_list,
+    parse_npy,
 )
 from train.errors import DatasetError
 
@@ -44,8 +50,19 @@ def test_random_bytes_raise_only_dataset_errors(parser, prefix, body):
 
 
 @settings(max_examples=150, deadline=None)
-@given(packets=st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 12), st.integers(0, 5), st.integers(0, 5),
-                                  st.integers(0, 2), st.binary(max_size=64)), max_size=5))
+@given(
+    packets=st.lists(
+        st.tuples(
+            st.integers(-3, 3),
+            st.integers(0, 12),
+            st.integers(0, 5),
+            st.integers(0, 5),
+            st.integers(0, 2),
+            st.binary(max_size=64),
+        ),
+        max_size=5,
+    )
+)
 def test_aedat31_packet_headers_with_random_fields(packets):
     """Well-framed files whose packet fields disagree with their payloads (sizes, counts, types)."""
     import struct

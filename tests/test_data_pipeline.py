@@ -1,4 +1,5 @@
 """The shared event → tensor pipeline: denoise, out-of-sensor events, augmentation, ndigits, options."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,10 @@ def reference_denoise(events: np.ndarray, width: int, height: int, filter_time: 
     keep = []
     for e in events:
         x, y, t = int(e["x"]), int(e["y"]), int(e["t"])
-        ok = any(0 <= x + dx < width and 0 <= y + dy < height and t - last[x + dx, y + dy] < filter_time
-                 for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)))
+        ok = any(
+            0 <= x + dx < width and 0 <= y + dy < height and t - last[x + dx, y + dy] < filter_time
+            for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1))
+        )
         last[x, y] = t
         keep.append(ok)
     return events[np.array(keep, dtype=bool)]
@@ -28,7 +31,9 @@ def reference_denoise(events: np.ndarray, width: int, height: int, filter_time: 
 def test_vectorised_denoise_matches_the_per_event_rule(seed):
     rng = np.random.default_rng(seed)
     n = 400
-    ev = make_events(rng.integers(0, 6, n), rng.integers(0, 5, n), rng.integers(0, 2, n), np.sort(rng.integers(0, 3000, n)))
+    ev = make_events(
+        rng.integers(0, 6, n), rng.integers(0, 5, n), rng.integers(0, 2, n), np.sort(rng.integers(0, 3000, n))
+    )
     got = denoise(ev, (6, 5, 2), 50)
     want = reference_denoise(ev, 6, 5, 50)
     np.testing.assert_array_equal(got, want)
@@ -36,7 +41,9 @@ def test_vectorised_denoise_matches_the_per_event_rule(seed):
 
 
 def test_denoise_keeps_supported_events_only():
-    ev = make_events(np.array([5, 6, 20, 6]), np.array([5, 5, 20, 5]), np.array([1, 1, 0, 1]), np.array([0, 10, 15, 500]))
+    ev = make_events(
+        np.array([5, 6, 20, 6]), np.array([5, 5, 20, 5]), np.array([1, 1, 0, 1]), np.array([0, 10, 15, 500])
+    )
     out = denoise(ev, (32, 32, 2), 100)
     assert out["t"].tolist() == [10]  # (6,5) at t=10 has its neighbour (5,5) 10 µs before; the rest are alone
 
@@ -67,11 +74,15 @@ def test_augment_shift_flip_drop():
 
 def test_hflip_is_refused_for_left_right_gestures(tmp_path):
     with pytest.raises(DatasetError, match="hflip"):
-        FrameDataset("synthgesture", "train", 8, 4, {"samples_per_class": 1}, cache_dir=None, augment=Augment(hflip=True))
+        FrameDataset(
+            "synthgesture", "train", 8, 4, {"samples_per_class": 1}, cache_dir=None, augment=Augment(hflip=True)
+        )
 
 
 def test_training_split_augments_on_every_access(tmp_path):
-    ds = FrameDataset("ndigits", "train", 16, 4, {"samples_per_class": 1}, cache_dir=tmp_path, augment=Augment(max_shift=3))
+    ds = FrameDataset(
+        "ndigits", "train", 16, 4, {"samples_per_class": 1}, cache_dir=tmp_path, augment=Augment(max_shift=3)
+    )
     torch.manual_seed(1)
     a, la = ds[0]
     b, lb = ds[0]

@@ -1,4 +1,5 @@
 """The decision rule: most spikes, then the earliest first spike; otherwise undecided (never class 0 by default)."""
+
 from __future__ import annotations
 
 import numpy as np

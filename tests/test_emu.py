@@ -1,4 +1,5 @@
 """The emulator against Lava's fixed-point simulator (every spike of every layer) and the gain spec."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,12 @@ def assert_same_records(got, expected, same_gain: bool = True) -> None:
         np.testing.assert_array_equal(a.synops, b.synops, err_msg=a.name)
         assert a.gain == b.gain or not same_gain, a.name
         np.testing.assert_array_equal(a.topology.fanout, b.topology.fanout, err_msg=a.name)
-        assert (a.topology.kind, a.topology.synapses, a.topology.params, a.topology.nonzero_params) == \
-            (b.topology.kind, b.topology.synapses, b.topology.params, b.topology.nonzero_params), a.name
+        assert (a.topology.kind, a.topology.synapses, a.topology.params, a.topology.nonzero_params) == (
+            b.topology.kind,
+            b.topology.synapses,
+            b.topology.params,
+            b.topology.nonzero_params,
+        ), a.name
 
 
 def random_spikes(rng: np.random.Generator, n: int, shape: tuple[int, int, int], t: int, p: float) -> np.ndarray:
@@ -43,14 +48,26 @@ def mixed_net(path, rng: np.random.Generator, t: int, gains: bool = False):
 
     Every layer has its own threshold and decays, including no current decay and full voltage decay.
     """
+
     def gain(c: int) -> tuple[np.ndarray, int] | None:
         return (rng.integers(0, 4096, size=(t, c)), 11) if gains else None
 
     specs = [
         conv(2, 4, (3, 3), rng, padding=(1, 1), vth=30, bias=np.array([3, -2, 0, 5]), gain=gain(4)),
         conv(4, 6, (3, 3), rng, stride=(2, 2), groups=2, vth=25, i_decay=0, v_decay=4096, weights=(-40, 120)),
-        conv(6, 4, (2, 3), rng, stride=(1, 2), padding=(1, 0), dilation=(2, 1), vth=60, i_decay=2048, v_decay=10,
-             gain=gain(4)),
+        conv(
+            6,
+            4,
+            (2, 3),
+            rng,
+            stride=(1, 2),
+            padding=(1, 0),
+            dilation=(2, 1),
+            vth=60,
+            i_decay=2048,
+            v_decay=10,
+            gain=gain(4),
+        ),
         dense(4 * 4 * 2, 10, rng, vth=12, i_decay=4096, v_decay=0, weights=(-60, 120), gain=gain(10)),
         dense(10, 5, rng, vth=7, i_decay=300, v_decay=3000, weights=(1, 255)),  # odd, excitatory weights
     ]
@@ -84,8 +101,11 @@ def test_emu_matches_sim_when_currents_wrap_and_dense_weights_are_clipped(tmp_pa
     inhibitory["weight"] = rng.choice([-128.0, -64.0], size=(5, 96)).astype(np.float32)
     clipped = dense(5, 4, rng, vth=5, weights=(-100, 254))
     clipped["weight"][0, :2] = [255, 1]
-    specs = [conv(16, 6, (3, 3), rng, padding=(1, 1), weights=(200, 254), vth=100_000, i_decay=0, v_decay=4096),
-             inhibitory, clipped]
+    specs = [
+        conv(16, 6, (3, 3), rng, padding=(1, 1), weights=(200, 254), vth=100_000, i_decay=0, v_decay=4096),
+        inhibitory,
+        clipped,
+    ]
     path = write_net(tmp_path / "wrap.net", (16, 4, 4), specs, 8)
     x = random_spikes(rng, 3, (16, 4, 4), 8, 0.9)
     # Without current decay u is the running sum of the input until it wraps: check it gets there.
@@ -114,7 +134,9 @@ def test_emu_matches_sim_on_a_slayer_export(tmp_path):
 @pytest.mark.lava
 def test_emu_matches_sim_on_dataset_samples(tiny_run):
     _, cfg, _ = load_checkpoint(tiny_run)
-    data = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=5)
+    data = FrameDataset(
+        cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=5
+    )
     path = tiny_run / "model.net"
     sim = simulate(path, data.spikes, backend="sim", record="all")
     assert_same_records(emu.emulate(path, data.spikes, record="all"), sim)
@@ -158,8 +180,11 @@ def _ref_synapse(layer, s: np.ndarray) -> np.ndarray:
         grp = co // per_group
         for i in range(kh):
             for j in range(kw):
-                patch = xp[grp * cin_g:(grp + 1) * cin_g, i * dh:i * dh + sh * (oh - 1) + 1:sh,
-                           j * dw:j * dw + sw * (ow - 1) + 1:sw]
+                patch = xp[
+                    grp * cin_g : (grp + 1) * cin_g,
+                    i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                    j * dw : j * dw + sw * (ow - 1) + 1 : sw,
+                ]
                 out[co] += np.tensordot(w[co, :, i, j], patch, axes=(0, 0))
     return (out + (1 << 23)) % (1 << 24) - (1 << 23)
 
@@ -194,7 +219,7 @@ def reference_run(net: NetFile, spikes: np.ndarray) -> list[tuple[np.ndarray, np
             out[k][g] = s
     result = []
     for k, o in enumerate(out):
-        o = o[k + 1:k + 1 + n * t]  # sample i: window steps i·T + k + 1 .. i·T + T + k
+        o = o[k + 1 : k + 1 + n * t]  # sample i: window steps i·T + k + 1 .. i·T + T + k
         o = np.moveaxis(o.reshape(n, t, *o.shape[1:]), 1, -1)  # [N, *shape, T]
         if o.ndim == 5:
             o = o.transpose(0, 3, 2, 1, 4)  # Lava's (W, H, C)
@@ -269,8 +294,17 @@ def test_compare_records_finds_the_earliest_mismatch(mixed):
 
 @pytest.mark.lava
 def test_validate_cli_reports_identical_samples(tiny_run):
-    proc = run_cli("-m", "lava_runtime", "validate", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",
-                   "--samples", "3")
+    proc = run_cli(
+        "-m",
+        "lava_runtime",
+        "validate",
+        "--net",
+        str(tiny_run / "model.net"),
+        "--dataset",
+        "synthgesture",
+        "--samples",
+        "3",
+    )
     assert "3/3 samples identical (1.000)" in proc.stdout, proc.stdout
     assert "first mismatch: none" in proc.stdout
 
@@ -281,8 +315,21 @@ def test_run_cli_with_the_emulator_gives_the_lava_report(tiny_run, tmp_path, lav
     reports = {}
     for backend in (lava, emulated):
         path = tmp_path / f"{backend}.json"
-        run_cli("-m", "lava_runtime", "run", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",
-                "--samples", "4", "--backend", backend, "--report", str(path))
+        run_cli(
+            "-m",
+            "lava_runtime",
+            "run",
+            "--net",
+            str(tiny_run / "model.net"),
+            "--dataset",
+            "synthgesture",
+            "--samples",
+            "4",
+            "--backend",
+            backend,
+            "--report",
+            str(path),
+        )
         reports[backend] = json.loads(path.read_text())
     assert reports[lava]["backend"] == lava and reports[emulated]["backend"] == emulated
     for key in ("predictions", "accuracy", "layers", "totals", "samples", "timesteps"):

@@ -1,4 +1,5 @@
 """Export of an SMA run: folding, both NetX forms, export.json, ONNX, NIR, Loihi limits."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,19 @@ def exported(tiny_sma_run):
     paths = {}
     for mode in ("per-timestep", "static"):
         out = tiny_sma_run / f"{mode}.net"
-        run_cli("export/to_netx.py", "--run", str(tiny_sma_run), "--out", str(out), "--sma", mode,
-                "--calib-samples", "16", "--onnx", "--nir")
+        run_cli(
+            "export/to_netx.py",
+            "--run",
+            str(tiny_sma_run),
+            "--out",
+            str(out),
+            "--sma",
+            mode,
+            "--calib-samples",
+            "16",
+            "--onnx",
+            "--nir",
+        )
         paths[mode] = out
     return paths
 
@@ -123,7 +135,9 @@ def test_loihi_limits_name_the_layer(exported):
 
 
 def test_export_cli_errors_are_one_line(tiny_sma_run, tmp_path):
-    proc = run_cli("export/to_netx.py", "--run", str(tiny_sma_run), "--out", str(tmp_path / "no" / "m.net"), check=False)
+    proc = run_cli(
+        "export/to_netx.py", "--run", str(tiny_sma_run), "--out", str(tmp_path / "no" / "m.net"), check=False
+    )
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -133,8 +147,9 @@ def test_folded_torch_model_matches_the_fixed_point_file_spike_for_spike(tiny_sm
 
     from export.pipeline import export_run
 
-    _, folded, netfile = export_run(tiny_sma_run, tmp_path / "m.net", sma="per-timestep", calib_samples=8,
-                                    verify_samples=4)
+    _, folded, netfile = export_run(
+        tiny_sma_run, tmp_path / "m.net", sma="per-timestep", calib_samples=8, verify_samples=4
+    )
     assert any(layer.gain is not None for layer in netfile.layers)
     rng = np.random.default_rng(3)
     x = (rng.random((4, 2, 16, 16, 8)) < 0.3).astype(np.uint8)

@@ -1,4 +1,5 @@
 """Deploy-aware fine-tuning: the folded form trains, reloads from its checkpoint and exports as trained."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,19 @@ from train.models.folded import FoldedConv
 def test_finetuned_fold_reloads_and_exports_without_folding_again(tiny_sma_run, tmp_path):
     for mode in ("per-timestep", "static"):
         out = tmp_path / mode
-        run_cli("train/finetune.py", "--run", str(tiny_sma_run), "--epochs", "1", "--sma", mode,
-                "--calib-samples", "8", "--out", str(out))
+        run_cli(
+            "train/finetune.py",
+            "--run",
+            str(tiny_sma_run),
+            "--epochs",
+            "1",
+            "--sma",
+            mode,
+            "--calib-samples",
+            "8",
+            "--out",
+            str(out),
+        )
         metrics = json.loads((out / "metrics.json").read_text())
         assert len(metrics["epochs"]) == 1
         net, cfg, state = load_checkpoint(out)
@@ -33,6 +45,15 @@ def test_finetuned_fold_reloads_and_exports_without_folding_again(tiny_sma_run, 
 
 
 def test_finetune_needs_an_sma_run(tiny_run, tmp_path):
-    proc = run_cli("train/run.py", "--finetune-static", "--run", str(tiny_run), "--epochs", "1",
-                   "--out", str(tmp_path / "x"), check=False)
+    proc = run_cli(
+        "train/run.py",
+        "--finetune-static",
+        "--run",
+        str(tiny_run),
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "x"),
+        check=False,
+    )
     assert proc.returncode == 2 and "no SMA blocks" in proc.stderr and "Traceback" not in proc.stderr

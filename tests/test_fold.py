@@ -45,7 +45,7 @@ def test_quantized_gain_is_close_and_in_range():
     g = torch.tensor([[0.5, 1.0], [1.7, 0.01]])
     mant, exp = quantize_gain(g)
     assert mant.dtype == np.int32 and mant.max() <= 4095 and 0 <= exp <= 15
-    np.testing.assert_allclose(mant / 2**exp, g.numpy(), atol=2 ** -exp)
+    np.testing.assert_allclose(mant / 2**exp, g.numpy(), atol=2**-exp)
     mant1, exp1 = quantize_gain(torch.ones(3, 2))
     assert np.all(mant1 == 1 << exp1)  # gain 1 is exact
     with pytest.raises(ValueError):

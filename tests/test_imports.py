@@ -1,4 +1,5 @@
 """Export does not load the Lava runtime: only graph, simulate, backends, float_units and processes/ run Lava."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """A training run killed with SIGKILL mid-epoch resumes from its last completed epoch, exactly."""
+
 from __future__ import annotations
 
 import json
@@ -40,12 +41,23 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     # One thread everywhere: the same float summation order in all three processes.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     reference = tmp_path / "reference"
-    subprocess.run([sys.executable, "train/run.py", "--config", str(config), "--out", str(reference)],
-                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "train/run.py", "--config", str(config), "--out", str(reference)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "train/run.py", "--config", str(config), "--out", str(killed)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "train/run.py", "--config", str(config), "--out", str(killed)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 600
     while _epochs_done(killed) < 1 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -57,8 +69,14 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     state = torch.load(killed / "checkpoint.pt", weights_only=True)  # intact despite the kill
     assert state["epoch"] == done
 
-    subprocess.run([sys.executable, "train/run.py", "--config", str(config), "--out", str(killed), "--resume"],
-                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "train/run.py", "--config", str(config), "--out", str(killed), "--resume"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     got = json.loads((killed / "metrics.json").read_text())["epochs"]
     want = json.loads((reference / "metrics.json").read_text())["epochs"]
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731

@@ -1,4 +1,5 @@
 """Reading exported files: what a valid file becomes, and a clear error for every broken one."""
+
 from __future__ import annotations
 
 import json
@@ -84,24 +85,28 @@ def _set(key: str, value) -> Callable[[h5py.File], None]:
         if key in h:
             del h[key]
         h[key] = value
+
     return edit
 
 
 def _delete(key: str) -> Callable[[h5py.File], None]:
     def edit(h: h5py.File) -> None:
         del h[key]
+
     return edit
 
 
 def _attr(key: str, value) -> Callable[[h5py.File], None]:
     def edit(h: h5py.File) -> None:
         h.attrs[key] = value
+
     return edit
 
 
 def _rename(src: str, dst: str) -> Callable[[h5py.File], None]:
     def edit(h: h5py.File) -> None:
         h.move(src, dst)
+
     return edit
 
 
@@ -177,9 +182,14 @@ def _mutate(h: h5py.File, data: st.DataObject) -> None:
     kind = data.draw(st.sampled_from(["delete", "replace", "attr"])) if names else "attr"
     if kind == "attr":
         key = data.draw(st.sampled_from(["timesteps", "input_shape", "classes", "other"]))
-        h.attrs[key] = data.draw(st.one_of(st.text(st.characters(blacklist_characters="\x00"), max_size=12),
-                                           st.binary(min_size=1, max_size=12).map(np.void),
-                                           st.integers(-5, 10**6), st.just(json.dumps([2, 6, 6]))))
+        h.attrs[key] = data.draw(
+            st.one_of(
+                st.text(st.characters(blacklist_characters="\x00"), max_size=12),
+                st.binary(min_size=1, max_size=12).map(np.void),
+                st.integers(-5, 10**6),
+                st.just(json.dumps([2, 6, 6])),
+            )
+        )
         return
     name = data.draw(st.sampled_from(names))
     if kind == "delete":
@@ -226,8 +236,10 @@ def test_fuzz_structural_edits_give_only_clear_errors(base, tmp_path, data):
 
 
 @FUZZ
-@given(flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=8),
-       cut=st.one_of(st.none(), st.floats(0, 1)))
+@given(
+    flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=8),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+)
 def test_fuzz_damaged_bytes_give_only_clear_errors(base, tmp_path, flips, cut):
     raw = bytearray(base.read_bytes())
     for where, byte in flips:

@@ -1,4 +1,5 @@
 """The report's NeuroBench-style figures against the real neurobench library on the same samples."""
+
 from __future__ import annotations
 
 import json

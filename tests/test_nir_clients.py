@@ -1,4 +1,5 @@
 """NIR files run in the field's own simulators (real Norse 1.1 and snnTorch 1.0) spike for spike like emu-float."""
+
 from __future__ import annotations
 
 import copy
@@ -16,10 +17,15 @@ from lava_runtime.netfile import read_net
 from netfactory import conv, dense, write_net
 
 # The `make demo` network's shape (train/configs/demo.yaml), trained briefly on a small set.
-DEMO_SIZED = (TINY_CONFIG.replace("model: vgg", "model: sma-azo-vgg").replace("input_size: 16", "input_size: 32")
-              .replace("timesteps: 8", "timesteps: 16").replace("channels: [4]", "channels: [8, 16]")
-              .replace("hidden: 16", "hidden: 64").replace("epochs: 2", "epochs: 1")
-              .replace("samples_per_class: 3", "samples_per_class: 2"))
+DEMO_SIZED = (
+    TINY_CONFIG.replace("model: vgg", "model: sma-azo-vgg")
+    .replace("input_size: 16", "input_size: 32")
+    .replace("timesteps: 8", "timesteps: 16")
+    .replace("channels: [4]", "channels: [8, 16]")
+    .replace("hidden: 16", "hidden: 64")
+    .replace("epochs: 2", "epochs: 1")
+    .replace("samples_per_class: 3", "samples_per_class: 2")
+)
 
 
 def identical(a: np.ndarray, b: np.ndarray) -> int:
@@ -46,8 +52,17 @@ def vgg(tmp_path_factory):
     """A plain conv-conv-dense-dense net with biases and zero decays (a perfect integrator in v and in I)."""
     rng = np.random.default_rng(1)
     specs = [
-        conv(2, 8, (3, 3), rng, stride=(2, 2), padding=(1, 1), vth=80, weights=(-48, 64),
-             bias=np.array([4, -2, 0, 6, 2, 0, 0, 8])),
+        conv(
+            2,
+            8,
+            (3, 3),
+            rng,
+            stride=(2, 2),
+            padding=(1, 1),
+            vth=80,
+            weights=(-48, 64),
+            bias=np.array([4, -2, 0, 6, 2, 0, 0, 8]),
+        ),
         conv(8, 16, (7, 7), rng, stride=(2, 2), padding=(3, 3), weights=(-20, 20), vth=100, i_decay=0),
         dense(16 * 8 * 8, 64, rng, vth=80, weights=(-12, 12), v_decay=0, bias=(np.arange(64) % 5) * 2),
         dense(64, 11, rng, vth=80, weights=(-40, 48)),

@@ -1,4 +1,5 @@
 """Train → export → Lava on a tiny run: files, stock NetX loading, and torch/Lava agreement."""
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,9 @@ def _torch_layer_spikes(net, x: np.ndarray) -> list[np.ndarray]:
 @pytest.mark.lava
 def test_lava_sim_matches_torch_spike_for_spike_on_dataset_samples(tiny_run):
     net, cfg, _ = load_checkpoint(tiny_run, "best.pt")  # the exported (selected) checkpoint
-    data = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=6)
+    data = FrameDataset(
+        cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=6
+    )
     lava = simulate(tiny_run / "model.net", data.spikes, backend="sim", record="all")
     expected = _torch_layer_spikes(net, data.spikes)
     assert len(lava) == len(expected)
@@ -78,8 +81,21 @@ def test_lava_sim_matches_torch_on_random_inputs(tiny_run):
 @pytest.mark.lava
 def test_run_cli_writes_report_with_counts(tiny_run):
     report_path = tiny_run / "report.json"
-    proc = run_cli("-m", "lava_runtime", "run", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",
-                   "--split", "test", "--samples", "5", "--report", str(report_path))
+    proc = run_cli(
+        "-m",
+        "lava_runtime",
+        "run",
+        "--net",
+        str(tiny_run / "model.net"),
+        "--dataset",
+        "synthgesture",
+        "--split",
+        "test",
+        "--samples",
+        "5",
+        "--report",
+        str(report_path),
+    )
     assert "accuracy" in proc.stdout
     report = json.loads(report_path.read_text())
     assert report["backend"] == "sim" and report["samples"] == 5 and report["timesteps"] == 8
@@ -90,7 +106,9 @@ def test_run_cli_writes_report_with_counts(tiny_run):
     assert (tiny_run / "report_spikes.png").stat().st_size > 1000
     # The same samples through the torch model give the same predictions.
     net, cfg, _ = load_checkpoint(tiny_run, "best.pt")  # the exported (selected) checkpoint
-    data = FrameDataset(cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=5)
+    data = FrameDataset(
+        cfg.dataset, "test", cfg.input_size, cfg.timesteps, cfg.dataset_options, cache_dir=None, limit=5
+    )
     torch_pred = predict(_torch_layer_spikes(net, data.spikes)[-1])
     assert report["predictions"] == torch_pred.tolist()
     accuracy = float((torch_pred == data.labels).mean())

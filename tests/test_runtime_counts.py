@@ -1,4 +1,5 @@
 """Counts of a run: fan-outs, synops and spikes equal what the recorded spikes say."""
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,11 @@ def test_dense_fanout_follows_netx_flatten_order():
 
 
 def _net(tmp_path, rng):
-    layers = [LayerSpec(rng.integers(-40, 90, (3, 2, 3, 3)), stride=2, padding=1, vth=40),
-              LayerSpec(rng.integers(-60, 100, (6, 27)) * (rng.random((6, 27)) < 0.7), vth=40),
-              LayerSpec(rng.integers(-60, 100, (4, 6)), vth=20)]
+    layers = [
+        LayerSpec(rng.integers(-40, 90, (3, 2, 3, 3)), stride=2, padding=1, vth=40),
+        LayerSpec(rng.integers(-60, 100, (6, 27)) * (rng.random((6, 27)) < 0.7), vth=40),
+        LayerSpec(rng.integers(-60, 100, (4, 6)), vth=20),
+    ]
     return write_net(tmp_path / "net.net", (2, 6, 6), layers, T), layers
 
 
@@ -58,8 +61,9 @@ def test_counters_equal_counts_recomputed_from_recorded_spikes(tmp_path):
     prev_shape = (2, 6, 6)
     for k, (c, r, spec) in enumerate(zip(counted, recorded, layers)):
         size = int(np.prod(prev_shape))
-        fan = np.array([np.count_nonzero(synapse(spec, np.eye(size, dtype=np.int64)[j].reshape(prev_shape)))
-                        for j in range(size)]).reshape(prev_shape)
+        fan = np.array(
+            [np.count_nonzero(synapse(spec, np.eye(size, dtype=np.int64)[j].reshape(prev_shape))) for j in range(size)]
+        ).reshape(prev_shape)
         fan = fan.transpose(2, 1, 0) if len(prev_shape) == 3 else fan  # (C, H, W) -> Lava's (W, H, C)
         pre = x.transpose(0, 3, 2, 1, 4) if k == 0 else recorded[k - 1].spikes
         np.testing.assert_array_equal(c.synops, synops_from_spikes(pre, fan), err_msg=c.name)
@@ -83,7 +87,9 @@ def test_run_cli_report_counts_energy_and_compare(tiny_run, tmp_path):
     a.parent.mkdir()
     b.parent.mkdir()
     net = str(tiny_run / "model.net")
-    run_cli("-m", "lava_runtime", "run", "--net", net, "--dataset", "synthgesture", "--samples", "3", "--report", str(a))
+    run_cli(
+        "-m", "lava_runtime", "run", "--net", net, "--dataset", "synthgesture", "--samples", "3", "--report", str(a)
+    )
     report = json.loads(a.read_text())
     # The same samples recorded spike by spike give the same counts.
     meta = report["timesteps"]
@@ -94,8 +100,11 @@ def test_run_cli_report_counts_energy_and_compare(tiny_run, tmp_path):
         assert row["spikes"] == int(rec.spikes.sum())
         pre = data.spikes.transpose(0, 3, 2, 1, 4) if prev is None else prev.spikes
         assert row["synops"] == int(synops_from_spikes(pre, rec.topology.fanout).sum())
-        energy = (row["synops"] * model["synop_j"] + row["neuron_updates"] * model["neuron_update_j"]
-                  + row["spikes"] * model["spike_j"])
+        energy = (
+            row["synops"] * model["synop_j"]
+            + row["neuron_updates"] * model["neuron_update_j"]
+            + row["spikes"] * model["spike_j"]
+        )
         assert row["energy_j"] == pytest.approx(energy, rel=1e-12)
     assert report["agreement"] == 1.0  # Lava's fixed point equals the emulator's on every sample
     totals = report["totals"]

@@ -1,4 +1,5 @@
 """Energy model YAML: the packaged model, clear errors naming file and key, and a fuzz test."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,10 @@ from hypothesis import strategies as st
 from conftest import run_cli
 from lava_runtime.energy import DEFAULT_MODEL, REQUIRED, EnergyModel, EnergyModelError, load_energy_model
 
-GOOD = {"name": "test", "constants": {k: {"value": 1e-12 * (i + 1), "source": f"source {i}"}
-                                      for i, k in enumerate(REQUIRED)}}
+GOOD = {
+    "name": "test",
+    "constants": {k: {"value": 1e-12 * (i + 1), "source": f"source {i}"} for i, k in enumerate(REQUIRED)},
+}
 
 
 def _write(tmp_path, data, name="model.yaml"):
@@ -33,17 +36,23 @@ def test_user_model_is_read(tmp_path):
     assert model.as_dict()["constants"]["synop_j"] == {"value": 1e-12, "source": "source 0"}
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda d: d["constants"].pop("synop_j"), r"missing constant synop_j"),
-    (lambda d: d["constants"]["mac_j"].pop("source"), r"constants\.mac_j\.source must name"),
-    (lambda d: d["constants"]["ac_j"].update(value="cheap"), r"constants\.ac_j\.value must be a number"),
-    (lambda d: d["constants"]["ac_j"].update(value=True), r"constants\.ac_j\.value must be a number"),
-    (lambda d: d["constants"]["spike_j"].update(value=-1.0), r"constants\.spike_j\.value must be finite and non-negative"),
-    (lambda d: d["constants"]["spike_j"].update(value=float("inf")), r"finite and non-negative"),
-    (lambda d: d["constants"].update(synop_j=23.6e-12), r"constants\.synop_j must be a mapping"),
-    (lambda d: d.pop("name"), r"'name' must be a non-empty string"),
-    (lambda d: d.update(constants=[1, 2]), r"'constants' must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda d: d["constants"].pop("synop_j"), r"missing constant synop_j"),
+        (lambda d: d["constants"]["mac_j"].pop("source"), r"constants\.mac_j\.source must name"),
+        (lambda d: d["constants"]["ac_j"].update(value="cheap"), r"constants\.ac_j\.value must be a number"),
+        (lambda d: d["constants"]["ac_j"].update(value=True), r"constants\.ac_j\.value must be a number"),
+        (
+            lambda d: d["constants"]["spike_j"].update(value=-1.0),
+            r"constants\.spike_j\.value must be finite and non-negative",
+        ),
+        (lambda d: d["constants"]["spike_j"].update(value=float("inf")), r"finite and non-negative"),
+        (lambda d: d["constants"].update(synop_j=23.6e-12), r"constants\.synop_j must be a mapping"),
+        (lambda d: d.pop("name"), r"'name' must be a non-empty string"),
+        (lambda d: d.update(constants=[1, 2]), r"'constants' must be a mapping"),
+    ],
+)
 def test_bad_model_names_file_and_key(tmp_path, edit, match):
     data = yaml.safe_load(yaml.safe_dump(GOOD))
     edit(data)
@@ -53,8 +62,10 @@ def test_bad_model_names_file_and_key(tmp_path, edit, match):
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("text, match", [("name: [unclosed", "not valid YAML"), ("- a\n- b\n", "expected a mapping"),
-                                         ("", "expected a mapping")])
+@pytest.mark.parametrize(
+    "text, match",
+    [("name: [unclosed", "not valid YAML"), ("- a\n- b\n", "expected a mapping"), ("", "expected a mapping")],
+)
 def test_malformed_yaml(tmp_path, text, match):
     with pytest.raises(EnergyModelError, match=match):
         load_energy_model(_write(tmp_path, text))
@@ -69,22 +80,43 @@ def test_cli_with_bad_energy_model_is_one_line(tmp_path, tiny_run):
     data = yaml.safe_load(yaml.safe_dump(GOOD))
     del data["constants"]["neuron_update_j"]
     path = _write(tmp_path, data)
-    proc = run_cli("-m", "lava_runtime", "run", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",
-                   "--energy-model", str(path), "--report", str(tmp_path / "r.json"), check=False)
+    proc = run_cli(
+        "-m",
+        "lava_runtime",
+        "run",
+        "--net",
+        str(tiny_run / "model.net"),
+        "--dataset",
+        "synthgesture",
+        "--energy-model",
+        str(path),
+        "--report",
+        str(tmp_path / "r.json"),
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{path}: missing constant neuron_update_j" in proc.stderr
     assert not (tmp_path / "r.json").exists()
 
 
-_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                     st.text(max_size=12))
-_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                          st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                       max_leaves=12)
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=True), st.text(max_size=12)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
 _constant = st.one_of(_values, st.fixed_dictionaries({"value": _values, "source": _values}))
 _models = st.fixed_dictionaries(
-    {}, optional={"name": _values, "constants": st.one_of(_values, st.dictionaries(
-        st.sampled_from(sorted(REQUIRED) + ["other"]), _constant, max_size=6))})
+    {},
+    optional={
+        "name": _values,
+        "constants": st.one_of(
+            _values, st.dictionaries(st.sampled_from(sorted(REQUIRED) + ["other"]), _constant, max_size=6)
+        ),
+    },
+)
 FUZZ_EXAMPLES = 400
 
 

@@ -1,5 +1,6 @@
 """``--backend sim-float``: Lava's floating-point models on the network in float units, against
 the emulator's float arithmetic, step for step; and how it differs from the fixed-point run."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,10 +22,25 @@ def _net_and_input(tmp_path, gains: bool):
     the emulator): the float and the fixed-point runs are not the same network run twice.
     """
     rng = np.random.default_rng(1)
-    layers = [LayerSpec(rng.integers(-40, 90, (3, 2, 3, 3)), padding=1, vth=400, i_decay=700, v_decay=300,
-                        gain_mant=rng.integers(0, 4096, (T, 3)) if gains else None, gain_exp=11),
-              LayerSpec(rng.integers(-60, 100, (5, 108)), vth=400, i_decay=700, v_decay=300,
-                        gain_mant=rng.integers(0, 4096, (T, 5)) if gains else None, gain_exp=11)]
+    layers = [
+        LayerSpec(
+            rng.integers(-40, 90, (3, 2, 3, 3)),
+            padding=1,
+            vth=400,
+            i_decay=700,
+            v_decay=300,
+            gain_mant=rng.integers(0, 4096, (T, 3)) if gains else None,
+            gain_exp=11,
+        ),
+        LayerSpec(
+            rng.integers(-60, 100, (5, 108)),
+            vth=400,
+            i_decay=700,
+            v_decay=300,
+            gain_mant=rng.integers(0, 4096, (T, 5)) if gains else None,
+            gain_exp=11,
+        ),
+    ]
     x = (rng.random((12, 2, 6, 6, T)) < 0.3).astype(np.uint8)
     return write_net(tmp_path / "net.net", (2, 6, 6), layers, T), x
 
@@ -51,12 +67,12 @@ def test_dense_float_weights_are_the_fixed_models_weights_times_the_exponent():
     w = np.array([[100, -3, 0], [7, 127, -128]])
     # Fewer weight bits drop low bits as PyDenseModelBitAcc does: mixed signs lose 8 - 6 + 1 = 3 bits,
     # by an arithmetic shift (floor: -3 → -8).
-    np.testing.assert_array_equal(dense_float_weights(w, {"weight_exp": 0, "num_weight_bits": 6}),
-                                  np.array([[96, -8, 0], [0, 120, -128]]))
+    np.testing.assert_array_equal(
+        dense_float_weights(w, {"weight_exp": 0, "num_weight_bits": 6}), np.array([[96, -8, 0], [0, 120, -128]])
+    )
 
 
 def test_emulator_refuses_unknown_arithmetic(tmp_path):
     net, x = _net_and_input(tmp_path, gains=False)
     with pytest.raises(RuntimeConfigError, match="unknown arithmetic 'double'"):
         emulate(net, x, arithmetic="double")
-

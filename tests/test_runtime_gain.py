@@ -1,4 +1,5 @@
 """The gain neuron on the Lava simulator against an independent numpy reference of the spec."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,10 @@ def _layers(rng: np.random.Generator, gains: bool) -> list[LayerSpec]:
     """conv 2→3 (3×3, padding 1) on 6×6, flatten, dense 108→5; gains on both when asked."""
     conv_gain = rng.integers(0, 4096, (T, 3)) if gains else None
     dense_gain = rng.integers(0, 4096, (T, 5)) if gains else None
-    return [LayerSpec(rng.integers(-40, 90, (3, 2, 3, 3)), padding=1, vth=60, gain_mant=conv_gain, gain_exp=11),
-            LayerSpec(rng.integers(-60, 100, (5, 108)), vth=50, gain_mant=dense_gain, gain_exp=11)]
+    return [
+        LayerSpec(rng.integers(-40, 90, (3, 2, 3, 3)), padding=1, vth=60, gain_mant=conv_gain, gain_exp=11),
+        LayerSpec(rng.integers(-60, 100, (5, 108)), vth=50, gain_mant=dense_gain, gain_exp=11),
+    ]
 
 
 @pytest.mark.lava
@@ -63,13 +66,16 @@ def test_gain_table_with_other_timesteps_is_refused(tmp_path):
         simulate(net, np.zeros((1, 2, 6, 6, T), np.uint8))
 
 
-@pytest.mark.parametrize("mant, exp, match", [
-    (np.ones((T, 4), np.int32), 0, r"gain_mant must be \[T, 3\]"),
-    (np.full((T, 3), 4096), 0, r"integers in \[0, 4095\]"),
-    (np.full((T, 3), -1), 0, r"integers in \[0, 4095\]"),
-    (np.full((T, 3), 0.5), 0, r"integers in \[0, 4095\]"),
-    (np.ones((T, 3), np.int32), 16, r"gain_exp must be an integer in \[0, 15\]"),
-])
+@pytest.mark.parametrize(
+    "mant, exp, match",
+    [
+        (np.ones((T, 4), np.int32), 0, r"gain_mant must be \[T, 3\]"),
+        (np.full((T, 3), 4096), 0, r"integers in \[0, 4095\]"),
+        (np.full((T, 3), -1), 0, r"integers in \[0, 4095\]"),
+        (np.full((T, 3), 0.5), 0, r"integers in \[0, 4095\]"),
+        (np.ones((T, 3), np.int32), 16, r"gain_exp must be an integer in \[0, 15\]"),
+    ],
+)
 def test_gain_process_refuses_bad_gains(mant, exp, match):
     with pytest.raises(ValueError, match=match):
         GainLIFReset(shape=(4, 4, 3), gain_mant=mant, gain_exp=exp, vth=10, reset_interval=T, reset_offset=1)
@@ -101,8 +107,9 @@ def test_float_model_scales_input_per_channel():
     weights = rng.normal(0.6, 0.5, (3, 4))
     scale = np.array([0.25, 1.0, 2.0])  # gain_mant / 2**10, the same at every step
     params = dict(shape=(3,), du=0.3, dv=0.2, vth=1.0, reset_interval=T, reset_offset=2)
-    gained = _float_run(GainLIFReset(gain_mant=np.tile(scale * 1024, (T, 1)).astype(int), gain_exp=10, **params),
-                        weights, x)
+    gained = _float_run(
+        GainLIFReset(gain_mant=np.tile(scale * 1024, (T, 1)).astype(int), gain_exp=10, **params), weights, x
+    )
     from lava.proc.lif.process import LIFReset
 
     stock = _float_run(LIFReset(**params), weights * scale[:, None], x)

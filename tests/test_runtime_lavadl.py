@@ -1,4 +1,5 @@
 """Networks written by lava-dl's own writer run identically on stock NetX (Loihi2SimCfg) and our emulator."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,14 +44,18 @@ def stock_netx(path, x: np.ndarray, input_neurons: bool) -> np.ndarray:
         out = sink.data.get()
     finally:
         net.stop()
-    window = out[..., lag:lag + n * t].reshape(*out.shape[:-1], n, t)
+    window = out[..., lag : lag + n * t].reshape(*out.shape[:-1], n, t)
     return np.moveaxis(window, -2, 0)
 
 
-@pytest.mark.parametrize("make, shape, input_neurons", [
-    (lavadl_nets.cuba_conv, (2, 6, 6), True),
-    (lavadl_nets.cuba_dense, (10,), False),
-], ids=["input-neurons-conv-5d", "dense-only"])
+@pytest.mark.parametrize(
+    "make, shape, input_neurons",
+    [
+        (lavadl_nets.cuba_conv, (2, 6, 6), True),
+        (lavadl_nets.cuba_dense, (10,), False),
+    ],
+    ids=["input-neurons-conv-5d", "dense-only"],
+)
 def test_stock_netx_and_emu_agree(tmp_path, make, shape, input_neurons):
     path = make(tmp_path / "net.net")
     net = read_net(path)
@@ -102,8 +107,19 @@ def test_cli_runs_arrays_and_validates(tmp_path, capsys):
     x = lavadl_nets.graded_input((2, 6, 6), 3, T, seed=5)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", np.array([0, 1, 2]))
-    args = ["run", "--net", str(path), "--input", str(tmp_path / "x.npy"), "--backend", "emu",
-            "--report", str(tmp_path / "report.json"), "--spikes", str(tmp_path / "out.npy")]
+    args = [
+        "run",
+        "--net",
+        str(path),
+        "--input",
+        str(tmp_path / "x.npy"),
+        "--backend",
+        "emu",
+        "--report",
+        str(tmp_path / "report.json"),
+        "--spikes",
+        str(tmp_path / "out.npy"),
+    ]
     assert main(args + ["--labels", str(tmp_path / "y.npy")]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["accuracy"] is not None and [r["name"] for r in report["layers"]][0] == "0:input"

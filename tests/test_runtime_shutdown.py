@@ -1,4 +1,5 @@
 """Clean shutdown: a failure or SIGTERM mid-run leaves no Lava process behind; bad backends are one line."""
+
 from __future__ import annotations
 
 import os
@@ -23,15 +24,16 @@ T = 6
 
 def _lava_children() -> list[psutil.Process]:
     """Our child processes except multiprocessing's resource tracker (one per Python process, not Lava's)."""
-    return [p for p in psutil.Process().children(recursive=True)
-            if "resource_tracker" not in " ".join(p.cmdline())]
+    return [p for p in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())]
 
 
 @pytest.mark.lava
 def test_failure_mid_run_raises_and_leaves_no_lava_processes(tmp_path):
     rng = np.random.default_rng(4)
-    layers = [LayerSpec(rng.integers(-40, 90, (3, 2, 3, 3)), padding=1, vth=60),
-              LayerSpec(rng.integers(-60, 100, (5, 108)), vth=50)]
+    layers = [
+        LayerSpec(rng.integers(-40, 90, (3, 2, 3, 3)), padding=1, vth=60),
+        LayerSpec(rng.integers(-60, 100, (5, 108)), vth=50),
+    ]
     net = write_net(tmp_path / "net.net", (2, 6, 6), layers, T)
     x = (rng.random((3, 2, 6, 6, T)) < 0.3).astype(np.uint8)
     graph = build_graph(net, x)
@@ -60,10 +62,28 @@ def _session_processes(sid: int) -> list[str]:
 @pytest.mark.lava
 def test_sigterm_mid_run_stops_lava_and_exits_cleanly(tiny_run, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "lava_runtime", "run", "--net", str(tiny_run / "model.net"),
-                             "--dataset", "synthgesture", "--samples", "30", "--report", str(tmp_path / "r.json")],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lava_runtime",
+            "run",
+            "--net",
+            str(tiny_run / "model.net"),
+            "--dataset",
+            "synthgesture",
+            "--samples",
+            "30",
+            "--report",
+            str(tmp_path / "r.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 180
         # Wait until Lava's workers run (more than the resource tracker and the memory manager).
@@ -88,8 +108,22 @@ def test_sigterm_mid_run_stops_lava_and_exits_cleanly(tiny_run, tmp_path):
 
 
 def test_loihi2_without_lava_loihi_is_one_line(tiny_run, tmp_path):
-    proc = run_cli("-m", "lava_runtime", "run", "--net", str(tiny_run / "model.net"), "--dataset", "synthgesture",
-                   "--backend", "loihi2", "--samples", "1", "--report", str(tmp_path / "r.json"), check=False)
+    proc = run_cli(
+        "-m",
+        "lava_runtime",
+        "run",
+        "--net",
+        str(tiny_run / "model.net"),
+        "--dataset",
+        "synthgesture",
+        "--backend",
+        "loihi2",
+        "--samples",
+        "1",
+        "--report",
+        str(tmp_path / "r.json"),
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "lava-loihi" in errors[0]

@@ -1,4 +1,5 @@
 """SMA block (eq. 5–12) and the SMA-VGG family: shapes, softmaxes, N=1, fixed scaling, gradients."""
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,10 @@ def test_shapes_and_softmaxes_for_every_n(kernels, stride):
     torch.testing.assert_close(att["channel"].sum(1), torch.ones(3, T, 5))
     assert (att["temporal"] > 0).all() and (att["channel"] > 0).all()
     assert [b.kernel_size[:2] for b in block.branches] == [(k, k) for k in kernels]
-    assert all(b.padding[:2] == (k // 2, k // 2) and b.stride[:2] == (stride, stride) and b.bias is None
-               for b, k in zip(block.branches, kernels))
+    assert all(
+        b.padding[:2] == (k // 2, k // 2) and b.stride[:2] == (stride, stride) and b.bias is None
+        for b, k in zip(block.branches, kernels)
+    )
 
 
 def test_current_is_eq12_sum_of_branches_times_both_attentions():
@@ -54,8 +57,10 @@ def test_current_is_eq12_sum_of_branches_times_both_attentions():
     x = spikes(seed=1)
     z = block.current(x)
     a, b = block.last_attention["temporal"], block.last_attention["channel"]
-    expected = sum(branch(x) * (a[:, n, None, :] * b[:, n].transpose(1, 2))[:, :, None, None, :]
-                   for n, branch in enumerate(block.branches))
+    expected = sum(
+        branch(x) * (a[:, n, None, :] * b[:, n].transpose(1, 2))[:, :, None, None, :]
+        for n, branch in enumerate(block.branches)
+    )
     torch.testing.assert_close(z, expected)
 
 
@@ -124,10 +129,25 @@ def test_models_place_sma_in_the_first_half_but_not_the_encoder():
         assert kinds == ["Conv", "SMAConv", "Conv", "Flatten", "Dense", "Dense"]
         assert (net.sma_blocks[0].azo is not None) == (model == "sma-azo-vgg")
         outs = net.forward_all(x)
-        assert [tuple(o.shape) for o in outs] == [(2, 4, 8, 8, T), (2, 6, 4, 4, T), (2, 8, 2, 2, T), (2, 32, T), (2, 16, T), (2, 11, T)]
+        assert [tuple(o.shape) for o in outs] == [
+            (2, 4, 8, 8, T),
+            (2, 6, 4, 4, T),
+            (2, 8, 2, 2, T),
+            (2, 32, T),
+            (2, 16, T),
+            (2, 11, T),
+        ]
         assert torch.equal(net(x), outs[-1])
     net = build_model(_cfg("sma-vgg", sma_layers=[1, 2], hidden=[16, 12]), 11)
-    assert [type(b).__name__ for b in net.blocks] == ["Conv", "SMAConv", "SMAConv", "Flatten", "Dense", "Dense", "Dense"]
+    assert [type(b).__name__ for b in net.blocks] == [
+        "Conv",
+        "SMAConv",
+        "SMAConv",
+        "Flatten",
+        "Dense",
+        "Dense",
+        "Dense",
+    ]
     with pytest.raises(ConfigError, match="not conv layers"):
         build_model(_cfg("sma-vgg", sma_layers=[3]), 11)
     with pytest.raises(ConfigError, match="unknown model"):
@@ -141,10 +161,15 @@ def test_vgg_is_unchanged_by_the_sma_refactor():
     net = build_model(_cfg("vgg"), 11)
     torch.manual_seed(6)
     params = {**NEURON, "requires_grad": False}
-    ref = [slayer.block.cuba.Conv(params, cin, cout, 3, stride=2, padding=1, weight_scale=2, delay_shift=False)
-           for cin, cout in ((2, 4), (4, 6), (6, 8))]
-    ref += [slayer.block.cuba.Flatten(), slayer.block.cuba.Dense(params, 32, 16, weight_scale=2, delay_shift=False),
-            slayer.block.cuba.Dense(params, 16, 11, weight_scale=2, delay_shift=False)]
+    ref = [
+        slayer.block.cuba.Conv(params, cin, cout, 3, stride=2, padding=1, weight_scale=2, delay_shift=False)
+        for cin, cout in ((2, 4), (4, 6), (6, 8))
+    ]
+    ref += [
+        slayer.block.cuba.Flatten(),
+        slayer.block.cuba.Dense(params, 32, 16, weight_scale=2, delay_shift=False),
+        slayer.block.cuba.Dense(params, 16, 11, weight_scale=2, delay_shift=False),
+    ]
     ref = torch.nn.Sequential(*ref)
     assert type(net) is VGG
     assert [k for k in net.state_dict()] == ["blocks." + k for k in ref.state_dict()]
@@ -159,7 +184,9 @@ def test_vgg_is_unchanged_by_the_sma_refactor():
     assert outs[0].sum() > 0 and outs[1].sum() > 0  # compared while spiking
 
 
-@pytest.mark.parametrize("kernels,stride,size", [((1, 3, 5, 7), 2, 9), ((1, 3, 5, 7), 1, 8), ((3, 5), 2, 10), ((1,), 2, 7)])
+@pytest.mark.parametrize(
+    "kernels,stride,size", [((1, 3, 5, 7), 2, 9), ((1, 3, 5, 7), 1, 8), ((3, 5), 2, 10), ((1,), 2, 7)]
+)
 def test_attention_pooled_from_the_input_equals_pooling_the_branch_currents(kernels, stride, size):
     # The block pools Y = mean_n M_n from the input and the kernels (no gradient through M); the
     # paper's definition pools M itself: same attention either way.

@@ -1,4 +1,5 @@
 """Validation hold-out and calibration subsets: seeded, stratified, whole DVS Gesture users, never test."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,7 +53,9 @@ def write_gesture_users(root: Path, users: int) -> list[str]:
         name = f"user{u:02d}_{'led' if u % 2 else 'lab'}"
         events = b"".join(polarity(u, k, k % 2, 1000 * k + u) for k in range(6))
         (folder / f"{name}.aedat").write_bytes(AEDAT31_HEADER + packet(1, 8, events))
-        (folder / f"{name}_labels.csv").write_bytes(b"class,startTime_usec,endTime_usec\n1,0,2000\n2,2000,4000\n3,4000,6000\n")
+        (folder / f"{name}_labels.csv").write_bytes(
+            b"class,startTime_usec,endTime_usec\n1,0,2000\n2,2000,4000\n3,4000,6000\n"
+        )
         names.append(f"{name}.aedat")
     (folder / "trials_to_train.txt").write_text("\n".join(names) + "\n")
     return [n.split("_")[0] for n in names]
@@ -62,8 +65,15 @@ def test_dvs_gesture_holds_out_whole_users(tmp_path):
     users = write_gesture_users(tmp_path / "d", 6)
     ds = event_dataset("dvsgesture", "train", tmp_path / "d")
     assert ds.groups.tolist() == ["user01"] * 2 + [u for u in users[1:] for _ in range(3)]
-    cfg = TrainConfig(dataset="dvsgesture", data_root=str(tmp_path / "d"), input_size=4, timesteps=2,
-                      cache_dir=str(tmp_path / "c"), val_fraction=0.3, seed=2)
+    cfg = TrainConfig(
+        dataset="dvsgesture",
+        data_root=str(tmp_path / "d"),
+        input_size=4,
+        timesteps=2,
+        cache_dir=str(tmp_path / "c"),
+        val_fraction=0.3,
+        seed=2,
+    )
     train, val, test = load_splits(cfg)
     held = set(val.groups.tolist())
     assert len(held) == 2  # round(0.3 × 6 users)
@@ -73,7 +83,10 @@ def test_dvs_gesture_holds_out_whole_users(tmp_path):
     assert val.base is full and len(list((tmp_path / "c").glob("dvsgesture-train-*.npz"))) == 1
     np.testing.assert_array_equal(val.spikes_at(np.arange(len(val))), full.spikes[val.indices])
     x, y = val[0]
-    assert torch.equal(x, torch.from_numpy(full.spikes[val.indices[0]].astype(np.float32))) and y == full.labels[val.indices[0]]
+    assert (
+        torch.equal(x, torch.from_numpy(full.spikes[val.indices[0]].astype(np.float32)))
+        and y == full.labels[val.indices[0]]
+    )
     again = load_splits(cfg)[1]
     assert np.array_equal(again.indices, val.indices)
     assert len(set(load_splits(dataclasses.replace(cfg, val_fraction=0.05))[1].groups)) == 1  # at least one user

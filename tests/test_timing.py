@@ -1,4 +1,5 @@
 """Every input frame reaches the decision: the last frames of a sample count on every backend."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,7 @@ NEURON = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_
 def _late_events(n: int, late: int, rng: np.random.Generator) -> np.ndarray:
     """Samples ``[N, 2, 8, 8, T]`` whose events all fall in the last ``late`` frames."""
     x = np.zeros((n, 2, 8, 8, T), np.uint8)
-    x[..., T - late:] = rng.random((n, 2, 8, 8, late)) < 0.5
+    x[..., T - late :] = rng.random((n, 2, 8, 8, late)) < 0.5
     return x
 
 
@@ -67,7 +68,7 @@ def test_a_class_visible_only_in_the_last_frames_is_learned():
     x = np.zeros((n, 2, 8, 8, T), np.uint8)
     x[..., : T - late] = rng.random((2, 8, 8, T - late)) < 0.1
     for i in range(n):
-        x[i, y[i], ..., T - late:] = rng.random((8, 8, late)) < 0.5
+        x[i, y[i], ..., T - late :] = rng.random((8, 8, late)) < 0.5
     torch.manual_seed(1)
     net = VGG(2, 8, 2, channels=[4], hidden=16, neuron={**NEURON, "requires_grad": False})
     net.materialize()
@@ -76,7 +77,7 @@ def test_a_class_visible_only_in_the_last_frames_is_learned():
     xs, ys = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y)
     for _ in range(15):
         for start in range(0, 72, 12):
-            loss = loss_fn(net(xs[start:start + 12]), ys[start:start + 12])
+            loss = loss_fn(net(xs[start : start + 12]), ys[start : start + 12])
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -1,4 +1,5 @@
 """The training command: run files, best/last checkpoints, and a resume that continues exactly."""
+
 from __future__ import annotations
 
 import csv
@@ -16,9 +17,23 @@ from train.loop import load_checkpoint, train
 
 
 def tiny(tmp_path, **kw) -> TrainConfig:
-    opts = {"dataset": "synthgesture", "dataset_options": {"samples_per_class": 2, "seed": 5}, "model": "sma-azo-vgg",
-            "input_size": 16, "timesteps": 8, "channels": [8, 8], "hidden": 32, "neuron": NeuronConfig(threshold=0.75), "epochs": 3, "batch_size": 8,
-            "lr": 0.01, "scheduler": "cosine", "weight_decay": 0.01, "seed": 3, "cache_dir": str(tmp_path / "cache")}
+    opts = {
+        "dataset": "synthgesture",
+        "dataset_options": {"samples_per_class": 2, "seed": 5},
+        "model": "sma-azo-vgg",
+        "input_size": 16,
+        "timesteps": 8,
+        "channels": [8, 8],
+        "hidden": 32,
+        "neuron": NeuronConfig(threshold=0.75),
+        "epochs": 3,
+        "batch_size": 8,
+        "lr": 0.01,
+        "scheduler": "cosine",
+        "weight_decay": 0.01,
+        "seed": 3,
+        "cache_dir": str(tmp_path / "cache"),
+    }
     return TrainConfig(**{**opts, **kw})
 
 
@@ -101,8 +116,16 @@ def test_cli_resume_reads_the_run_config(tmp_path):
     proc = run_cli("train/run.py", "--resume", "--epochs", "2", "--out", str(run))
     assert "test accuracy" in proc.stdout
     assert [r["epoch"] for r in json.loads((run / "metrics.json").read_text())["epochs"]] == [1, 2]
-    proc = run_cli("train/run.py", "--device", "cuda:0" if not torch.cuda.is_available() else "tpu",
-                   "--config", str(cfg), "--out", str(tmp_path / "x"), check=False)
+    proc = run_cli(
+        "train/run.py",
+        "--device",
+        "cuda:0" if not torch.cuda.is_available() else "tpu",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "x"),
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "device" in proc.stderr
 
 
@@ -111,8 +134,18 @@ def test_torchrun_with_two_gloo_processes_trains_on_the_whole_set(tmp_path):
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(tiny(tmp_path, epochs=2, batch_size=4).to_dict()))
-    run_cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "train/run.py",
-            "--config", str(cfg), "--out", str(tmp_path / "run"))
+    run_cli(
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "train/run.py",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "run"),
+    )
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and [r["epoch"] for r in metrics["epochs"]] == [1, 2]
     # Counts summed over both processes: whole samples of the 20 train, 2 validation, 22 test samples.
@@ -132,8 +165,21 @@ def test_cpu_training_keeps_freed_memory_with_glibc():
 def test_train_step_bench_prints_every_model_and_the_goal(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("dataset: synthgesture\ninput_size: 16\ntimesteps: 6\nchannels: [4, 6]\nhidden: 8\nbatch_size: 2\n")
-    out = run_cli("bench/train_step.py", "--config", str(cfg), "--models", "vgg,sma-azo-vgg", "--rounds", "1",
-                  "--steps", "1", "--warmup", "1", "--json", str(tmp_path / "bench.json")).stdout
+    out = run_cli(
+        "bench/train_step.py",
+        "--config",
+        str(cfg),
+        "--models",
+        "vgg,sma-azo-vgg",
+        "--rounds",
+        "1",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--json",
+        str(tmp_path / "bench.json"),
+    ).stdout
     assert ("malloc keeps freed memory" in out) == (platform.libc_ver()[0] == "glibc") and "goal: SMA step time" in out
     results = json.loads((tmp_path / "bench.json").read_text())["results"]
     assert [r["model"] for r in results] == ["vgg", "sma-azo-vgg"] and results[0]["time_ratio"] == 1.0

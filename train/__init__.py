@@ -1,4 +1,5 @@
 """Training: event datasets, SLAYER models with SMA/AZO, the training loop."""
+
 import contextlib
 import io
 

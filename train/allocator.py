@@ -7,6 +7,7 @@ zeroed pages on the next step: measured on the synthgesture SMA-AZO-VGG, ~4,500 
 keeps those blocks in the heap for reuse, as the allocators PyTorch recommends for CPU work
 (jemalloc, tcmalloc) do. Other C libraries are left alone.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -32,5 +33,7 @@ def keep_freed_memory() -> bool:
         except OSError:
             mallopt = None
         if mallopt is not None:
-            _done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+            _done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+                mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+            )
     return _done

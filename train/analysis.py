@@ -6,6 +6,7 @@ Scale importance of kernel ``n`` for a sample is the share of the SMA weights it
 samples of each class. Spike rate of a layer is spikes per neuron per timestep; the maps average
 it over channels and time at each pixel of that layer's output.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,11 +22,12 @@ from train.models.sma import SMAConv
 
 def _batches(spikes: np.ndarray, batch_size: int):
     for i in range(0, len(spikes), batch_size):
-        yield torch.from_numpy(spikes[i: i + batch_size].astype(np.float32))
+        yield torch.from_numpy(spikes[i : i + batch_size].astype(np.float32))
 
 
-def scale_importance(net: torch.nn.Module, spikes: np.ndarray, labels: np.ndarray, num_classes: int,
-                     batch_size: int = 32) -> dict[int, np.ndarray]:
+def scale_importance(
+    net: torch.nn.Module, spikes: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int = 32
+) -> dict[int, np.ndarray]:
     """Per SMA block (keyed by block index): ``[classes, N]`` mean share of each kernel size."""
     blocks = {i: b for i, b in enumerate(net.blocks) if isinstance(b, SMAConv)}
     if not blocks:
@@ -57,13 +59,21 @@ def layer_rates(net: torch.nn.Module, spikes: np.ndarray, block: int, batch_size
         for x in _batches(spikes, batch_size):
             out = net.forward_all(x)[block]
             if out.dim() != 5:
-                raise CheckpointError(f"block {block} of {type(net).__name__} is not a conv layer (output {tuple(out.shape)})")
+                raise CheckpointError(
+                    f"block {block} of {type(net).__name__} is not a conv layer (output {tuple(out.shape)})"
+                )
             maps.append(out.mean(dim=(1, 4)).numpy())
     return np.concatenate(maps)
 
 
-def analyze(run: str | Path, out_dir: str | Path | None = None, baseline: str | Path | None = None,
-            checkpoint: str = "checkpoint.pt", samples: int = 256, show: int = 4) -> dict[str, Any]:
+def analyze(
+    run: str | Path,
+    out_dir: str | Path | None = None,
+    baseline: str | Path | None = None,
+    checkpoint: str = "checkpoint.pt",
+    samples: int = 256,
+    show: int = 4,
+) -> dict[str, Any]:
     """Write ``scale_importance_block<i>.png``, ``spike_rates.png`` and ``analysis.json`` for ``run``."""
     from train.plots import scale_importance as plot_importance, spike_rate_maps
     from train.atomic import atomic_write_json
@@ -73,12 +83,24 @@ def analyze(run: str | Path, out_dir: str | Path | None = None, baseline: str | 
     classes = list(state["classes"])
     data = load_datasets(cfg)[1]
     spikes, labels = data.spikes[:samples], np.asarray(data.labels[:samples])
-    result: dict[str, Any] = {"run": str(run), "checkpoint": checkpoint, "split": "test", "samples": int(len(labels)),
-                              "classes": classes, "kernel_sizes": list(cfg.sma_kernel_sizes), "scale_importance": {}}
+    result: dict[str, Any] = {
+        "run": str(run),
+        "checkpoint": checkpoint,
+        "split": "test",
+        "samples": int(len(labels)),
+        "classes": classes,
+        "kernel_sizes": list(cfg.sma_kernel_sizes),
+        "scale_importance": {},
+    }
     for block, table in scale_importance(net, spikes, labels, len(classes)).items():
         result["scale_importance"][f"block{block}"] = {cls: [float(v) for v in row] for cls, row in zip(classes, table)}
-        plot_importance(table, classes, cfg.sma_kernel_sizes, out / f"scale_importance_block{block}.png",
-                        f"{cfg.model} on {cfg.dataset}: scale importance per class (block {block}, {len(labels)} test samples)")
+        plot_importance(
+            table,
+            classes,
+            cfg.sma_kernel_sizes,
+            out / f"scale_importance_block{block}.png",
+            f"{cfg.model} on {cfg.dataset}: scale importance per class (block {block}, {len(labels)} test samples)",
+        )
     first = next(i for i, b in enumerate(net.blocks) if isinstance(b, SMAConv))
     maps = {cfg.model: layer_rates(net, spikes, first)}
     if baseline is not None:
@@ -94,7 +116,12 @@ def analyze(run: str | Path, out_dir: str | Path | None = None, baseline: str | 
     totals = {name: float(m.mean()) for name, m in maps.items()}
     result["spike_rates"] = {"block": first, **totals}
     inputs = spikes[picks].sum(axis=(1, 4))
-    spike_rate_maps(inputs, {k: m[picks] for k, m in maps.items()}, totals, out / "spike_rates.png",
-                    f"spike rate of block {first} (first layer after the encoder), {cfg.dataset} test samples")
+    spike_rate_maps(
+        inputs,
+        {k: m[picks] for k, m in maps.items()},
+        totals,
+        out / "spike_rates.png",
+        f"spike rate of block {first} (first layer after the encoder), {cfg.dataset} test samples",
+    )
     atomic_write_json(out / "analysis.json", result)
     return result

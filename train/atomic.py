@@ -1,4 +1,5 @@
 """Crash-safe file writing: a temp file in the target folder, fsync, then rename."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ Sources: Lava's bit-accurate models (``lava.proc.lif.models.PyLifModelBitAcc``: 
 17-bit ``vth``, 12-bit decays, inputs and thresholds MSB-aligned by 6 bits) and lava-dl's SLAYER
 (``quantize_8bit``: weights on a grid of 2 in ``[-256, 254]`` integer units of ``1/64``).
 """
+
 from __future__ import annotations
 
 ACT_SHIFT = 6  # synaptic input and thresholds are shifted left by 6 bits (SLAYER's w_scale = 64)

@@ -6,6 +6,7 @@ after the cleanup on the way out has run (``finally`` blocks, Lava's stop). Code
 own SIGTERM handling for a while (``lava_runtime.simulate.stop_on_signals``) installs it and
 restores this one afterwards.
 """
+
 from __future__ import annotations
 
 import signal
@@ -22,8 +23,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None,
-            interrupted: str = "interrupted") -> int:
+def run_cli(
+    main: Callable[[list[str] | None], int], argv: list[str] | None = None, interrupted: str = "interrupted"
+) -> int:
     """``main(argv)``'s exit status, with user errors and interruptions turned into 2 and 130."""
     try:
         previous = signal.signal(signal.SIGTERM, _interrupt)

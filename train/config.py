@@ -1,4 +1,5 @@
 """Training configuration: one dataclass, loaded from YAML, overridden from the command line."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -115,7 +116,9 @@ def _check_types(obj: Any, default: Any, source: str, prefix: str = "") -> None:
             ok = math.isfinite(value) and (value > 0 if f.name in _POSITIVE else value >= 0)
             ok = ok and not (f.name in _BELOW_ONE and value >= 1)
         if not ok:
-            raise ConfigError(f"{source}: option {prefix}{f.name} = {value!r} is invalid; expected a {type(ref).__name__} like {ref!r}")
+            raise ConfigError(
+                f"{source}: option {prefix}{f.name} = {value!r} is invalid; expected a {type(ref).__name__} like {ref!r}"
+            )
 
 
 _OPTIONAL = {"sma_layers": [1], "azo_delta_t": 1, "azo_delta_c": 1}  # null, or a value like this

@@ -8,6 +8,7 @@ after that (equal counts and equal first-spike steps, e.g. no output spike at al
 *undecided*: their prediction is ``UNDECIDED`` (-1), which never equals a label, so they count
 as errors. Reports give both numbers (``tied``, ``undecided``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

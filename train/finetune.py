@@ -8,6 +8,7 @@ training the folded network itself for a few epochs wins it back. The result is 
 folder (``config.yaml`` says ``folded: per-timestep`` or ``static``) that ``export/to_netx.py``
 writes as it is, without folding again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,14 @@ from train.loop import load_datasets, load_selected, train
 from train.models.fold import calibrate_on, fold_network, sma_blocks
 
 
-def finetune(run_dir: str | Path, out_dir: str | Path, epochs: int, sma: str = "per-timestep",
-             calib_samples: int = 256, lr: float | None = None) -> dict[str, Any]:
+def finetune(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    epochs: int,
+    sma: str = "per-timestep",
+    calib_samples: int = 256,
+    lr: float | None = None,
+) -> dict[str, Any]:
     """Calibrate and fold ``run_dir``'s selected model (``best.pt``), then train the folded form for ``epochs`` into ``out_dir``."""
     if sma not in ("per-timestep", "static"):
         raise ConfigError(f"--sma must be per-timestep or static, got {sma!r}")
@@ -35,8 +42,9 @@ def finetune(run_dir: str | Path, out_dir: str | Path, epochs: int, sma: str = "
     stats = calibrate_on(net, calibration_spikes(train_set, calib_samples, cfg.seed))
     folded, _ = fold_network(net, stats, per_timestep=sma == "per-timestep")
     # A gentler learning rate: the folded weights start close to a good solution.
-    tuned = dataclasses.replace(cfg, folded=sma, epochs=epochs, lr=lr if lr is not None else cfg.lr / 10,
-                                scheduler="cosine")
+    tuned = dataclasses.replace(
+        cfg, folded=sma, epochs=epochs, lr=lr if lr is not None else cfg.lr / 10, scheduler="cosine"
+    )
     return train(tuned, out_dir, init_state=folded.state_dict())
 
 
@@ -45,10 +53,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run", required=True, help="the trained SMA run folder")
     p.add_argument("--epochs", type=int, required=True, help="epochs to train the folded form")
     p.add_argument("--out", default=None, help="run folder to write (default: RUN-finetuned)")
-    p.add_argument("--sma", default="per-timestep", choices=("per-timestep", "static"),
-                   help="keep the per-timestep gain schedule or fold its mean into the weights (default: per-timestep)")
-    p.add_argument("--calib-samples", type=int, default=256,
-                   help="training samples for calibration, seeded and class-stratified (default: 256)")
+    p.add_argument(
+        "--sma",
+        default="per-timestep",
+        choices=("per-timestep", "static"),
+        help="keep the per-timestep gain schedule or fold its mean into the weights (default: per-timestep)",
+    )
+    p.add_argument(
+        "--calib-samples",
+        type=int,
+        default=256,
+        help="training samples for calibration, seeded and class-stratified (default: 256)",
+    )
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the run's / 10)")
     return p.parse_args(argv)
 

@@ -7,6 +7,7 @@ accuracy never chooses), ``metrics.json``, ``metrics.csv``, ``curves.png``, ``co
 Under ``torchrun`` each process trains on its shard (DistributedSampler, ``batch_size`` per
 process) and rank 0 writes the files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,8 +37,17 @@ from train.errors import CheckpointError, ConfigError
 from train.models import build_model
 
 LAST, BEST = "checkpoint.pt", "best.pt"
-CSV_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr",
-               "seconds")
+CSV_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "lr",
+    "seconds",
+)
 # Options a resumed run may change; anything else would make it a different run.
 RESUMABLE_CHANGES = {"epochs", "device", "cache_dir"}
 
@@ -56,8 +66,13 @@ def load_splits(cfg: TrainConfig) -> tuple[FrameSubset, FrameSubset | None, Fram
     :func:`validation_split` with ``cfg.seed``; only the train part is augmented.
     """
     common = dict(
-        size=cfg.input_size, timesteps=cfg.timesteps, options=cfg.dataset_options, cache_dir=cfg.cache_dir,
-        data_root=cfg.data_root, denoise_us=cfg.denoise_us, workers=cfg.workers,
+        size=cfg.input_size,
+        timesteps=cfg.timesteps,
+        options=cfg.dataset_options,
+        cache_dir=cfg.cache_dir,
+        data_root=cfg.data_root,
+        denoise_us=cfg.denoise_us,
+        workers=cfg.workers,
     )
     full = FrameDataset(cfg.dataset, "train", augment=Augment.from_options(cfg.augment), **common)
     train_idx, val_idx = validation_split(full.labels, full.groups, cfg.val_fraction, cfg.seed)
@@ -119,8 +134,13 @@ def _all_sum(values: list[float], proc: Process) -> list[float]:
     return t.tolist()
 
 
-def evaluate(net: torch.nn.Module, loader: torch.utils.data.DataLoader, loss_fn: Any, device: str | torch.device,
-             proc: Process | None = None) -> tuple[float, float]:
+def evaluate(
+    net: torch.nn.Module,
+    loader: torch.utils.data.DataLoader,
+    loss_fn: Any,
+    device: str | torch.device,
+    proc: Process | None = None,
+) -> tuple[float, float]:
     """Mean loss and accuracy (``train.decision``) of ``net`` over ``loader`` (summed over processes)."""
     net.eval()
     total, correct, loss_sum = 0, 0, 0.0
@@ -141,7 +161,9 @@ def _cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in net.state_dict().items()}
 
 
-def save_checkpoint(path: Path, net: torch.nn.Module, cfg: TrainConfig, classes: tuple[str, ...], extra: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path, net: torch.nn.Module, cfg: TrainConfig, classes: tuple[str, ...], extra: dict[str, Any]
+) -> None:
     """Write the model, its config and class names atomically (loadable with weights_only=True)."""
     state = {"model": _cpu_state(net), "config": cfg.to_dict(), "classes": list(classes), **extra}
     buf = io.BytesIO()
@@ -195,8 +217,12 @@ def rng_state(loader_gen: torch.Generator) -> dict[str, Any]:
     _, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": [version, list(mt), gauss],
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached_gaussian": float(cached)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
         "loader": loader_gen.get_state(),
     }
@@ -210,7 +236,9 @@ def set_rng_state(state: dict[str, Any], loader_gen: torch.Generator) -> None:
     version, mt, gauss = state["python"]
     random.setstate((version, tuple(mt), gauss))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     loader_gen.set_state(state["loader"])
     if "cuda" in state and torch.cuda.is_available():
@@ -239,7 +267,9 @@ def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> Non
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k))
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed)
-        raise ConfigError(f"{path}: cannot resume with changed options ({detail}); only {sorted(RESUMABLE_CHANGES)} may change")
+        raise ConfigError(
+            f"{path}: cannot resume with changed options ({detail}); only {sorted(RESUMABLE_CHANGES)} may change"
+        )
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
@@ -255,8 +285,9 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     training_curves(metrics, run_dir / "curves.png")
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
-          init_state: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig, out_dir: str | Path, resume: bool = False, init_state: dict[str, torch.Tensor] | None = None
+) -> dict[str, Any]:
     """Train ``cfg`` into ``out_dir``; with ``resume``, continue from its ``checkpoint.pt``.
 
     ``init_state`` starts a new run from given weights (deploy-aware fine-tuning of a fold).
@@ -271,7 +302,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         _check_resumable(cfg, saved["config"], run_dir / LAST)
     if proc.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / "config.yaml", lambda fh: fh.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()))
+        atomic_write(
+            run_dir / "config.yaml", lambda fh: fh.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+        )
     seed_everything(cfg.seed)
     train_set, val_set, test_set = load_splits(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -285,7 +318,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
 
     if proc.distributed:
         # Every process shuffles with the same seed and takes its own slice.
-        sampler = torch.utils.data.DistributedSampler(train_set, proc.world_size, proc.rank, shuffle=True, seed=cfg.seed)
+        sampler = torch.utils.data.DistributedSampler(
+            train_set, proc.world_size, proc.rank, shuffle=True, seed=cfg.seed
+        )
         train_loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler)
     else:
         sampler = None
@@ -297,9 +332,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
 
     net = build_model(cfg, num_classes=len(train_set.classes))
     net.materialize()
-    metrics: dict[str, Any] = {"dataset": cfg.dataset, "model": cfg.model, "world_size": proc.world_size,
-                               "selection": selection, "val_samples": len(val_set) if val_set is not None else 0,
-                               "epochs": []}
+    metrics: dict[str, Any] = {
+        "dataset": cfg.dataset,
+        "model": cfg.model,
+        "world_size": proc.world_size,
+        "selection": selection,
+        "val_samples": len(val_set) if val_set is not None else 0,
+        "epochs": [],
+    }
     start, best_acc, best_epoch = 1, -1.0, 0
     if saved is not None:
         net.load_state_dict(saved["model"])
@@ -322,7 +362,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         ids = [proc.device.index] if proc.device.type == "cuda" else None
         # SLAYER's neuron state buffers are per-batch scratch, nothing to broadcast.
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
-    loss_fn = slayer.loss.SpikeRate(true_rate=cfg.true_rate, false_rate=cfg.false_rate, reduction="mean").to(proc.device)
+    loss_fn = slayer.loss.SpikeRate(true_rate=cfg.true_rate, false_rate=cfg.false_rate, reduction="mean").to(
+        proc.device
+    )
 
     for epoch in range(start, cfg.epochs + 1):
         if sampler is not None:
@@ -344,7 +386,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
             bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
         scheduler.step()
         loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc)
-        val_loss, val_acc = evaluate(net, val_loader, loss_fn, proc.device, proc) if val_loader is not None else (None, None)
+        val_loss, val_acc = (
+            evaluate(net, val_loader, loss_fn, proc.device, proc) if val_loader is not None else (None, None)
+        )
         test_loss, test_acc = evaluate(net, test_loader, loss_fn, proc.device, proc)
         row = {
             "epoch": epoch,
@@ -373,13 +417,33 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                 f"test loss {test_loss:.4f} acc {test_acc:.3f} ({row['seconds']:.1f}s)"
             )
             if best_epoch == epoch:
-                save_checkpoint(run_dir / BEST, net, cfg, train_set.classes, {
-                    "epoch": epoch, "selection": selection, "val_accuracy": val_acc, "test_accuracy": test_acc,
-                })
-            save_checkpoint(run_dir / LAST, net, cfg, train_set.classes, {
-                "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_state(gen), "metrics": metrics, "best_val_accuracy": best_acc, "best_epoch": best_epoch,
-            })
+                save_checkpoint(
+                    run_dir / BEST,
+                    net,
+                    cfg,
+                    train_set.classes,
+                    {
+                        "epoch": epoch,
+                        "selection": selection,
+                        "val_accuracy": val_acc,
+                        "test_accuracy": test_acc,
+                    },
+                )
+            save_checkpoint(
+                run_dir / LAST,
+                net,
+                cfg,
+                train_set.classes,
+                {
+                    "epoch": epoch,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rng_state(gen),
+                    "metrics": metrics,
+                    "best_val_accuracy": best_acc,
+                    "best_epoch": best_epoch,
+                },
+            )
             write_metrics(run_dir, metrics)
     if proc.distributed:
         dist.barrier()

@@ -1,4 +1,5 @@
 """PNG figures of a training run: curves, scale importance (paper Fig. 5), spike-rate maps (Fig. 3)."""
+
 from __future__ import annotations
 
 import io
@@ -29,8 +30,11 @@ def training_curves(metrics: dict[str, Any], path: str | Path) -> Path:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     for split, style in (("train", "-o"), ("val", "-^"), ("test", "-s")):
         # No validation (val_fraction 0, or a run from before it) leaves those values None or absent.
-        points = [(r["epoch"], r[f"{split}_loss"], r[f"{split}_accuracy"]) for r in rows
-                  if r.get(f"{split}_accuracy") is not None]
+        points = [
+            (r["epoch"], r[f"{split}_loss"], r[f"{split}_accuracy"])
+            for r in rows
+            if r.get(f"{split}_accuracy") is not None
+        ]
         if points:
             epochs, losses, accs = zip(*points)
             ax_loss.plot(epochs, losses, style, ms=3, label=split)
@@ -38,7 +42,9 @@ def training_curves(metrics: dict[str, Any], path: str | Path) -> Path:
     if metrics.get("best_epoch"):
         # Runs from before validation have no "selection": their best epoch was chosen on test.
         how = {"val_accuracy": "best val", "last": "last"}.get(metrics.get("selection"), "best test")
-        ax_acc.axvline(metrics["best_epoch"], color="grey", ls=":", label=f"selected: {how} (epoch {metrics['best_epoch']})")
+        ax_acc.axvline(
+            metrics["best_epoch"], color="grey", ls=":", label=f"selected: {how} (epoch {metrics['best_epoch']})"
+        )
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
     for ax in (ax_loss, ax_acc):
@@ -49,8 +55,9 @@ def training_curves(metrics: dict[str, Any], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def scale_importance(importance: np.ndarray, classes: Sequence[str], kernel_sizes: Sequence[int], path: str | Path,
-                     title: str) -> Path:
+def scale_importance(
+    importance: np.ndarray, classes: Sequence[str], kernel_sizes: Sequence[int], path: str | Path, title: str
+) -> Path:
     """Grouped bars: mean attention weight of each kernel size per class (rows of ``importance``)."""
     n_cls, n_scales = importance.shape
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * n_cls + 2), 4))
@@ -66,8 +73,9 @@ def scale_importance(importance: np.ndarray, classes: Sequence[str], kernel_size
     return save_figure(fig, path)
 
 
-def spike_rate_maps(inputs: np.ndarray, maps: dict[str, np.ndarray], totals: dict[str, float], path: str | Path,
-                    title: str) -> Path:
+def spike_rate_maps(
+    inputs: np.ndarray, maps: dict[str, np.ndarray], totals: dict[str, float], path: str | Path, title: str
+) -> Path:
     """Per sample: input events, then each model's spike-rate map; a colour bar and mean rates on the right."""
     names = list(maps)
     n, cols = inputs.shape[0], len(names) + 1
@@ -86,7 +94,7 @@ def spike_rate_maps(inputs: np.ndarray, maps: dict[str, np.ndarray], totals: dic
             if j == 1:
                 rate_image = im
     fig.colorbar(rate_image, cax=fig.add_subplot(grid[:, cols]), label="spike rate (per neuron, per step)")
-    bar = fig.add_subplot(grid[0: max(1, n // 2), cols + 2])
+    bar = fig.add_subplot(grid[0 : max(1, n // 2), cols + 2])
     bar.bar(names, [totals[k] for k in names], color=["tab:blue", "tab:red", "tab:green"][: len(names)])
     bar.set(title="mean spike rate", ylabel="spikes / neuron / step")
     bar.tick_params(axis="x", rotation=20)

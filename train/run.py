@@ -1,4 +1,5 @@
 """Train a spiking network: ``python train/run.py --dataset synthgesture --out runs/NAME``."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,23 +18,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default=None, help="dataset name (default: the config's, synthgesture)")
     p.add_argument("--config", default=None, help="YAML config file; options below override it")
-    p.add_argument("--model", default=None, help="network: vgg, vgg7 (7×7 convs where SMA would be), sma-vgg or sma-azo-vgg (default: the config's)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="network: vgg, vgg7 (7×7 convs where SMA would be), sma-vgg or sma-azo-vgg (default: the config's)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the config's)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the config's)")
     p.add_argument("--timesteps", type=int, default=None, help="time bins per sample (default: the config's)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
-    p.add_argument("--val-fraction", type=float, default=None, help="share of the training split held out for "
-                   "choosing best.pt (DVS Gesture: whole users); 0 = none, best.pt is the last epoch (default: the config's, 0.1)")
-    p.add_argument("--device", default=None, help="cpu or cuda; under torchrun each process takes cuda:LOCAL_RANK (default: the config's)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt (its config.yaml is the base config)")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=None,
+        help="share of the training split held out for "
+        "choosing best.pt (DVS Gesture: whole users); 0 = none, best.pt is the last epoch (default: the config's, 0.1)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="cpu or cuda; under torchrun each process takes cuda:LOCAL_RANK (default: the config's)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint.pt (its config.yaml is the base config)",
+    )
     p.add_argument("--out", default="runs/latest", help="run folder for checkpoint, metrics and config")
     p.add_argument("--data-root", default=None, help="folder holding on-disk datasets (default: the config's, data/)")
-    p.add_argument("--download", action="store_true", help="download the dataset into --data-root first (through tonic, where it can)")
-    p.add_argument("--inspect", action="store_true", help="print the dataset's splits, class counts and first samples as JSON, "
-                   "write OUT/inspect-DATASET.png, and exit without training")
-    p.add_argument("--finetune-static", action="store_true",
-                   help="deprecated: forwards the other options to train/finetune.py (python train/finetune.py --help)")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="download the dataset into --data-root first (through tonic, where it can)",
+    )
+    p.add_argument(
+        "--inspect",
+        action="store_true",
+        help="print the dataset's splits, class counts and first samples as JSON, "
+        "write OUT/inspect-DATASET.png, and exit without training",
+    )
+    p.add_argument(
+        "--finetune-static",
+        action="store_true",
+        help="deprecated: forwards the other options to train/finetune.py (python train/finetune.py --help)",
+    )
     return p.parse_args(argv)
 
 
@@ -51,7 +80,18 @@ def _train(argv: list[str] | None) -> int:
         return finetune.main([a for a in argv if a != "--finetune-static"])
     args = parse_args(argv)
     cfg = load_config(args.config if args.config or not args.resume else Path(args.out) / "config.yaml")
-    for name in ("dataset", "model", "epochs", "batch_size", "lr", "timesteps", "seed", "device", "data_root", "val_fraction"):
+    for name in (
+        "dataset",
+        "model",
+        "epochs",
+        "batch_size",
+        "lr",
+        "timesteps",
+        "seed",
+        "device",
+        "data_root",
+        "val_fraction",
+    ):
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)
@@ -64,8 +104,10 @@ def _train(argv: list[str] | None) -> int:
     metrics = train(cfg, args.out, resume=args.resume)
     selected = ""
     if "test_accuracy_selected" in metrics:  # a resumed run from before validation may have no new epoch
-        selected = (f", {metrics['test_accuracy_selected']:.3f} (best.pt: epoch {metrics['best_epoch']}, "
-                    f"selection {metrics['selection']})")
+        selected = (
+            f", {metrics['test_accuracy_selected']:.3f} (best.pt: epoch {metrics['best_epoch']}, "
+            f"selection {metrics['selection']})"
+        )
     print(f"test accuracy {metrics['test_accuracy']:.3f} (last epoch){selected}; run written to {args.out}")
     return 0
 

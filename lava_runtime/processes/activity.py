@@ -8,6 +8,7 @@ synchronisation with the runtime at every step: one extra process instead of one
 keeps counting cheap. Lava finds process models by importing the modules beside the process,
 so processes live here, away from the package's ``__main__``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,10 @@ class ActivityCounter(AbstractProcess):
 
     def __init__(self, *, shapes: list[tuple[int, ...]], num_steps: int, fanouts: list[np.ndarray]) -> None:
         if not 1 <= len(shapes) <= MAX_LAYERS or len(fanouts) != len(shapes):
-            raise ValueError(f"ActivityCounter counts 1 to {MAX_LAYERS} layers, one fan-out each; "
-                             f"got {len(shapes)} shapes and {len(fanouts)} fan-outs")
+            raise ValueError(
+                f"ActivityCounter counts 1 to {MAX_LAYERS} layers, one fan-out each; "
+                f"got {len(shapes)} shapes and {len(fanouts)} fan-outs"
+            )
         fans = [np.asarray(f, dtype=np.int64) for f in fanouts]
         for i, (shape, fan) in enumerate(zip(shapes, fans)):
             if fan.shape != tuple(shape):
@@ -69,7 +72,7 @@ class _PyActivityCounterModel(PyLoihiProcessModel):
         for i in range(self.layers):
             fired = (getattr(self, f"a_in{i}").recv() != 0).reshape(-1)
             self.counts[i, step] = np.count_nonzero(fired)
-            self.synops[i, step] = self.fanout[self.offsets[i]:self.offsets[i + 1]][fired].sum()
+            self.synops[i, step] = self.fanout[self.offsets[i] : self.offsets[i + 1]][fired].sum()
 
 
 def _with_ports(cls: type, dtype: type) -> type:

@@ -14,6 +14,7 @@ Everything else (decays, 24-bit wrap of ``u``, ``v > vth``, the periodic reset) 
 stock ``LIFReset``. The channel is the last axis of the neuron shape (Lava's ``(W, H, C)`` or
 ``(C,)``).
 """
+
 from __future__ import annotations
 
 import typing as ty

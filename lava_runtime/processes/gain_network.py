@@ -5,6 +5,7 @@ Layers whose HDF5 group holds ``gain_mant``/``gain_exp`` (docs/netx-format.md) g
 stock NetX. It lives in ``processes/`` because Lava finds process models by importing every
 module beside the process class.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,8 +28,9 @@ def _gain_neuron_params(layer_config: Any, reset_interval: int | None, reset_off
     if reset_interval is None:
         # Without periodic resets the sample step of the gain table is undefined.
         raise RuntimeConfigError("layers with a per-timestep gain need reset_interval = timesteps")
-    params = netx.hdf5.Network.get_neuron_params(layer_config["neuron"], reset_interval=reset_interval,
-                                                 reset_offset=reset_offset, spike_exp=spike_exp)
+    params = netx.hdf5.Network.get_neuron_params(
+        layer_config["neuron"], reset_interval=reset_interval, reset_offset=reset_offset, spike_exp=spike_exp
+    )
     params["neuron_proc"] = GainLIFReset
     params["gain_mant"] = np.asarray(layer_config.f["gain_mant"][()]).astype(np.int64)
     params["gain_exp"] = int(np.asarray(layer_config.f["gain_exp"][()]).reshape(-1)[0])
@@ -50,12 +52,19 @@ class GainNetwork(netx.hdf5.Network):
     """
 
     @staticmethod
-    def create_conv(layer_config: Any, input_shape: tuple[int, int, int], input_message_bits: int = 0,
-                    reset_interval: int | None = None, reset_offset: int = 0, spike_exp: int = 6) -> tuple[Conv, str]:
+    def create_conv(
+        layer_config: Any,
+        input_shape: tuple[int, int, int],
+        input_message_bits: int = 0,
+        reset_interval: int | None = None,
+        reset_offset: int = 0,
+        spike_exp: int = 6,
+    ) -> tuple[Conv, str]:
         """Stock NetX conv block, or the same block with a gain neuron."""
         if not has_gain(layer_config):
-            return netx.hdf5.Network.create_conv(layer_config, input_shape, input_message_bits, reset_interval,
-                                                 reset_offset, spike_exp)
+            return netx.hdf5.Network.create_conv(
+                layer_config, input_shape, input_message_bits, reset_interval, reset_offset, spike_exp
+            )
 
         def expand(x: Any) -> np.ndarray:
             return np.array([x, x]) if np.isscalar(x) else x[::-1]
@@ -63,27 +72,47 @@ class GainNetwork(netx.hdf5.Network):
         shape = tuple(layer_config["shape"][::-1])  # WHC
         weight = layer_config["weight"][:, :, ::-1, ::-1]
         weight = weight.reshape(weight.shape[:4]).transpose((0, 3, 2, 1))
-        params = {"input_shape": input_shape, "shape": shape,
-                  "neuron_params": _gain_neuron_params(layer_config, reset_interval, reset_offset, spike_exp),
-                  "weight": weight, "stride": expand(layer_config["stride"]), "padding": expand(layer_config["padding"]),
-                  "dilation": expand(layer_config["dilation"]), "groups": layer_config["groups"],
-                  "input_message_bits": input_message_bits}
+        params = {
+            "input_shape": input_shape,
+            "shape": shape,
+            "neuron_params": _gain_neuron_params(layer_config, reset_interval, reset_offset, spike_exp),
+            "weight": weight,
+            "stride": expand(layer_config["stride"]),
+            "padding": expand(layer_config["padding"]),
+            "dilation": expand(layer_config["dilation"]),
+            "groups": layer_config["groups"],
+            "input_message_bits": input_message_bits,
+        }
         if "bias" in layer_config.keys():
             params["bias"] = layer_config["bias"]
-        table = netx.hdf5.Network._table_str(type_str="GainConv", width=shape[0], height=shape[1], channel=shape[2],
-                                             kernel=np.array(weight.shape[1:3]), stride=params["stride"],
-                                             padding=params["padding"], dilation=params["dilation"],
-                                             groups=params["groups"])
+        table = netx.hdf5.Network._table_str(
+            type_str="GainConv",
+            width=shape[0],
+            height=shape[1],
+            channel=shape[2],
+            kernel=np.array(weight.shape[1:3]),
+            stride=params["stride"],
+            padding=params["padding"],
+            dilation=params["dilation"],
+            groups=params["groups"],
+        )
         return Conv(**params), table
 
     @staticmethod
-    def create_dense(layer_config: Any, input_message_bits: int = 0, reset_interval: int | None = None,
-                     reset_offset: int = 0, spike_exp: int = 6, sparse_synapse: bool = False,
-                     rec: bool = False) -> tuple[Dense, str]:
+    def create_dense(
+        layer_config: Any,
+        input_message_bits: int = 0,
+        reset_interval: int | None = None,
+        reset_offset: int = 0,
+        spike_exp: int = 6,
+        sparse_synapse: bool = False,
+        rec: bool = False,
+    ) -> tuple[Dense, str]:
         """Stock NetX dense block, or the same block with a gain neuron."""
         if not has_gain(layer_config):
-            return netx.hdf5.Network.create_dense(layer_config, input_message_bits, reset_interval, reset_offset,
-                                                  spike_exp, sparse_synapse, rec)
+            return netx.hdf5.Network.create_dense(
+                layer_config, input_message_bits, reset_interval, reset_offset, spike_exp, sparse_synapse, rec
+            )
         if rec or "delay" in layer_config.keys() or "weight/imag" in layer_config.f:
             raise RuntimeConfigError("per-timestep gains are supported on plain conv and dense layers only")
         shape = (int(np.prod(layer_config["shape"])),)
@@ -91,10 +120,16 @@ class GainNetwork(netx.hdf5.Network):
         if weight.ndim == 1:
             weight = weight.reshape(shape[0], -1)
         weight, num_weight_bits, weight_exponent, sign_mode = optimize_weight_bits(weight)
-        params = {"shape": shape,
-                  "neuron_params": _gain_neuron_params(layer_config, reset_interval, reset_offset, spike_exp),
-                  "weight": weight, "num_weight_bits": num_weight_bits, "weight_exponent": weight_exponent,
-                  "sign_mode": sign_mode, "input_message_bits": input_message_bits, "sparse_synapse": sparse_synapse}
+        params = {
+            "shape": shape,
+            "neuron_params": _gain_neuron_params(layer_config, reset_interval, reset_offset, spike_exp),
+            "weight": weight,
+            "num_weight_bits": num_weight_bits,
+            "weight_exponent": weight_exponent,
+            "sign_mode": sign_mode,
+            "input_message_bits": input_message_bits,
+            "sparse_synapse": sparse_synapse,
+        }
         if "bias" in layer_config.keys():
             params["bias"] = layer_config["bias"]
         table = netx.hdf5.Network._table_str(type_str="GainDense", width=1, height=1, channel=shape[0])

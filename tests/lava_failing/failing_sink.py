@@ -3,6 +3,7 @@
 It lives in its own folder because Lava finds process models by importing every module beside
 the process class.
 """
+
 from __future__ import annotations
 
 import numpy as np

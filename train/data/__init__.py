@@ -1,4 +1,5 @@
 """Event datasets (one module each) and the shared event → tensor pipeline."""
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,17 @@ DATASETS: dict[str, type] = {
 CACHE_VERSION = 2  # bump when parsing or binning changes, so old caches are not reused
 
 __all__ = [
-    "DATASETS", "EVENT_DTYPE", "Augment", "FrameDataset", "FrameSubset", "calibration_spikes", "download_dataset", "event_dataset",
-    "make_events", "to_frames", "to_spikes",
+    "DATASETS",
+    "EVENT_DTYPE",
+    "Augment",
+    "FrameDataset",
+    "FrameSubset",
+    "calibration_spikes",
+    "download_dataset",
+    "event_dataset",
+    "make_events",
+    "to_frames",
+    "to_spikes",
 ]
 
 
@@ -129,8 +139,12 @@ class FrameDataset(torch.utils.data.Dataset):
         if augment is not None and augment.hflip and not getattr(self.events, "hflip_safe", False):
             raise DatasetError(f"{name}: augment.hflip would break labels (mirroring changes its classes); turn it off")
         self.augment = augment
-        where = str(Path(getattr(self.events, "root", "")).resolve()) if getattr(self.events, "needs_root", False) else None
-        key = json.dumps([CACHE_VERSION, name, split, size, timesteps, self.options, where, self.denoise_us], sort_keys=True)
+        where = (
+            str(Path(getattr(self.events, "root", "")).resolve()) if getattr(self.events, "needs_root", False) else None
+        )
+        key = json.dumps(
+            [CACHE_VERSION, name, split, size, timesteps, self.options, where, self.denoise_us], sort_keys=True
+        )
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         path = Path(cache_dir) / f"{name}-{split}-{size}px-T{timesteps}-{digest}.npz" if cache_dir else None
         if path is not None and path.exists():
@@ -155,7 +169,9 @@ class FrameDataset(torch.utils.data.Dataset):
         binner = _Binner(self.events, self.size, self.timesteps, self.denoise_us)
         if self.workers > 0 and n > 1:
             chunk = max(1, math.ceil(n / (self.workers * 8)))
-            loader = torch.utils.data.DataLoader(binner, batch_size=chunk, num_workers=self.workers, collate_fn=_as_list)
+            loader = torch.utils.data.DataLoader(
+                binner, batch_size=chunk, num_workers=self.workers, collate_fn=_as_list
+            )
             i = 0
             with tqdm(total=n, desc=f"binning {desc}", leave=False) as bar:
                 for batch in loader:

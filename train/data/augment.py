@@ -3,6 +3,7 @@
 Applied per sample in the training loader (after the cache, so every epoch sees new draws);
 uses torch's RNG, so ``torch.manual_seed`` and DataLoader worker seeding make it repeatable.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields

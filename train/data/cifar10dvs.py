@@ -9,6 +9,7 @@ polarity ``1 - p_raw``.
 There is no official split: samples are split per class by :func:`train.data.layout.seeded_split`
 (default 10 % test, the 9:1 ratio most papers use, seed 0).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,7 +42,9 @@ class CIFAR10DVS:
         self.root, self.split = Path(root), split
         folder = find_dir(root, _DIRS, CLASSES[0])
         if folder is None:
-            raise missing("cifar10dvs", root, "CIFAR10DVS/<class>/cifar10_<class>_<n>.aedat for the 10 classes", self.source)
+            raise missing(
+                "cifar10dvs", root, "CIFAR10DVS/<class>/cifar10_<class>_<n>.aedat for the 10 classes", self.source
+            )
         files, targets = class_files("cifar10dvs", folder, CLASSES, ".aedat")
         keep = seeded_split(targets, split, test_fraction, seed)
         self.files, self.targets = [files[i] for i in keep], targets[keep]

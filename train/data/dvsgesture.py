@@ -12,6 +12,7 @@ Reads either layout:
   userNN_<lighting>/<label>.npy``, one pre-cut gesture per file, ``(N, 4)`` rows
   ``[x, y, p, t]`` with ``t`` in ms (converted to µs here, as tonic does).
 """
+
 from __future__ import annotations
 
 import re
@@ -98,7 +99,9 @@ class DVSGesture:
         windows = []
         for name in parse_name_list(read_bytes(trials), str(trials)):
             aedat = folder / name
-            labels = folder / (name[: -len(".aedat")] + "_labels.csv" if name.endswith(".aedat") else name + "_labels.csv")
+            labels = folder / (
+                name[: -len(".aedat")] + "_labels.csv" if name.endswith(".aedat") else name + "_labels.csv"
+            )
             for path in (aedat, labels):
                 if not path.is_file():
                     raise DatasetError(f"{trials}: lists {name}, but {path} does not exist (incomplete download?)")
@@ -158,4 +161,3 @@ class DVSGesture:
     def download(root: str | Path) -> None:
         """Fetch tonic's copy (both splits) into ``root``."""
         download_with_tonic("dvsgesture", "DVSGesture", root, {"train": {"train": True}, "test": {"train": False}})
-

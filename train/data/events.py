@@ -3,6 +3,7 @@
 Events are numpy structured arrays with fields ``x, y, p, t`` (tonic's convention; ``t`` in
 microseconds). Tensors are SLAYER's layout ``[C=2, H, W, T]``.
 """
+
 from __future__ import annotations
 
 import numpy as np

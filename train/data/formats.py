@@ -20,6 +20,7 @@ garbage input never surfaces as an unrelated exception.
   polarity (1 bit), timestamp (23 bits, µs); an event with ``y == 240`` is not an event but a
   timestamp overflow marker adding 2^13 µs to everything after it (Orchard's reference reader).
 """
+
 from __future__ import annotations
 
 import io
@@ -65,9 +66,7 @@ def _header_lines(data: bytes, source: str, end_marker: bytes | None) -> tuple[l
         if end_marker is not None and line == end_marker:
             return lines, pos
     if end_marker is not None:
-        raise DatasetError(
-            f"{source}: header has no {end_marker.decode()} line (truncated or not an AEDAT 3.1 file)"
-        )
+        raise DatasetError(f"{source}: header has no {end_marker.decode()} line (truncated or not an AEDAT 3.1 file)")
     return lines, pos
 
 
@@ -105,8 +104,9 @@ def _check_chip(lines: list[bytes], source: str, chip: str | None) -> None:
             raise DatasetError(f"{source}: recorded by a {found}, this loader reads {chip} recordings")
 
 
-def parse_aedat31(data: bytes, source: str = "<bytes>",
-                  chip: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def parse_aedat31(
+    data: bytes, source: str = "<bytes>", chip: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``x, y, p, t`` (t in µs, int64) of the valid polarity events of an AEDAT 3.1 recording (of ``chip`` if given)."""
     lines, pos = _header_lines(data, source, b"#!END-HEADER")
     _check_version(lines, source, b"#!AER-DAT3", "AEDAT 3.1")
@@ -125,7 +125,9 @@ def parse_aedat31(data: bytes, source: str = "<bytes>",
             )
         start, end = pos + AEDAT31_PACKET.size, pos + AEDAT31_PACKET.size + capacity * size
         if end > n:
-            raise DatasetError(f"{source}: packet at byte {pos} is truncated ({end - n} of {end - start} bytes missing)")
+            raise DatasetError(
+                f"{source}: packet at byte {pos} is truncated ({end - n} of {end - start} bytes missing)"
+            )
         if etype == POLARITY_EVENT:
             if size != _POLARITY_DTYPE.itemsize:
                 raise DatasetError(f"{source}: polarity packet at byte {pos} has {size}-byte events, expected 8")
@@ -197,7 +199,9 @@ def parse_npy(data: bytes, source: str = "<bytes>") -> np.ndarray:
     count = int(np.prod(shape, dtype=np.int64))
     body = len(data) - fh.tell()
     if count * dtype.itemsize != body:
-        raise DatasetError(f"{source}: truncated .npy: shape {shape} needs {count * dtype.itemsize} bytes, file has {body}")
+        raise DatasetError(
+            f"{source}: truncated .npy: shape {shape} needs {count * dtype.itemsize} bytes, file has {body}"
+        )
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=fh.tell())
     return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
 
@@ -215,7 +219,9 @@ def parse_gesture_labels(data: bytes, source: str = "<bytes>", classes: int = 11
             continue
         fields = [f.strip() for f in line.split(",")]
         if len(fields) != 3 or not all(f.isdigit() for f in fields):
-            raise DatasetError(f"{source}: line {number}: expected 'class,startTime_usec,endTime_usec', got {line[:60]!r}")
+            raise DatasetError(
+                f"{source}: line {number}: expected 'class,startTime_usec,endTime_usec', got {line[:60]!r}"
+            )
         label, start, end = (int(f) for f in fields)
         if not 1 <= label <= classes:
             raise DatasetError(f"{source}: line {number}: class {label} outside 1–{classes}")

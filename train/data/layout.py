@@ -1,5 +1,6 @@
 """Where datasets live on disk: finding their folder, clear errors when they are missing, the
 documented seeded split for datasets without an official one, and ``--download`` through tonic."""
+
 from __future__ import annotations
 
 import re

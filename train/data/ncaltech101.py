@@ -10,6 +10,7 @@ There is no official split: samples are split per class by :func:`train.data.lay
 (default 20 % test, seed 0), so the same files always give the same split. As in tonic, each
 sample's x and y are shifted so that its smallest coordinate is 0.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,15 @@ import numpy as np
 
 from train.data.events import make_events
 from train.data.formats import parse_atis_bin, read_bytes
-from train.data.layout import check_sensor, check_split, class_files, download_with_tonic, find_dir, missing, seeded_split
+from train.data.layout import (
+    check_sensor,
+    check_split,
+    class_files,
+    download_with_tonic,
+    find_dir,
+    missing,
+    seeded_split,
+)
 from train.errors import DatasetError
 
 _DIRS = ("Caltech101", "NCALTECH101/Caltech101", "N-Caltech101/Caltech101")

@@ -10,6 +10,7 @@ reference by the events it sent. Uniform background events model sensor noise.
 The split is fixed: every 5th image of each class (in ``load_digits`` order, starting with the
 first) is in test: 364 test, 1433 train, 35–37 test images per class. Every sample is a pure function of ``(seed, image index)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,8 +53,9 @@ def _shifted(canvas: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
         sx = np.clip(xx[None] - ox[:, None, None] + 1, 0, w + 1)
         return padded[sy, sx]
 
-    return ((1 - fy) * ((1 - fx) * at(iy, ix) + fx * at(iy, ix + 1))
-            + fy * ((1 - fx) * at(iy + 1, ix) + fx * at(iy + 1, ix + 1)))
+    return (1 - fy) * ((1 - fx) * at(iy, ix) + fx * at(iy, ix + 1)) + fy * (
+        (1 - fx) * at(iy + 1, ix) + fx * at(iy + 1, ix + 1)
+    )
 
 
 class NDigits:

@@ -9,6 +9,7 @@ lava-dl's ``slayer.io.read_2d_spikes`` reads the same format (the tests check th
 but it converts bytes in a Python loop, has no overflow markers, and shifts polarity so that its
 minimum is 0 (a sample with only ON events would come back all OFF), so it is not used here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,7 +41,9 @@ class NMNIST:
         self.root, self.split = Path(root), split
         folder = find_dir(root, _DIRS, _SPLIT_DIR[split])
         if folder is None:
-            raise missing("nmnist", root, f"{_SPLIT_DIR[split]}/<digit>/*.bin (or NMNIST/{_SPLIT_DIR[split]}/…)", self.source)
+            raise missing(
+                "nmnist", root, f"{_SPLIT_DIR[split]}/<digit>/*.bin (or NMNIST/{_SPLIT_DIR[split]}/…)", self.source
+            )
         self.files, self.targets = class_files("nmnist", folder / _SPLIT_DIR[split], self.classes, ".bin")
 
     def __len__(self) -> int:

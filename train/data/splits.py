@@ -3,6 +3,7 @@
 Both work on label (and group) arrays only, so they index the cached tensors of a split
 without binning anything again; the same seed always gives the same indices.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -38,8 +39,9 @@ def stratified_subset(labels: Sequence[int] | np.ndarray, n: int, seed: int) -> 
     return np.sort(np.concatenate(picked)).astype(np.int64) if picked else np.arange(0)
 
 
-def validation_split(labels: Sequence[int] | np.ndarray, groups: Sequence[str] | np.ndarray | None,
-                     fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(
+    labels: Sequence[int] | np.ndarray, groups: Sequence[str] | np.ndarray | None, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Sorted ``(train_idx, val_idx)`` holding out ``fraction`` of a training split, seeded.
 
     With ``groups`` (DVS Gesture's users) whole groups are held out, never split between the two
@@ -59,14 +61,16 @@ def validation_split(labels: Sequence[int] | np.ndarray, groups: Sequence[str] |
         names = np.unique(groups)
         k = max(1, round(fraction * len(names)))
         if k >= len(names):
-            raise ConfigError(f"val_fraction {fraction} would hold out all {len(names)} training users; "
-                              "lower it or set it to 0")
+            raise ConfigError(
+                f"val_fraction {fraction} would hold out all {len(names)} training users; lower it or set it to 0"
+            )
         held = np.random.default_rng(seed).permutation(names)[:k]
         val = np.isin(groups, held)
         return everything[~val], everything[val]
     k = max(1, round(fraction * len(labels)))
     if k >= len(labels):
-        raise ConfigError(f"val_fraction {fraction} would hold out all {len(labels)} training samples; "
-                          "lower it or set it to 0")
+        raise ConfigError(
+            f"val_fraction {fraction} would hold out all {len(labels)} training samples; lower it or set it to 0"
+        )
     val = stratified_subset(labels, k, seed)
     return np.setdiff1d(everything, val), val

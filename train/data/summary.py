@@ -1,4 +1,5 @@
 """Look at a dataset without training: counts per split and class, a few samples, and a PNG."""
+
 from __future__ import annotations
 
 import io
@@ -35,7 +36,9 @@ def inspect_dataset(
         for i in range(min(samples, len(ds))):
             events, label = ds[i]
             span = int(events["t"].max() - events["t"].min()) if len(events) else 0
-            shown.append({"index": i, "label": label, "class": ds.classes[label], "events": len(events), "duration_us": span})
+            shown.append(
+                {"index": i, "label": label, "class": ds.classes[label], "events": len(events), "duration_us": span}
+            )
         info["splits"][split] = {
             "samples": len(ds),
             "per_class": {ds.classes[c]: int(n) for c, n in enumerate(counts)},

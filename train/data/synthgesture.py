@@ -9,6 +9,7 @@ polarity of the edges tells them apart, as on a real DVS.
 Every sample is a pure function of ``(seed, split, index)``, so the dataset is identical on
 every machine and needs no cache to be reproducible.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """SLAYER networks; ``build_model`` picks one by name from a training config."""
+
 from __future__ import annotations
 
 import torch
@@ -61,7 +62,9 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         for block in sma_blocks(net):
             for branch in block.branches:
                 branch.weight.zero_()
-    uniform = [torch.ones(len(b.branches), b.timesteps, b.branches[0].out_channels, dtype=torch.float64)
-               for b in sma_blocks(net)]
+    uniform = [
+        torch.ones(len(b.branches), b.timesteps, b.branches[0].out_channels, dtype=torch.float64)
+        for b in sma_blocks(net)
+    ]
     folded, _ = fold_network(net, uniform, per_timestep=cfg.folded == "per-timestep")
     return folded.train()

@@ -12,6 +12,7 @@ Two choices where the paper leaves room (both stated in the README of the model)
   training step replaces exactly ``delta_t · delta_c`` slices per sample and scale.
 - Selection is per sample, as Algorithm 1 is written (the authors' code pools it over the batch).
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,9 +30,13 @@ def zoneout_mask(w_alpha: torch.Tensor, w_beta: torch.Tensor, delta_t: int, delt
     """
     b, n, t, c = w_beta.shape
     if w_alpha.shape != (b, n, t):
-        raise ValueError(f"AZO: temporal attention {tuple(w_alpha.shape)} does not match channel attention {tuple(w_beta.shape)}")
+        raise ValueError(
+            f"AZO: temporal attention {tuple(w_alpha.shape)} does not match channel attention {tuple(w_beta.shape)}"
+        )
     if not 1 <= delta_t <= t - 1 or not 1 <= delta_c <= c:
-        raise ValueError(f"AZO: need 1 <= delta_t <= T-1 = {t - 1} and 1 <= delta_c <= C = {c}, got {delta_t}, {delta_c}")
+        raise ValueError(
+            f"AZO: need 1 <= delta_t <= T-1 = {t - 1} and 1 <= delta_c <= C = {c}, got {delta_t}, {delta_c}"
+        )
     # t = 0 has no previous step: leave it out of the candidates instead of skipping it later.
     steps = torch.topk(w_alpha[..., 1:], delta_t, dim=-1, largest=False).indices + 1  # [B, N, δt]
     picked = torch.gather(w_beta, 2, steps[..., None].expand(b, n, delta_t, c))  # [B, N, δt, C]

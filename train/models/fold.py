@@ -6,6 +6,7 @@ It is factored as ``s[n, t, c] ≈ g[t, c] · r[n, c]`` with ``r = mean_t s`` an
 merge into one ``K_c = Σ_n r[n, c] · pad(K_{n, c})`` and ``g`` becomes a per-timestep,
 per-channel gain on the neuron's input current.
 """
+
 from __future__ import annotations
 
 import copy
@@ -87,8 +88,10 @@ def calibrate(net: torch.nn.Module, batches: Iterable[torch.Tensor], device: str
 
 def calibrate_on(net: torch.nn.Module, spikes: np.ndarray, batch_size: int = 32) -> list[torch.Tensor]:
     """:func:`calibrate` over spike samples ``[N, C, H, W, T]`` (e.g. a split's ``.spikes``)."""
-    return calibrate(net, (torch.from_numpy(spikes[i:i + batch_size].astype(np.float32))
-                           for i in range(0, len(spikes), batch_size)))
+    return calibrate(
+        net,
+        (torch.from_numpy(spikes[i : i + batch_size].astype(np.float32)) for i in range(0, len(spikes), batch_size)),
+    )
 
 
 def sma_blocks(net: torch.nn.Module) -> list[SMAConv]:
@@ -104,8 +107,9 @@ def range_shift(peak: float, limit: float = WEIGHT_LIMIT) -> int:
     return math.ceil(math.log2(peak / limit)) if peak > 0 else 0
 
 
-def fold_block(block: SMAConv, s: torch.Tensor, per_timestep: bool = True, quantized: bool = True
-               ) -> tuple[FoldedConv, float]:
+def fold_block(
+    block: SMAConv, s: torch.Tensor, per_timestep: bool = True, quantized: bool = True
+) -> tuple[FoldedConv, float]:
     """The deployable :class:`FoldedConv` of one SMA block, and the factorisation's relative error.
 
     Branch kernels are taken as the chip holds them (after ``quantize_8bit``); ``per_timestep``
@@ -133,9 +137,17 @@ def fold_block(block: SMAConv, s: torch.Tensor, per_timestep: bool = True, quant
     size = kernel.shape[-1]
     first = block.branches[0]
     folded = FoldedConv(
-        {}, first.in_channels, first.out_channels, size, block.timesteps,
-        stride=first.stride[0], padding=size // 2, gain=gain, per_timestep=per_timestep,
-        neuron=block.neuron, quantized=quantized,
+        {},
+        first.in_channels,
+        first.out_channels,
+        size,
+        block.timesteps,
+        stride=first.stride[0],
+        padding=size // 2,
+        gain=gain,
+        per_timestep=per_timestep,
+        neuron=block.neuron,
+        quantized=quantized,
     )
     with torch.no_grad():
         folded.synapse.weight.copy_(kernel[..., None])
@@ -144,8 +156,9 @@ def fold_block(block: SMAConv, s: torch.Tensor, per_timestep: bool = True, quant
     return folded, f.rel_error
 
 
-def fold_network(net: torch.nn.Module, stats: list[torch.Tensor], per_timestep: bool = True,
-                 quantized: bool = True) -> tuple[torch.nn.Module, list[float]]:
+def fold_network(
+    net: torch.nn.Module, stats: list[torch.Tensor], per_timestep: bool = True, quantized: bool = True
+) -> tuple[torch.nn.Module, list[float]]:
     """A copy of ``net`` with every SMA block replaced by its folded form; also the errors."""
     folded = copy.deepcopy(net)
     errors = []

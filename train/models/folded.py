@@ -5,6 +5,7 @@ aware fine-tuning trains it directly. The gain ``g[t, c]`` multiplies the synapt
 before the neuron, quantised as the chip applies it (``mant / 2**exp``, see
 ``docs/netx-format.md``), with a straight-through gradient so it can still be trained.
 """
+
 from __future__ import annotations
 
 import copy
@@ -61,7 +62,11 @@ class FoldedConv(torch.nn.Module):
         # quantized False: float kernel and gain, the fold before the chip's rounding (folded_float).
         self.quantized = quantized
         self.synapse = slayer.synapse.Conv(
-            in_features, out_features, kernel_size, stride=stride, padding=padding,
+            in_features,
+            out_features,
+            kernel_size,
+            stride=stride,
+            padding=padding,
             pre_hook_fx=self.neuron.quantize_8bit if quantized else None,
         )
         init = torch.ones(timesteps, out_features) if gain is None else gain.detach().clone().float()

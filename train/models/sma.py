@@ -14,6 +14,7 @@ stay linear, so export can merge them into one 7×7 conv and a per-timestep gain
 "SMA and its fold"). Their weights go through the neuron's ``quantize_8bit`` like any SLAYER
 synapse. AZO (``train.models.azo``), when given, acts on the per-scale terms in training only.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -65,8 +66,13 @@ class SMAConv(torch.nn.Module):
         self.neuron = slayer.neuron.cuba.Neuron(**neuron_params)
         self.branches = torch.nn.ModuleList(
             slayer.synapse.Conv(
-                in_features, out_features, k, stride=stride, padding=k // 2,
-                weight_scale=weight_scale, pre_hook_fx=self.neuron.quantize_8bit,
+                in_features,
+                out_features,
+                k,
+                stride=stride,
+                padding=k // 2,
+                weight_scale=weight_scale,
+                pre_hook_fx=self.neuron.quantize_8bit,
             )
             for k in kernel_sizes
         )
@@ -107,8 +113,10 @@ class SMAConv(torch.nn.Module):
         # Each branch is a SLAYER synapse (weight, padding, stride, 8-bit hook) applied frame by frame
         # with conv2d: on CPU that is ~2× faster than conv3d with a (k, k, 1) kernel on the T-last
         # layout for k = 5, 7, and bit-identical (8-bit weights times binary spikes sum exactly).
-        return [torch.nn.functional.conv2d(frames, wt, None, br.stride[:2], br.padding[:2], br.dilation[:2], br.groups)
-                for br, wt in zip(self.branches, weights)]
+        return [
+            torch.nn.functional.conv2d(frames, wt, None, br.stride[:2], br.padding[:2], br.dilation[:2], br.groups)
+            for br, wt in zip(self.branches, weights)
+        ]
 
     def _pooled_from_input(self, frames: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
         """``avgpool_{H,W}(Y)`` per frame ``[B·T, C]`` without ``M``, from the input and the kernels.
@@ -125,10 +133,16 @@ class SMAConv(torch.nn.Module):
         ho, wo = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
 
         def window(length: int, out: int) -> torch.Tensor:  # A: [K, length]
-            offset = torch.arange(length, device=frames.device)[None, :] + pad - torch.arange(size, device=frames.device)[:, None]
+            offset = (
+                torch.arange(length, device=frames.device)[None, :]
+                + pad
+                - torch.arange(size, device=frames.device)[:, None]
+            )
             return ((offset % stride == 0) & (offset >= 0) & (offset < stride * out)).to(frames.dtype)
 
-        mean_kernel = sum(torch.nn.functional.pad(wt, ((size - wt.shape[-1]) // 2,) * 4) for wt in weights) / len(weights)
+        mean_kernel = sum(torch.nn.functional.pad(wt, ((size - wt.shape[-1]) // 2,) * 4) for wt in weights) / len(
+            weights
+        )
         pixel_weight = torch.einsum("ocij,iy,jx->ocyx", mean_kernel, window(h, ho), window(w, wo)) / (ho * wo)
         return frames.reshape(bt, -1) @ pixel_weight.reshape(pixel_weight.shape[0], -1).T
 
@@ -219,8 +233,11 @@ class _ScaleSum(torch.autograd.Function):
         for n in range(1, len(m)):
             z.addcmul_(m[n], s[:, n, :, None, None])
         for n, frame, ch in _rows_by_scale(rows, len(m)):
-            z.index_put_((frame, ch), m[n][frame - 1, ch] * s[frame - 1, n, ch, None, None]
-                         - m[n][frame, ch] * s[frame, n, ch, None, None], accumulate=True)
+            z.index_put_(
+                (frame, ch),
+                m[n][frame - 1, ch] * s[frame - 1, n, ch, None, None] - m[n][frame, ch] * s[frame, n, ch, None, None],
+                accumulate=True,
+            )
         return z
 
     @staticmethod
@@ -237,8 +254,12 @@ class _ScaleSum(torch.autograd.Function):
                 gm[n].index_put_((frame - 1, ch), g * s[frame - 1, n, ch, None, None], accumulate=True)
                 gm[n].index_put_((frame, ch), -g * s[frame, n, ch, None, None], accumulate=True)
             if gs is not None:
-                gs.index_put_((frame - 1, torch.full_like(ch, n), ch), (g * m[n][frame - 1, ch]).sum(dim=(1, 2)), accumulate=True)
-                gs.index_put_((frame, torch.full_like(ch, n), ch), -(g * m[n][frame, ch]).sum(dim=(1, 2)), accumulate=True)
+                gs.index_put_(
+                    (frame - 1, torch.full_like(ch, n), ch), (g * m[n][frame - 1, ch]).sum(dim=(1, 2)), accumulate=True
+                )
+                gs.index_put_(
+                    (frame, torch.full_like(ch, n), ch), -(g * m[n][frame, ch]).sum(dim=(1, 2)), accumulate=True
+                )
         return (gs, None, *gm)
 
 

@@ -1,4 +1,5 @@
 """SMA-VGG and SMA-AZO-VGG: the VGG with SMA blocks in place of some of its conv blocks."""
+
 from __future__ import annotations
 
 import math
@@ -66,9 +67,16 @@ class SMAVGG(VGG):
             # N^-1.5 of one branch: scaling the plain conv's weight_scale of 2 by N^1.5 starts the
             # SMA layer near the plain conv's firing rate (measured: 0.030 vs 0.044, ×1 gives 0.012).
             return SMAConv(
-                params, cin, cout, timesteps, kernel_sizes, stride=2,
-                temporal_reduction=temporal_reduction, channel_reduction=channel_reduction,
-                weight_scale=2 * n**1.5, azo=zoneout,
+                params,
+                cin,
+                cout,
+                timesteps,
+                kernel_sizes,
+                stride=2,
+                temporal_reduction=temporal_reduction,
+                channel_reduction=channel_reduction,
+                weight_scale=2 * n**1.5,
+                azo=zoneout,
             )
 
         super().__init__(in_channels, input_size, num_classes, channels, hidden, neuron, conv_block=conv_block)

@@ -10,6 +10,7 @@ layer's own time its step ``j`` integrates the previous layer's step ``j``: the 
 frame, the last one included, reaches the decision. (SLAYER's ``delay_shift`` would instead
 shift each layer by one step inside the same ``T`` and so drop the last ``L`` input frames.)
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -28,8 +29,9 @@ def plain_conv(index: int, params: dict[str, Any], cin: int, cout: int, kernel: 
 
     No delay_shift: see the module doc.
     """
-    return slayer.block.cuba.Conv(params, cin, cout, kernel, stride=2, padding=kernel // 2, weight_scale=2,
-                                  delay_shift=False)
+    return slayer.block.cuba.Conv(
+        params, cin, cout, kernel, stride=2, padding=kernel // 2, weight_scale=2, delay_shift=False
+    )
 
 
 def wide_conv(layers: list[int], kernel: int = 7) -> ConvFactory:
@@ -38,6 +40,7 @@ def wide_conv(layers: list[int], kernel: int = 7) -> ConvFactory:
     ``vgg7``: the like-for-like baseline of SMA-VGG, whose folded SMA layers deploy as one 7×7 conv
     (with a per-timestep gain) at the same positions, so both have the same synapse count.
     """
+
     def block(index: int, params: dict[str, Any], cin: int, cout: int) -> torch.nn.Module:
         return plain_conv(index, params, cin, cout, kernel if index in layers else 3)
 
