@@ -35,6 +35,11 @@ def run_cli(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.Comp
     return proc
 
 
+def lava_run(net: str | Path, dataset: str = "synthgesture") -> list[str]:
+    """The arguments of ``python -m lava_runtime run`` on ``net`` and ``dataset`` (more options follow)."""
+    return ["-m", "lava_runtime", "run", "--net", str(net), "--dataset", dataset]
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained and exported tiny run folder: checkpoint.pt, metrics.json, config.yaml, model.net."""

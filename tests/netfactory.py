@@ -196,28 +196,14 @@ def write_net(
 def slayer_net(path, t: int) -> None:
     """A network of lava-dl SLAYER blocks with random weights, exported as the pipeline does."""
     torch.manual_seed(3)
+
+    def conv_block(neuron: dict[str, float], cin: int, cout: int, stride: int) -> torch.nn.Module:
+        return slayer.block.cuba.Conv(neuron, cin, cout, 3, stride=stride, padding=1, weight_scale=4, delay_shift=False)
+
     blocks = torch.nn.ModuleList(
         [
-            slayer.block.cuba.Conv(
-                {"threshold": 0.6, "current_decay": 0.3, "voltage_decay": 0.05},
-                2,
-                6,
-                3,
-                stride=2,
-                padding=1,
-                weight_scale=4,
-                delay_shift=False,
-            ),
-            slayer.block.cuba.Conv(
-                {"threshold": 1.1, "current_decay": 0.1, "voltage_decay": 0.2},
-                6,
-                8,
-                3,
-                stride=1,
-                padding=1,
-                weight_scale=4,
-                delay_shift=False,
-            ),
+            conv_block({"threshold": 0.6, "current_decay": 0.3, "voltage_decay": 0.05}, 2, 6, stride=2),
+            conv_block({"threshold": 1.1, "current_decay": 0.1, "voltage_decay": 0.2}, 6, 8, stride=1),
             slayer.block.cuba.Flatten(),
             slayer.block.cuba.Dense(
                 {"threshold": 0.8, "current_decay": 0.5, "voltage_decay": 0.01},

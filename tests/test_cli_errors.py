@@ -1,6 +1,6 @@
 """Bad arguments end in one line on stderr and a non-zero exit, never a traceback."""
 
-from conftest import run_cli
+from conftest import lava_run, run_cli
 
 
 def test_export_of_missing_run(tmp_path):
@@ -18,26 +18,14 @@ def test_export_of_garbage_checkpoint(tmp_path):
 
 def test_run_with_missing_net_or_report_folder(tmp_path, tiny_run):
     proc = run_cli(
-        "-m",
-        "lava_runtime",
-        "run",
-        "--net",
-        str(tmp_path / "x.net"),
-        "--dataset",
-        "synthgesture",
+        *lava_run(str(tmp_path / "x.net")),
         "--report",
         str(tmp_path / "r.json"),
         check=False,
     )
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli(
-        "-m",
-        "lava_runtime",
-        "run",
-        "--net",
-        str(tiny_run / "model.net"),
-        "--dataset",
-        "synthgesture",
+        *lava_run(str(tiny_run / "model.net")),
         "--report",
         str(tmp_path / "missing" / "r.json"),
         check=False,

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import lava_run, run_cli
 from lava_runtime import emu
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import ConvLayer, NetFile, read_net
@@ -316,13 +316,7 @@ def test_run_cli_with_the_emulator_gives_the_lava_report(tiny_run, tmp_path, lav
     for backend in (lava, emulated):
         path = tmp_path / f"{backend}.json"
         run_cli(
-            "-m",
-            "lava_runtime",
-            "run",
-            "--net",
-            str(tiny_run / "model.net"),
-            "--dataset",
-            "synthgesture",
+            *lava_run(str(tiny_run / "model.net")),
             "--samples",
             "4",
             "--backend",

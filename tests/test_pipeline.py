@@ -11,7 +11,7 @@ import torch
 import yaml
 from lava.lib.dl import netx
 
-from conftest import run_cli
+from conftest import lava_run, run_cli
 from lava_runtime.simulate import simulate
 from train.data import FrameDataset
 from train.decision import predict
@@ -82,13 +82,7 @@ def test_lava_sim_matches_torch_on_random_inputs(tiny_run):
 def test_run_cli_writes_report_with_counts(tiny_run):
     report_path = tiny_run / "report.json"
     proc = run_cli(
-        "-m",
-        "lava_runtime",
-        "run",
-        "--net",
-        str(tiny_run / "model.net"),
-        "--dataset",
-        "synthgesture",
+        *lava_run(str(tiny_run / "model.net")),
         "--split",
         "test",
         "--samples",

@@ -7,7 +7,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli
+from conftest import lava_run, run_cli
 from lava_runtime.energy import DEFAULT_MODEL, REQUIRED, EnergyModel, EnergyModelError, load_energy_model
 
 GOOD = {
@@ -81,13 +81,7 @@ def test_cli_with_bad_energy_model_is_one_line(tmp_path, tiny_run):
     del data["constants"]["neuron_update_j"]
     path = _write(tmp_path, data)
     proc = run_cli(
-        "-m",
-        "lava_runtime",
-        "run",
-        "--net",
-        str(tiny_run / "model.net"),
-        "--dataset",
-        "synthgesture",
+        *lava_run(str(tiny_run / "model.net")),
         "--energy-model",
         str(path),
         "--report",

@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, lava_run, run_cli
 from lava_failing.failing_sink import FailingSink
 from lava_runtime.backends import run_config
 from lava_runtime.graph import build_graph
@@ -65,13 +65,7 @@ def test_sigterm_mid_run_stops_lava_and_exits_cleanly(tiny_run, tmp_path):
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "lava_runtime",
-            "run",
-            "--net",
-            str(tiny_run / "model.net"),
-            "--dataset",
-            "synthgesture",
+            *lava_run(str(tiny_run / "model.net")),
             "--samples",
             "30",
             "--report",
@@ -109,13 +103,7 @@ def test_sigterm_mid_run_stops_lava_and_exits_cleanly(tiny_run, tmp_path):
 
 def test_loihi2_without_lava_loihi_is_one_line(tiny_run, tmp_path):
     proc = run_cli(
-        "-m",
-        "lava_runtime",
-        "run",
-        "--net",
-        str(tiny_run / "model.net"),
-        "--dataset",
-        "synthgesture",
+        *lava_run(str(tiny_run / "model.net")),
         "--backend",
         "loihi2",
         "--samples",
