@@ -60,6 +60,16 @@ def load_samples(
         raise DatasetError(f"{dataset}/{split}: {e}") from None
 
 
+def prepare_backend(backend: str) -> None:
+    """Import Lava's runtime now if ``backend`` needs it, before any dataset is binned.
+
+    Lava's runtime sets multiprocessing's start method when it is imported, which fails once
+    something has fixed the context (tqdm's progress bars create a multiprocessing lock).
+    """
+    if backend not in EMULATED:
+        import lava_runtime.simulate  # noqa: F401
+
+
 def backend_layers(
     net: str | Path | NetFile, spikes: np.ndarray, backend: str, record: str = "output", progress: bool = False
 ) -> list[LayerRecord]:
@@ -80,6 +90,7 @@ def validate_dataset(
     data_root: str | Path | None = None,
 ) -> Agreement:
     """Run the same samples on ``sim`` and ``emu`` recording every layer, and compare the spikes."""
+    prepare_backend("sim")
     net = as_netfile(net)
     data = load_samples(net, dataset, split, samples, cache_dir, data_root=data_root)
     sim = backend_layers(net, data.spikes, "sim", record="all")
@@ -183,6 +194,7 @@ def run_dataset(
     it is read before anything runs so that a bad file fails fast.
     """
     load_energy_model(energy_model)  # a bad energy file fails before the dataset is read
+    prepare_backend(backend)
     net = read_net(net_path)  # read once: every backend and the agreement check take this NetFile
     data = load_samples(net, dataset, split, samples, cache_dir, data_root)
     return run_arrays(

@@ -331,3 +331,15 @@ def test_run_cli_with_the_emulator_gives_the_lava_report(tiny_run, tmp_path, lav
     assert reports[lava]["totals"]["spikes"] > 0
     if lava == "sim-float":  # both float runs measure their agreement with the fixed-point model
         assert reports[emulated]["agreement"] == reports[lava]["agreement"] and 0.0 <= reports[lava]["agreement"] <= 1.0
+
+
+@pytest.mark.lava
+def test_validate_bins_uncached_samples_before_starting_lava(tiny_run):
+    """Binning shows tqdm bars (a multiprocessing lock): Lava's runtime must be imported before that."""
+    code = (
+        "from lava_runtime.deploy import validate_dataset; "
+        f"r = validate_dataset({str(tiny_run / 'model.net')!r}, 'synthgesture', samples=2, cache_dir=None); "
+        "print(r.identical, r.samples)"
+    )
+    proc = run_cli("-c", code)
+    assert proc.stdout.split()[-2:] == ["2", "2"], proc.stdout
