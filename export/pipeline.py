@@ -26,6 +26,7 @@ from train.data import calibration_spikes
 from train.loop import load_datasets, load_selected
 from train.models.fold import calibrate_on, fold_network, range_shift, sma_blocks
 from train.models.folded import FoldedConv
+from train.models.norm import deploy_norms, scale_neuron
 
 SMA_MODES = ("per-timestep", "static")
 
@@ -61,9 +62,9 @@ def static_form(net: torch.nn.Module) -> torch.nn.Module:
                 mean = block.quantized_gain().mean(dim=0)
                 block.synapse.weight.mul_(mean.view(-1, 1, 1, 1, 1))
                 shift = max(0, range_shift(float(block.synapse.weight.abs().max())))
-                if shift:  # outgrew the 8-bit range: scale down, the threshold takes it back
+                if shift:  # outgrew the 8-bit range: scale down, the threshold (and bias) take it back
                     block.synapse.weight.div_(2**shift)
-                    block.set_threshold(float(block.threshold) / 2**shift)
+                    scale_neuron(block, 2.0**-shift)
                 block.per_timestep = False
                 block.gain.fill_(1.0)
     return static.eval()
@@ -107,18 +108,20 @@ def deploy_forms(run_dir: str | Path, sma: str = "per-timestep", calib_samples: 
     net, cfg, state, checkpoint = load_selected(run_dir)
     if cfg.folded != "none":  # a fine-tuned fold is exported as trained, whatever --sma says
         sma = cfg.folded
-    folded, exact, static, errors, calibrated = net, net, None, [], 0
+    # The chip form of every norm (bias, threshold) before folding and range filling, which scale it.
+    chip = deploy_norms(net)
+    folded, exact, static, errors, calibrated = chip, net, None, [], 0
     if sma_blocks(net):
         train_set, _ = load_datasets(cfg)
         calib = calibration_spikes(train_set, calib_samples, cfg.seed)
         stats = calibrate_on(net, calib)
-        folded, errors = fold_network(net, stats, per_timestep=sma == "per-timestep")
+        folded, errors = fold_network(chip, stats, per_timestep=sma == "per-timestep")
         exact, _ = fold_network(net, stats, per_timestep=sma == "per-timestep", quantized=False)
         if sma == "per-timestep":  # what Loihi 2 runs today (gain neurons have no Loihi 2 model yet)
-            static, _ = fold_network(net, stats, per_timestep=False)
+            static, _ = fold_network(chip, stats, per_timestep=False)
         calibrated = len(calib)
     elif cfg.folded == "per-timestep":  # a fine-tuned fold: its static form is the time-mean gain in the weights
-        static = static_form(net)
+        static = static_form(chip)
     folded, shifts = fill_weight_range(folded)
     static = fill_weight_range(static)[0] if static is not None else None
     return DeployForms(net, cfg, state, checkpoint, sma, folded, exact, static, errors, shifts, calibrated)

@@ -13,17 +13,24 @@ import copy
 
 import torch
 
-from train.chip import FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
+from train.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
+from train.models.norm import chip_bias, scale_neuron
 
 
-def range_exponent(low: float, high: float, vth_mant: int) -> int:
-    """Largest ``k >= 0`` with ``[low, high]·2**k`` inside the file's weight range and ``vth·2**k`` in 17 bits."""
+def range_exponent(low: float, high: float, vth_mant: int, bias_peak: float = 0.0) -> int:
+    """Largest ``k >= 0`` with ``[low, high]·2**k`` inside the file's weight range, ``vth·2**k`` in 17
+    bits and the largest bias magnitude ``bias_peak·2**k`` in the 13-bit bias register."""
     lo, hi = FILE_WEIGHT_RANGE
     up, down = max(high, 0.0), max(-low, 0.0)
     if up == 0 and down == 0:
         return 0  # an all-zero layer has nothing to fill
     k = 0
-    while up * 2 ** (k + 1) <= hi and down * 2 ** (k + 1) <= -lo and vth_mant * 2 ** (k + 1) <= VTH_MAX:
+    while (
+        up * 2 ** (k + 1) <= hi
+        and down * 2 ** (k + 1) <= -lo
+        and vth_mant * 2 ** (k + 1) <= VTH_MAX
+        and bias_peak * 2 ** (k + 1) <= BIAS_RANGE[1]
+    ):
         k += 1
     return k
 
@@ -31,7 +38,8 @@ def range_exponent(low: float, high: float, vth_mant: int) -> int:
 def fill_weight_range(net: torch.nn.Module) -> tuple[torch.nn.Module, list[int]]:
     """A copy of ``net`` whose conv/dense blocks use their whole weight range; also each block's ``k``.
 
-    Blocks with a bias or a normalisation keep ``k = 0`` (their offsets would need the same scaling).
+    A block's bias (the chip form of its norm, ``train.models.norm``) scales with its weights; a
+    block whose norm is still the trained one (not :func:`~train.models.norm.deploy_norms`) keeps ``k = 0``.
     """
     net = copy.deepcopy(net)
     shifts = []
@@ -39,20 +47,18 @@ def fill_weight_range(net: torch.nn.Module) -> tuple[torch.nn.Module, list[int]]
         syn = getattr(block, "synapse", None)
         if syn is None:
             continue
-        neuron = block.neuron
-        if getattr(block, "bias", None) is not None or getattr(neuron, "norm", None) is not None:
+        norm = getattr(block.neuron, "norm", None)
+        if getattr(block, "bias", None) is not None or (norm is not None and chip_bias(block) is None):
             shifts.append(0)
             continue
+        bias = chip_bias(block)
         with torch.no_grad():
             weight = syn.pre_hook_fx(syn.weight) if syn.pre_hook_fx is not None else syn.weight
             ints = weight * W_SCALE
-            k = range_exponent(float(ints.min()), float(ints.max()), int(neuron.v_th_mant))
+            peak = float(bias.abs().max()) if bias is not None and bias.numel() else 0.0
+            k = range_exponent(float(ints.min()), float(ints.max()), int(block.neuron.v_th_mant), peak)
             if k:
                 syn.weight.copy_(weight * 2**k)
-                threshold = neuron.v_th_mant * 2**k / W_SCALE
-                if hasattr(block, "set_threshold"):
-                    block.set_threshold(threshold)
-                else:
-                    neuron._threshold = threshold  # SLAYER keeps the threshold as a plain attribute
+                scale_neuron(block, 2**k)
         shifts.append(k)
     return net.eval(), shifts

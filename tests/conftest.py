@@ -54,10 +54,11 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_sma_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained tiny sma-azo-vgg run (not yet exported)."""
+    """A trained tiny sma-azo-vgg run (not yet exported), with the paper's norm and dropout as dvsgesture.yaml."""
     base = tmp_path_factory.mktemp("tiny_sma")
     config = base / "tiny.yaml"
     text = TINY_CONFIG.replace("model: vgg", "model: sma-azo-vgg").replace("channels: [4]", "channels: [4, 6]")
+    text += "norm: weight-scale\ndropout: 0.5\n"
     config.write_text(text + f"cache_dir: {base / 'cache'}\n")
     run = base / "run"
     run_cli("train/run.py", "--config", str(config), "--out", str(run))

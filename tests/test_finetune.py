@@ -41,7 +41,11 @@ def test_finetuned_fold_reloads_and_exports_without_folding_again(tiny_sma_run, 
         assert report["sma_mode"] == mode and report["fold_rel_error"] == []
         with h5py.File(out / "model.net") as h:
             assert ("gain_mant" in h["layer/2"]) == (mode == "per-timestep")
-            assert int(h["layer/2/neuron/vThMant"][()]) == round(float(folded[0].threshold) * 64)
+            # The file's threshold is the trained one times the norm's power of two (train/models/norm.py)
+            # and the weight-range power of two.
+            norm = folded[0].neuron.norm
+            scale = float(norm.std(norm.running_var).reshape(-1)[0]) * 2 ** report["weight_range_shift"][1]
+            assert int(h["layer/2/neuron/vThMant"][()]) == round(float(folded[0].threshold) * 64 * scale)
 
 
 def test_finetune_needs_an_sma_run(tiny_run, tmp_path):

@@ -55,6 +55,10 @@ class TrainConfig:
     # Validation: the share of the training split held out (seeded by ``seed``; DVS Gesture holds
     # out whole users) on which best.pt is chosen; 0 = no validation, best.pt is the last epoch.
     val_fraction: float = 0.1
+    # Normalisation of every conv layer's current ("none", "mean-only", "weight-scale": lava-dl's
+    # Loihi-compatible MeanOnlyBatchNorm / WgtScaleBatchNorm) and spike dropout on the hidden dense layers.
+    norm: str = "none"
+    dropout: float = 0.0
     # Optimiser and schedule: AdamW (weight_decay 0 is plain Adam); "cosine" anneals lr to 0 over the epochs.
     weight_decay: float = 0.0
     scheduler: str = "none"
@@ -123,7 +127,10 @@ def _check_types(obj: Any, default: Any, source: str, prefix: str = "") -> None:
 
 _OPTIONAL = {"sma_layers": [1], "azo_delta_t": 1, "azo_delta_c": 1}  # null, or a value like this
 _OR_LIST = {"hidden"}  # an int, or a list of such ints
-_BELOW_ONE = {"val_fraction"}  # fractions of a split that must leave something to train on
+_BELOW_ONE = {
+    "val_fraction",
+    "dropout",
+}  # fractions that must stay below 1 (a split that leaves nothing to train on, dropping everything)
 _POSITIVE = {"input_size", "timesteps", "channels", "hidden", "epochs", "batch_size", "lr", "threshold", "true_rate"}
 
 

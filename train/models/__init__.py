@@ -7,6 +7,7 @@ import torch
 from train.config import TrainConfig
 from train.errors import ConfigError
 from train.models.fold import fold_network, sma_blocks
+from train.models.norm import NORMS
 from train.models.sma_vgg import SMAVGG, default_sma_layers
 from train.models.vgg import VGG, wide_conv
 
@@ -25,7 +26,11 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         channels=list(cfg.channels),
         hidden=cfg.hidden,
         neuron=vars(cfg.neuron) if not isinstance(cfg.neuron, dict) else cfg.neuron,
+        norm=cfg.norm,
+        dropout=cfg.dropout,
     )
+    if cfg.norm not in NORMS:
+        raise ConfigError(f"norm must be one of {NORMS}, got {cfg.norm!r}")
     if cfg.folded not in FOLDED:
         raise ConfigError(f"folded must be one of {FOLDED}, got {cfg.folded!r}")
     if cfg.model in ("vgg", "vgg7"):

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.chip import FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
+from train.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
 from train.models.folded import FoldedConv
+from train.models.norm import chip_bias, scale_neuron
 from train.models.sma import SMAConv
 
 WEIGHT_LIMIT = FILE_WEIGHT_RANGE[1] / W_SCALE  # largest weight SLAYER's quantize_8bit (and NetX) keeps, in float units
@@ -130,7 +131,19 @@ def fold_block(
     shift = range_shift(float(kernel.abs().max()))
     if shift < 0:
         headroom = int(math.floor(math.log2(VTH_MAX / max(1, block.neuron.v_th_mant))))
-        shift = max(shift, -headroom)  # the 17-bit threshold register bounds the up-scaling
+        bias = chip_bias(block)
+        if bias is not None and bool(bias.abs().max() > 0):  # a bias scales with the kernel: 13 bits bound it too
+            headroom = min(headroom, int(math.floor(math.log2(BIAS_RANGE[1] / float(bias.abs().max())))))
+        shift = max(shift, -max(0, headroom))  # the 17-bit threshold register bounds the up-scaling
+    if block.neuron.norm is not None and chip_bias(block) is None and (shift < 0 or not per_timestep):
+        # A trained norm (deploy-aware fine-tuning folds the trained model) would need its running
+        # statistics rescaled too: no up-scaling then, and a static kernel must not outgrow the range.
+        if shift > 0:
+            raise ValueError(
+                "static fold of a normalised SMA layer whose merged kernel outgrows the 8-bit range: "
+                "fold the network's chip form (train.models.norm.deploy_norms) instead"
+            )
+        shift = 0
     kernel = kernel / 2**shift
     if shift > 0 and per_timestep:
         gain = gain * 2**shift
@@ -152,7 +165,7 @@ def fold_block(
     with torch.no_grad():
         folded.synapse.weight.copy_(kernel[..., None])
     if shift < 0 or (shift > 0 and not per_timestep):
-        folded.set_threshold(float(folded.threshold) / 2**shift)
+        scale_neuron(folded, 2.0**-shift)
     return folded, f.rel_error
 
 

@@ -123,6 +123,13 @@ class FoldedConv(torch.nn.Module):
         handle.create_dataset("dilation", data=np.array(syn.dilation[:-1]))
         handle.create_dataset("groups", data=syn.groups)
         handle.create_dataset("weight", data=weight)
+        norm = self.neuron.norm
+        if norm is not None:  # a chip-form norm (train.models.norm.NeuronBias): its bias, as SLAYER writes it
+            if not hasattr(norm, "bias") or hasattr(norm, "weight_exp"):
+                raise ValueError(
+                    f"FoldedConv: export the chip form of the norm (deploy_norms), not {type(norm).__name__}"
+                )
+            handle.create_dataset("bias", data=norm.bias.detach().cpu().numpy().flatten())
         for key, value in self.neuron.device_params.items():
             handle.create_dataset(f"neuron/{key}", data=value)
         if self.per_timestep:

@@ -196,6 +196,8 @@ class SMAConv(torch.nn.Module):
 
     def spikes(self, z: torch.Tensor) -> torch.Tensor:
         """CUBA neuron on the current ``z``."""
+        if self.neuron.norm is not None:  # SLAYER's norms view() the current: it must be contiguous
+            z = z.contiguous()
         return self.neuron(z)
 
 

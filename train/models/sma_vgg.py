@@ -42,6 +42,8 @@ class SMAVGG(VGG):
         azo: bool = False,
         azo_delta_t: int | None = None,
         azo_delta_c: int | None = None,
+        norm: str = "none",
+        dropout: float = 0.0,
     ) -> None:
         layers = default_sma_layers(len(channels)) if sma_layers is None else [int(i) for i in sma_layers]
         bad = [i for i in layers if not 0 <= i < len(channels)]
@@ -79,7 +81,9 @@ class SMAVGG(VGG):
                 azo=zoneout,
             )
 
-        super().__init__(in_channels, input_size, num_classes, channels, hidden, neuron, conv_block=conv_block)
+        super().__init__(
+            in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, norm=norm, dropout=dropout
+        )
         self.sma_layers = layers
         self.sizing_timesteps = timesteps
 

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from lava.lib.dl import slayer
 
+from train.models.norm import neuron_params
+
 # (index of the conv layer, neuron params, in channels, out channels) → block
 ConvFactory = Callable[[int, dict[str, Any], int, int], torch.nn.Module]
 
@@ -48,7 +50,11 @@ def wide_conv(layers: list[int], kernel: int = 7) -> ConvFactory:
 
 
 class VGG(torch.nn.Module):
-    """conv(3×3, stride 2) × len(channels) → flatten → dense(hidden) … → dense(classes)."""
+    """conv(3×3, stride 2) × len(channels) → flatten → dense(hidden) … → dense(classes).
+
+    ``norm`` (``train.models.norm.NORMS``) normalises every conv layer's current, as the paper's batch
+    norm after each conv; ``dropout`` drops spikes of the hidden dense layers in training.
+    """
 
     # T of the dummy input that sizes SLAYER's neurons; networks with per-step weights need their own T.
     sizing_timesteps = 2
@@ -62,6 +68,8 @@ class VGG(torch.nn.Module):
         hidden: int | list[int],
         neuron: dict[str, Any],
         conv_block: ConvFactory = plain_conv,
+        norm: str = "none",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.input_shape = (in_channels, input_size, input_size)
@@ -69,12 +77,13 @@ class VGG(torch.nn.Module):
         blocks: list[torch.nn.Module] = []
         size, cin = input_size, in_channels
         for i, cout in enumerate(channels):
-            blocks.append(conv_block(i, params, cin, cout))
+            blocks.append(conv_block(i, neuron_params(params, norm, cout), cin, cout))
             size, cin = (size + 1) // 2, cout
         blocks.append(slayer.block.cuba.Flatten())
         width = cin * size * size
         for h in [hidden] if isinstance(hidden, int) else list(hidden):
-            blocks.append(slayer.block.cuba.Dense(params, width, h, weight_scale=2, delay_shift=False))
+            hidden_params = neuron_params(params, "none", h, dropout)
+            blocks.append(slayer.block.cuba.Dense(hidden_params, width, h, weight_scale=2, delay_shift=False))
             width = h
         blocks.append(slayer.block.cuba.Dense(params, width, num_classes, weight_scale=2, delay_shift=False))
         self.blocks = torch.nn.ModuleList(blocks)
