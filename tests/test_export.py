@@ -161,3 +161,14 @@ def test_folded_torch_model_matches_the_fixed_point_file_spike_for_spike(tiny_sm
     for rec, ref in zip(records, outs):
         ref = ref.transpose(0, 3, 2, 1, 4) if ref.ndim == 5 else ref
         np.testing.assert_array_equal(rec.spikes, ref, err_msg=rec.name)
+
+
+@pytest.mark.lava
+def test_normalised_sma_file_with_gains_and_biases_validates_on_the_lava_simulator(exported):
+    """tiny_sma_run has weight-scale norm and dropout (dvsgesture.yaml's recipe): its file carries a
+    bias in every conv layer, and the Lava simulator spikes as the emulator in every layer."""
+    path = exported["per-timestep"]
+    with h5py.File(path) as h:
+        assert "bias" in h["layer/1"] and "bias" in h["layer/2"] and "gain_mant" in h["layer/2"]
+    proc = run_cli("-m", "lava_runtime", "validate", "--net", str(path), "--dataset", "synthgesture", "--samples", "3")
+    assert "3/3 samples identical" in proc.stdout and "first mismatch: none" in proc.stdout, proc.stdout
