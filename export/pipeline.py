@@ -147,6 +147,7 @@ def export_run(
         "checkpoint": forms.checkpoint,
         "selected_epoch": state.get("epoch"),
         "selection": state.get("selection", "last"),
+        "norm": cfg.norm,  # deployed as neuron biases (and, weight-scale, thresholds): docs/design.md
     }
     if forms.calibration_samples:
         report["calibration_samples"], report["calibration_seed"] = forms.calibration_samples, cfg.seed

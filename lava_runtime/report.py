@@ -305,6 +305,31 @@ def plot_energy(report: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_accuracy_energy(rows: list[dict[str, Any]], path: Path, accuracy: str = "fixed_point") -> Path:
+    """Accuracy against energy per inference, one point per row (a model and seed), one panel per dataset.
+
+    Each row has ``dataset``, ``model``, ``energy_uj`` and the ``accuracy`` key (a fraction), as the
+    rows of ``bench/accuracy.py``; rows with ``kernels`` set (its scales ablation) are left out.
+    """
+    plt = _pyplot()
+    rows = [r for r in rows if not r.get("kernels")]
+    datasets = sorted({r["dataset"] for r in rows})
+    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(5 * max(1, len(datasets)), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        models = list(dict.fromkeys(r["model"] for r in rows if r["dataset"] == dataset))  # first-seen order
+        for model in models:
+            pts = [r for r in rows if r["dataset"] == dataset and r["model"] == model]
+            ax.scatter([r["energy_uj"] for r in pts], [100 * r[accuracy] for r in pts], label=model)
+        ax.set(
+            title=dataset,
+            xlabel="energy per inference (µJ, Loihi per-op model)",
+            ylabel=f"test accuracy, {accuracy.replace('_', ' ')} (%)",
+        )
+        ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def compare_reports(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("A", "B")) -> str:
     """Two reports side by side as a text table (run-level metrics, then per-layer spikes and synops)."""
 
