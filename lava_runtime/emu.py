@@ -11,6 +11,9 @@ reset when the first step of a sample reaches it (window step ``k + 1``), and fr
 until the next reset it only sees that sample. So each sample is run from zero state for ``T``
 steps per layer, layer ``k``'s step ``j`` integrating layer ``k - 1``'s step ``j``: the local
 time of :mod:`lava_runtime.records`, which is what the records hold on every backend.
+
+Sigma-delta (``SDNN``) networks are never reset by NetX, so they take another path
+(:mod:`lava_runtime.sdnn_emu`): the whole stream, as Lava runs it, in fixed point only.
 """
 
 from __future__ import annotations
