@@ -11,6 +11,9 @@ reset when the first step of a sample reaches it (window step ``k + 1``), and fr
 until the next reset it only sees that sample. So each sample is run from zero state for ``T``
 steps per layer, layer ``k``'s step ``j`` integrating layer ``k - 1``'s step ``j``: the local
 time of :mod:`lava_runtime.records`, which is what the records hold on every backend.
+
+Sigma-delta (``SDNN``) networks are never reset by NetX, so they take another path
+(:mod:`lava_runtime.sdnn_emu`): the whole stream, as Lava runs it, in fixed point only.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from lava_runtime.netfile import read_net
 from lava_runtime.netmodel import ConvLayer, DenseLayer, InputLayer, Layer, NetFile
 from train.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS
 from lava_runtime.records import Agreement, LayerRecord, compare_records, to_lava_order  # noqa: F401 (re-exported)
+from lava_runtime.sdnn_emu import emulate_sigma_delta
 
 _HALF = 1 << (STATE_BITS - 1)  # 2**23
 
@@ -237,6 +241,8 @@ def _emulate(
             f"{net.path}: input samples {list(spikes.shape[1:-1])} do not match the "
             f"network input {list(net.input_shape)}"
         )
+    if net.sigma_delta:  # graded messages and no resets between samples: one stream, as Lava runs it
+        return emulate_sigma_delta(net, spikes, record, arithmetic)
     if net.input_neurons and spikes.size and np.abs(spikes).max() >= 1 << 15:
         raise RuntimeConfigError(f"{net.path}: input payloads must lie in the input neurons' 16-bit a_in range")
     if len(net.layers) >= t:

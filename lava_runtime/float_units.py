@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from lava.lib.dl.netx.blocks.process import Conv, Dense, Input
 from lava.magma.core.process.process import AbstractProcess
+from lava.proc.sdn.process import Delta, Sigma, SigmaDelta
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
 from lava_runtime.errors import RuntimeConfigError
@@ -52,6 +53,11 @@ def to_float_units(layers: list[AbstractProcess]) -> None:
         if not isinstance(block, (Input, Conv, Dense)):
             raise RuntimeConfigError(f"sim-float: no float conversion for NetX block {type(block).__name__}")
         neuron = block.neuron
+        if isinstance(neuron, (Delta, Sigma, SigmaDelta)):
+            # Lava's float SDNN models take NetX's vth and bias scaled by 2**12 but no input shifts.
+            raise RuntimeConfigError(
+                "sim-float: sigma-delta (SDNN) blocks have no float units here; run them on sim or emu (fixed point)"
+            )
         if isinstance(block, Dense):
             block.synapse.weights.init = dense_float_weights(block.synapse.weights.init, block.synapse.proc_params)
         elif isinstance(block, Conv):

@@ -14,6 +14,7 @@ a :class:`~lava_runtime.processes.gain_lif.GainLIFReset` neuron (built by
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from lava.lib.dl.netx.blocks.process import Conv, Dense, Input
 from lava.magma.core.process.process import AbstractProcess
 from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
+from lava.proc.sdn.process import Delta, Sigma, SigmaDelta
 
 from lava_runtime.counting import Topology, conv_fanout, dense_fanout
 from lava_runtime.errors import RuntimeConfigError
@@ -52,6 +54,7 @@ class Graph:
     num_steps: int
     topology: list[Topology]
     gains: list[bool]
+    graded: list[bool]  # the block's neuron is a sigma-delta unit: graded messages, never reset
 
 
 def to_lava_layout(
@@ -116,7 +119,10 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
     net_path = Path(net_path)
     timesteps = spikes.shape[-1]
     try:  # NetX reads the file itself; the gains are taken from the blocks it builds
-        net = GainNetwork(net_config=str(net_path), reset_interval=timesteps, reset_offset=1)
+        with warnings.catch_warnings():
+            # Sigma-delta blocks ignore reset_interval; the runtime says so in its reports instead.
+            warnings.filterwarnings("ignore", message="Reset is not supported with Sigma Delta")
+            net = GainNetwork(net_config=str(net_path), reset_interval=timesteps, reset_offset=1)
     except (KeyError, ValueError, RuntimeError) as e:
         raise RuntimeConfigError(f"{net_path}: cannot build the Lava network ({e})") from None
     rows_per_layer = gain_rows(net)
@@ -163,4 +169,5 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
             net.layers[i].out.connect(counter.port(j))
     names = [f"{i}:{layer.block.lower()}" for i, layer in enumerate(net.layers)]
     gains = [g for g, _ in rows_per_layer]
-    return Graph(net, source, sinks, counter, counted, names, num_steps, topology, gains)
+    graded = [isinstance(layer.neuron, (Sigma, Delta, SigmaDelta)) for layer in net.layers]
+    return Graph(net, source, sinks, counter, counted, names, num_steps, topology, gains, graded)

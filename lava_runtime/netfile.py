@@ -35,6 +35,7 @@ from lava_runtime.netmodel import (  # noqa: F401 (the data model, re-exported)
     InputLayer,
     Layer,
     NetFile,
+    SigmaDelta,
     fail,
 )
 from train.chip import LOIHI_WEIGHT_RANGE
@@ -156,21 +157,15 @@ def _decay(neuron: h5py.Group, key: str, layer: str, channels: int) -> int | np.
     return value.reshape(-1)
 
 
-def _neuron(group: h5py.Group, layer: str, channels: int) -> Cuba:
+def _neuron(group: h5py.Group, layer: str, channels: int, input_block: bool = False) -> Cuba | SigmaDelta:
     if "neuron" not in group or not isinstance(group["neuron"], h5py.Group):
         raise fail(layer, "missing 'neuron' group")
     neuron = group["neuron"]
     kind = _text(neuron, "type", layer)
     if kind == "SDNN":
-        # Not emulated yet, and NetX 0.6 ignores reset_interval for sigma-delta neurons ("Reset is not
-        # supported"), so back-to-back samples would share state: the runtime's reset contract breaks.
-        raise fail(
-            layer,
-            "neuron type 'SDNN' is not supported yet (sigma-delta: no emulation, and NetX 0.6 "
-            "cannot reset it between samples); expected CUBA",
-        )
+        return _sigma_delta(neuron, layer, input_block)
     if kind not in ("CUBA", "LOIHI"):
-        raise fail(layer, f"neuron type {kind!r} is not supported (expected CUBA)")
+        raise fail(layer, f"neuron type {kind!r} is not supported (expected CUBA or SDNN)")
     if "messageBits" in neuron and _scalar(neuron, "messageBits", layer) != 0:
         raise fail(layer, "graded spikes (messageBits > 0) are not supported on CUBA neurons")
     if "gradedSpike" in neuron and _scalar(neuron, "gradedSpike", layer, kinds="iufb") != 0:
@@ -184,6 +179,26 @@ def _neuron(group: h5py.Group, layer: str, channels: int) -> Cuba:
         _scalar(neuron, "vThMant", layer),
         ref,
     )
+
+
+def _sigma_delta(neuron: h5py.Group, layer: str, input_block: bool) -> SigmaDelta:
+    """An ``SDNN`` neuron as NetX 0.6's ``get_neuron_params`` maps it (Delta, Sigma or SigmaDelta)."""
+    if "activation" in neuron:
+        # NetX ignores the name and builds Lava's default ReLU: another activation would not be what was trained.
+        activation = _text(neuron, "activation", layer)
+        if activation != "relu":
+            raise fail(layer, f"sigma-delta activation {activation!r} is not supported (NetX runs ReLU only)")
+    bits = _scalar(neuron, "messageBits", layer) if "messageBits" in neuron else 16
+    if bits == 0:
+        # NetX would declare the next synapse's input unary and Lava would cast the graded messages to 0/1.
+        raise fail(layer, "messageBits = 0 on a sigma-delta neuron is not supported (its messages are graded)")
+    sigma_output = "sigma_output" in neuron and not input_block  # NetX tests the key's presence, not its value
+    if input_block:
+        role = "delta"
+    else:
+        role = "sigma" if sigma_output else "sigma_delta"
+    vth = _scalar(neuron, "vThMant", layer) if role != "sigma" else 0  # the sigma unit has no threshold
+    return SigmaDelta(layer, vth, role, bits)
 
 
 def _conv_weight_shape(g: h5py.Group, name: str) -> tuple[int, ...]:
@@ -263,7 +278,7 @@ def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
                 InputLayer(
                     "0",
                     input_shape,
-                    _neuron(first, "0", input_shape[0]),
+                    _neuron(first, "0", input_shape[0], input_block=True),
                     _input_transform(first, "0", "weight"),
                     _input_transform(first, "0", "bias"),
                 )
@@ -343,6 +358,14 @@ def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
         raise RuntimeConfigError("the last layer is a flatten without a dense layer after it")
     if not layers or isinstance(layers[-1], InputLayer):
         raise RuntimeConfigError("no conv or dense layers")
+    kinds = {type(layer.neuron) for layer in layers}
+    if len(kinds) > 1:
+        # Mixed nets would pass graded messages into CUBA synapses and binary spikes into sigma units
+        # (NetX's message bits per block): neither is emulated.
+        first_sd = next(layer.name for layer in layers if isinstance(layer.neuron, SigmaDelta))
+        raise RuntimeConfigError(
+            f"layer {first_sd}: networks that mix CUBA and sigma-delta (SDNN) neurons are not supported"
+        )
     return input_shape, layers
 
 

@@ -54,6 +54,49 @@ class Cuba:
             raise fail(self.layer, f"neuron refDelay={self.ref_delay} is negative")
 
 
+SDNN_ROLES = ("delta", "sigma_delta", "sigma")
+SDNN_STATE_SHIFT = 12  # NetX's spike_exp (6) + state_exp (6): Lava scales vth and bias by 2**12
+SDNN_MESSAGE_SHIFT = 6  # state_exp: the fixed-point model sends s_out >> 6
+SDNN_BIAS_RANGE = (-(1 << 19), (1 << 19) - 1)  # bias << 12 must fit Lava's int32 state
+
+
+@dataclass
+class SigmaDelta:
+    """Lava's sigma-delta units as NetX 0.6 builds them from an ``SDNN`` neuron (``PySigmaDeltaModelFixed``).
+
+    ``role`` is what NetX makes of the layer: ``"delta"`` (input block: ``Delta``), ``"sigma"``
+    (``sigma_output``: ``Sigma``, the output decoded), else ``"sigma_delta"`` (``SigmaDelta``,
+    ReLU). Per step, in int32 with numpy's wrap::
+
+        sigma   = sigma + a_in                              (sigma, sigma_delta)
+        act_new = relu(sigma + bias << 12)                  (sigma_delta)   act_new = a_in << 12 (delta)
+        delta   = act_new - act + residue;  act = act_new
+        s       = delta where |delta| >= vth_mant << 12 else 0;  residue = delta - s
+        out     = s >> 6   (floor; the sigma unit sends sigma itself)
+
+    NetX ignores ``reset_interval`` for these neurons, so the states persist across samples.
+    ``message_bits`` is the file's ``messageBits`` (NetX's default 16): the width of the graded
+    payload on the chip; Lava's Python models do not clip to it.
+    """
+
+    layer: str
+    vth_mant: int
+    role: str
+    message_bits: int = 16
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        if self.role not in SDNN_ROLES:
+            raise fail(self.layer, f"sigma-delta role {self.role!r} must be one of {', '.join(SDNN_ROLES)}")
+        if not 0 <= self.vth_mant <= VTH_MANT_FILE_MAX:
+            raise fail(self.layer, f"neuron vThMant={self.vth_mant} outside [0, {VTH_MANT_FILE_MAX}]")
+        if not 1 <= self.message_bits <= 24:
+            raise fail(self.layer, f"neuron messageBits={self.message_bits} outside [1, 24] (graded payload bits)")
+
+
+Neuron = Union[Cuba, SigmaDelta]
+
+
 @dataclass
 class Gain:
     """Per-timestep, per-channel input gain of a folded SMA layer (docs/netx-format.md)::
@@ -92,7 +135,7 @@ class ConvLayer:
     padding: tuple[int, int]
     dilation: tuple[int, int]
     groups: int
-    neuron: Cuba
+    neuron: Neuron
     bias: np.ndarray | None = None  # int64 [Cout]
     gain: Gain | None = None
     kind: str = field(default="conv", init=False)
@@ -125,7 +168,7 @@ class ConvLayer:
                 f"shape {list(self.shape)} does not match the convolution of input "
                 f"{list(self.input_shape)}, which gives {list(expected)}",
             )
-        _check_bias_gain(self.name, self.bias, self.gain, cout)
+        _check_bias_gain(self.name, self.bias, self.gain, cout, self.neuron)
 
     @property
     def lava_shape(self) -> tuple[int, ...]:
@@ -151,7 +194,7 @@ class DenseLayer:
     shape: tuple[int]
     weight: np.ndarray  # int64 [out, in]
     weight_exp: int
-    neuron: Cuba
+    neuron: Neuron
     bias: np.ndarray | None = None  # int64 [out]
     gain: Gain | None = None
     file_weight: np.ndarray | None = None  # the file's integers, whose nonzeros are Lava's synapses
@@ -167,7 +210,7 @@ class DenseLayer:
             )
         if self.weight_exp > 0 or self.weight_exp < -8:
             raise fail(self.name, f"weight exponent {self.weight_exp} outside [-8, 0]")
-        _check_bias_gain(self.name, self.bias, self.gain, self.shape[0])
+        _check_bias_gain(self.name, self.bias, self.gain, self.shape[0], self.neuron)
         if self.file_weight is not None and self.file_weight.shape != self.weight.shape:
             raise fail(self.name, f"file weight {list(self.file_weight.shape)} differs from {list(self.weight.shape)}")
 
@@ -196,7 +239,7 @@ class InputLayer:
 
     name: str
     shape: tuple[int, ...]  # file order: [C, H, W] or [F]
-    neuron: Cuba
+    neuron: Neuron
     transform_weight: int | None = None
     transform_bias: int | None = None
     kind: str = field(default="input", init=False)
@@ -222,12 +265,21 @@ class InputLayer:
 Layer = Union[InputLayer, ConvLayer, DenseLayer]
 
 
-def _check_bias_gain(name: str, bias: np.ndarray | None, gain: Gain | None, channels: int) -> None:
+def _check_bias_gain(name: str, bias: np.ndarray | None, gain: Gain | None, channels: int, neuron: Neuron) -> None:
+    sdnn = isinstance(neuron, SigmaDelta)
     if bias is not None:
         if bias.shape != (channels,):
             raise fail(name, f"bias shape {list(bias.shape)} must be [{channels}] (one per channel)")
-        if bias.size and (bias.min() < BIAS_RANGE[0] or bias.max() > BIAS_RANGE[1]):
-            raise fail(name, f"bias outside the 13-bit range {list(BIAS_RANGE)}")
+        lo, hi = SDNN_BIAS_RANGE if sdnn else BIAS_RANGE
+        if bias.size and (bias.min() < lo or bias.max() > hi):
+            raise fail(
+                name, f"bias outside [{lo}, {hi}] ({'SDNN: bias << 12 in int32' if sdnn else '13-bit bias_mant'})"
+            )
+        if sdnn and neuron.role == "sigma":
+            # NetX hands the bias to Lava's Sigma process, which has none: building the network fails.
+            raise fail(name, "a bias on a sigma_output layer is not supported (NetX's Sigma unit has no bias)")
+    if gain is not None and sdnn:
+        raise fail(name, "per-timestep gains (gain_mant) are only supported on CUBA neurons")
     if gain is not None and gain.mant.shape[1] != channels:
         raise fail(name, f"gain_mant has {gain.mant.shape[1]} channels, the layer has {channels}")
 
@@ -263,6 +315,16 @@ class NetFile:
                     f"{self.path}: layer {layer.name}: gain_mant has "
                     f"{layer.gain.mant.shape[0]} timesteps, the file says timesteps={t}"
                 )
+
+    @property
+    def sigma_delta(self) -> bool:
+        """Whether the layers are sigma-delta units (the reader refuses files that mix them with CUBA)."""
+        return isinstance(self.layers[0].neuron, SigmaDelta)
+
+    @property
+    def resets(self) -> bool:
+        """Whether NetX resets the neurons between samples (``reset_interval``): not for sigma-delta."""
+        return not self.sigma_delta
 
     @property
     def input_neurons(self) -> bool:

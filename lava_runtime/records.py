@@ -36,6 +36,7 @@ class LayerRecord:
     topology: Topology | None = None
     gain: bool = False  # the neuron scales its input by a per-timestep gain
     hardware: dict | None = None  # energy and time measured on Loihi 2 (output layer of a loihi2 run)
+    graded: bool = False  # sigma-delta messages: ``spikes`` holds int32 payloads, ``counts`` the nonzero ones
 
 
 def to_lava_order(x: np.ndarray) -> np.ndarray:

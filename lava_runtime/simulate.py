@@ -226,7 +226,7 @@ def simulate(
         return _loihi2_layers(net if isinstance(net, NetFile) else read_net(net), spikes)
     net_path = net.path if isinstance(net, NetFile) else net
     graph = build_graph(net_path, spikes, record=record, arithmetic="float" if backend == "sim-float" else "fixed")
-    if len(graph.sinks) >= t:
+    if len(graph.sinks) >= t and not all(graph.graded):  # the resets' timing; sigma-delta blocks have none
         raise RuntimeConfigError(f"{net_path}: {len(graph.sinks)} layers need more than T={t} timesteps per sample")
     sink_data, counted = run_graph(graph, cfg, n, t, progress)
     incoming = synops_from_spikes(to_lava_order(spikes), graph.topology[0].fanout)
@@ -234,8 +234,9 @@ def simulate(
     last = len(graph.sinks) - 1
     for k, (name, d, layer) in enumerate(zip(graph.layer_names, sink_data, graph.net.layers)):
         shape = tuple(int(v) for v in layer.out.shape)
+        graded = graph.graded[k]
         if d is not None:
-            s = local_windows(d, k, n, t).astype(np.uint8)
+            s = local_windows(d, k, n, t).astype(np.int32 if graded else np.uint8)
             counts = (s != 0).reshape(n, -1, t).sum(1).astype(np.int64)
             outgoing = synops_from_spikes(s, graph.topology[k + 1].fanout) if k < last else None
         else:
@@ -243,6 +244,6 @@ def simulate(
             s = None
             counts = local_windows(counted[0][j], k, n, t).astype(np.int64)
             outgoing = local_windows(counted[1][j], k, n, t).astype(np.int64)
-        records.append(LayerRecord(name, shape, counts, s, incoming, graph.topology[k], graph.gains[k]))
+        records.append(LayerRecord(name, shape, counts, s, incoming, graph.topology[k], graph.gains[k], graded=graded))
         incoming = outgoing
     return records

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -13,11 +14,18 @@ CUBA = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03, "require
 SDNN = {"threshold": 0.1, "activation": torch.nn.functional.relu, "requires_grad": False}
 
 
-def _export(blocks: list[torch.nn.Module], x: torch.Tensor, path: Path, simulation: bool = True) -> Path:
-    """Run ``x`` once (SLAYER sizes its neurons on first use), then write the blocks as lava-dl does."""
+def _export(
+    blocks: list[torch.nn.Module], x: torch.Tensor, path: Path, simulation: bool = True, prepare: Any = None
+) -> Path:
+    """Run ``x`` once (SLAYER sizes its neurons on first use), then write the blocks as lava-dl does.
+
+    ``prepare`` (a callable) runs between the two, e.g. to set parameters that the first run sized.
+    """
     with torch.no_grad():
         for block in blocks:
             x = block(x)
+    if prepare is not None:
+        prepare()
     with h5py.File(path, "w") as h:
         if simulation:  # lava-dl's examples write a simulation group beside the layers
             sim = h.create_group("simulation")
@@ -57,16 +65,40 @@ def cuba_dense(path: Path, seed: int = 1) -> Path:
     return _export(blocks, torch.zeros(1, 10, 4), path, simulation=False)
 
 
+def _sdnn_bias(blocks: list[torch.nn.Module], seed: int) -> None:
+    """Give the mean-only batch norms (whose mean lava-dl exports as the neurons' bias) random means."""
+    gen = torch.Generator().manual_seed(seed)
+    for block in blocks:
+        norm = getattr(getattr(block, "neuron", None), "norm", None)
+        if norm is not None:
+            norm.running_mean = torch.randn(norm.running_mean.shape, generator=gen) * 0.2
+
+
 def sdnn(path: Path, seed: int = 2) -> Path:
-    """sigma_delta.Input → Conv → Flatten → Dense(sigma output), PilotNet-style."""
+    """sigma_delta.Input → Conv (bias) → Conv → Flatten → Dense (bias) → Output (sigma output), PilotNet-style."""
     torch.manual_seed(seed)
+    normed = {**SDNN, "norm": slayer.neuron.norm.MeanOnlyBatchNorm}
     blocks = [
         slayer.block.sigma_delta.Input(SDNN),
-        slayer.block.sigma_delta.Conv(SDNN, 2, 3, 3, weight_scale=2),
+        slayer.block.sigma_delta.Conv(normed, 2, 4, 3, stride=2, padding=1, weight_scale=2),
+        slayer.block.sigma_delta.Conv(SDNN, 4, 3, 3, weight_scale=2),
         slayer.block.sigma_delta.Flatten(),
-        slayer.block.sigma_delta.Output(SDNN, 3 * 4 * 4, 2, weight_scale=2),
+        slayer.block.sigma_delta.Dense(normed, 3 * 2 * 2, 5, weight_scale=2),
+        slayer.block.sigma_delta.Output(SDNN, 5, 2, weight_scale=2),
     ]
-    return _export(blocks, torch.zeros(1, 2, 6, 6, 4), path)
+    return _export(blocks, torch.zeros(1, 2, 8, 8, 4), path, prepare=lambda: _sdnn_bias(blocks, seed))
+
+
+def sdnn_dense(path: Path, seed: int = 3) -> Path:
+    """sigma_delta.Input [F] → Dense (bias) → Output: the dense-only sigma-delta net."""
+    torch.manual_seed(seed)
+    normed = {**SDNN, "norm": slayer.neuron.norm.MeanOnlyBatchNorm}
+    blocks = [
+        slayer.block.sigma_delta.Input(SDNN),
+        slayer.block.sigma_delta.Dense(normed, 8, 6, weight_scale=2),
+        slayer.block.sigma_delta.Output(SDNN, 6, 3, weight_scale=2),
+    ]
+    return _export(blocks, torch.zeros(1, 8, 4), path, simulation=False, prepare=lambda: _sdnn_bias(blocks, seed))
 
 
 def binary_input(shape: tuple[int, ...], samples: int, timesteps: int, seed: int = 0, p: float = 0.4) -> np.ndarray:

@@ -41,3 +41,19 @@ def test_torch_and_numpy_inputs_agree_and_shapes_flatten():
     s = (rng.random((5, 2, 3, 6)) < 0.3).astype(np.uint8)  # neurons [2, 3] flattened as 6 classes
     np.testing.assert_array_equal(decide(torch.from_numpy(s)).predictions, decide(s.reshape(5, 6, 6)).predictions)
     assert decide(np.zeros((0, 3, 4))).predictions.shape == (0,)
+
+
+def test_graded_outputs_decide_by_the_largest_sum():
+    """Sigma-delta outputs: the class with the largest sum over the steps; a shared maximum is undecided."""
+    from train.decision import decide_graded
+
+    values = np.array(
+        [
+            [[5, -1, 0], [1, 1, 1], [0, 0, 0]],  # sums 4, 3, 0 → class 0
+            [[-9, -9, 0], [0, 0, -1], [-2, 0, 0]],  # all negative: -18, -1, -2 → class 1
+            [[2, 0, 0], [0, 1, 1], [0, 0, 0]],  # 2, 2 tie → undecided
+        ]
+    )
+    d = decide_graded(values)
+    assert d.predictions.tolist() == [0, 1, UNDECIDED]
+    assert (d.tied, d.undecided) == (1, 1)

@@ -136,7 +136,7 @@ BROKEN: list[tuple[str, Callable[[h5py.File], None], str]] = [
     ("iDecay", _set("layer/1/neuron/iDecay", 5000), "layer 1: neuron iDecay=5000"),
     ("negative threshold", _set("layer/2/neuron/vThMant", -1), "layer 2: neuron vThMant=-1"),
     ("threshold as array", _set("layer/2/neuron/vThMant", np.array([1, 2])), "layer 2: 'vThMant' must be one value"),
-    ("neuron type", _set("layer/4/neuron/type", "SDNN"), "layer 4: neuron type 'SDNN' is not supported"),
+    ("neuron type", _set("layer/4/neuron/type", "RF_IZ"), "layer 4: neuron type 'RF_IZ' is not supported"),
     ("graded spikes", _set("layer/4/neuron/gradedSpike", True), "layer 4: graded spikes"),
     ("no neuron", _delete("layer/5/neuron"), "layer 5: missing 'neuron' group"),
     ("gain out of range", _set("layer/1/gain_mant", np.full((T, 3), 5000, np.int32)), "layer 1: gain_mant values"),

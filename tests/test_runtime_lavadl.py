@@ -48,13 +48,16 @@ def stock_netx(path, x: np.ndarray, input_neurons: bool) -> np.ndarray:
     return np.moveaxis(window, -2, 0)
 
 
+@pytest.mark.lava
 @pytest.mark.parametrize(
     "make, shape, input_neurons",
     [
         (lavadl_nets.cuba_conv, (2, 6, 6), True),
         (lavadl_nets.cuba_dense, (10,), False),
+        (lavadl_nets.sdnn, (2, 8, 8), True),
+        (lavadl_nets.sdnn_dense, (8,), True),
     ],
-    ids=["input-neurons-conv-5d", "dense-only"],
+    ids=["input-neurons-conv-5d", "dense-only", "sigma-delta-conv", "sigma-delta-dense"],
 )
 def test_stock_netx_and_emu_agree(tmp_path, make, shape, input_neurons):
     path = make(tmp_path / "net.net")
@@ -64,8 +67,41 @@ def test_stock_netx_and_emu_agree(tmp_path, make, shape, input_neurons):
     x = lavadl_nets.graded_input(shape, N, T) if input_neurons else lavadl_nets.binary_input(shape, N, T)
     ours = emulate(net, x)[-1].spikes
     stock = stock_netx(path, x, input_neurons)
-    assert ours.sum() > 0, "the test network must spike"
+    assert np.abs(ours).sum() > 0, "the test network must spike"
+    if net.sigma_delta:  # graded: the sigma output sends decoded values, not 0/1
+        assert np.abs(ours).max() > 1 and ours.dtype == np.int32
     np.testing.assert_array_equal(ours, stock)
+
+
+@pytest.mark.lava
+def test_sigma_delta_sim_matches_emu_in_every_layer_and_carries_state_across_samples(tmp_path):
+    """Our Lava graph and emu: identical graded messages, counts and synops in every layer; no resets."""
+    from lava_runtime.simulate import simulate
+
+    path = lavadl_nets.sdnn(tmp_path / "net.net")
+    x = lavadl_nets.graded_input((2, 8, 8), 3, 4, seed=6)  # T = 4 < 5 layers: no reset timing to respect
+    sim = simulate(path, x, backend="sim", record="all")
+    emu = emulate(path, x, record="all")
+    assert [r.name for r in emu] == ["0:input", "1:conv", "2:conv", "3:dense", "4:dense"]
+    for a, b in zip(sim, emu):
+        assert a.graded and b.graded
+        np.testing.assert_array_equal(a.spikes, b.spikes, err_msg=a.name)
+        np.testing.assert_array_equal(a.counts, b.counts, err_msg=a.name)
+        np.testing.assert_array_equal(a.synops, b.synops, err_msg=a.name)
+    # Graded messages count one synaptic event per nonzero message and synapse.
+    assert emu[1].synops.sum() == int(((emu[0].spikes != 0) * emu[1].topology.fanout[None, ..., None]).sum())
+    assert emu[1].synops.sum() > 0
+    # NetX does not reset sigma-delta neurons: sample 1 run alone starts from zero state and differs.
+    alone = emulate(path, x[1:2], record="all")[-1].spikes
+    assert not np.array_equal(alone[0], emu[-1].spikes[1])
+
+
+def test_sigma_delta_float_backends_are_refused(tmp_path):
+    from lava_runtime.errors import RuntimeConfigError
+
+    path = lavadl_nets.sdnn_dense(tmp_path / "net.net")
+    with pytest.raises(RuntimeConfigError, match="sigma-delta networks run in fixed point only"):
+        emulate(path, lavadl_nets.graded_input((8,), 1, T), arithmetic="float")
 
 
 @pytest.mark.lava
@@ -138,15 +174,78 @@ def test_cli_runs_arrays_and_validates(tmp_path, capsys):
     assert "2/2 samples identical" in capsys.readouterr().out
 
 
-def test_sigma_delta_and_recurrent_files_are_refused_in_one_line(tmp_path):
+@pytest.mark.lava
+def test_cli_runs_a_sigma_delta_file_and_saves_graded_output(tmp_path, capsys):
+    """``run --input --backend emu --spikes`` on a lava-dl SDNN file; ``validate --input`` agrees with Lava."""
+    import json
+
+    from lava_runtime.__main__ import main
+
+    path = lavadl_nets.sdnn_dense(tmp_path / "net.net")
+    x = lavadl_nets.graded_input((8,), 3, T, seed=7)
+    np.save(tmp_path / "x.npy", x)
+    expected = emulate(path, x)[-1].spikes
+    labels = expected.astype(np.int64).sum(-1).argmax(-1)  # the documented rule: largest output sum
+    np.save(tmp_path / "y.npy", labels)
+    args = ["run", "--net", str(path), "--input", str(tmp_path / "x.npy"), "--backend", "emu"]
+    args += ["--report", str(tmp_path / "report.json"), "--spikes", str(tmp_path / "out.npy")]
+    assert main(args + ["--labels", str(tmp_path / "y.npy")]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["resets"] is False and report["decision"] == "graded output sum"
+    assert report["accuracy"] == 1.0
+    assert report["neurobench"]["effective_macs_per_sample"] > 0  # graded messages are multiplies
+    assert report["layers"][0]["synops"] == 0
+    # One synaptic event per nonzero message and synapse: layer 1's messages over the file's nonzero weights.
+    hidden = emulate(path, x, record="all")[1].spikes
+    fan_out = np.count_nonzero(read_net(path).layers[2].file_weight, axis=0)
+    assert report["layers"][2]["synops"] == int(((hidden != 0) * fan_out[None, :, None]).sum()) > 0
+    out = np.load(tmp_path / "out.npy")
+    assert out.dtype == np.int32 and out.shape == (3, 3, T) and np.abs(out).max() > 1
+    np.testing.assert_array_equal(out, expected)
+    capsys.readouterr()
+    assert main(["validate", "--net", str(path), "--input", str(tmp_path / "x.npy")]) == 0
+    assert "3/3 samples identical" in capsys.readouterr().out
+
+
+def test_refused_files_say_why_in_one_line(tmp_path):
     import h5py
 
     from lava_runtime.errors import RuntimeConfigError
 
-    path = lavadl_nets.sdnn(tmp_path / "sdnn.net")
-    with pytest.raises(RuntimeConfigError, match=r"sdnn.net: layer 0: neuron type 'SDNN' is not supported yet") as e:
-        read_net(path)
-    assert "\n" not in str(e.value)
+    def edited(make, name, edit):
+        path = make(tmp_path / name)
+        with h5py.File(path, "a") as h:
+            edit(h)
+        return path
+
+    def retype(h, key, value):
+        del h[key]
+        h[key] = value
+
+    cases = [
+        (
+            edited(lavadl_nets.sdnn_dense, "act.net", lambda h: retype(h, "layer/1/neuron/activation", b"sigmoid")),
+            r"act.net: layer 1: sigma-delta activation 'sigmoid' is not supported \(NetX runs ReLU only\)",
+        ),
+        (
+            edited(
+                lavadl_nets.sdnn_dense, "bits.net", lambda h: h.create_dataset("layer/1/neuron/messageBits", data=0)
+            ),
+            r"bits.net: layer 1: messageBits = 0 on a sigma-delta neuron",
+        ),
+        (
+            edited(lavadl_nets.sdnn_dense, "sigb.net", lambda h: h.create_dataset("layer/2/bias", data=np.ones(3))),
+            r"sigb.net: layer 2: a bias on a sigma_output layer is not supported",
+        ),
+        (
+            edited(lavadl_nets.cuba_dense, "mix.net", lambda h: retype(h, "layer/1/neuron/type", b"SDNN")),
+            r"mix.net: layer 1: networks that mix CUBA and sigma-delta \(SDNN\) neurons are not supported",
+        ),
+    ]
+    for path, message in cases:
+        with pytest.raises(RuntimeConfigError, match=message) as e:
+            read_net(path)
+        assert "\n" not in str(e.value)
     rec = lavadl_nets.cuba_dense(tmp_path / "rec.net")
     with h5py.File(rec, "a") as h:
         del h["layer/1/type"]

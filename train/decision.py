@@ -57,3 +57,23 @@ def accuracy(spikes: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tenso
     """Share of samples whose decision equals the label (undecided samples count as wrong)."""
     labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     return float((predict(spikes) == labels).mean()) if len(labels) else 0.0
+
+
+def decide_graded(values: np.ndarray | torch.Tensor) -> Decision:
+    """Decide ``N`` samples from graded outputs ``[N, ..., T]`` (sigma-delta ``sigma_output`` layers).
+
+    The class is the output neuron with the largest sum over the sample's ``T`` steps (a sigma
+    unit sends its decoded activation every step, so the sum is its mean times ``T``). There is
+    no first-spike rule for graded values: samples whose largest sum is shared are undecided.
+    """
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    v = np.asarray(values)
+    n, t = v.shape[0], v.shape[-1]
+    if n == 0:
+        return Decision(np.zeros(0, np.int64), 0, 0)
+    total = v.reshape(n, -1, t).astype(np.int64 if v.dtype.kind in "iub" else np.float64).sum(-1)
+    top = total == total.max(-1, keepdims=True)
+    tied = top.sum(-1) > 1
+    pred = np.where(tied, UNDECIDED, top.argmax(-1)).astype(np.int64)
+    return Decision(pred, int(tied.sum()), int(tied.sum()))
