@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_rows(args.out / "rows.json")
     done = {row_key(r) for r in rows}
     todo = [job for job in jobs if row_key(dict(zip(("dataset", "model", "seed", "kernels"), job))) not in done]
+    if len(todo) < len(jobs):
+        print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already in {args.out / 'rows.json'}: not repeated")
     for dataset, model, seed, kernels in tqdm(todo, desc="bench runs", unit="run"):
         rows.append(run_one(dataset, model, seed, args.out, args, kernels))
         atomic_write_json(args.out / "rows.json", rows)  # a partial table survives an interrupted bench
