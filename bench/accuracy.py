@@ -1,8 +1,9 @@
 """Is SMA worth deploying? Accuracy, spikes and energy of the baselines and SMA over seeds.
 
 Trains ``vgg`` (3×3), ``vgg7`` (7×7 convs where SMA sits: the like-for-like baseline, since a
-folded SMA layer deploys as one 7×7 conv plus a gain), ``sma-vgg`` and ``sma-azo-vgg`` for each
-seed on each dataset, exports every run and measures it on the emulator (the chip's fixed
+folded SMA layer deploys as one 7×7 conv plus a gain), ``sma-vgg``, ``sma-azo-vgg`` and ``ma-vgg``
+(MA-SNN's temporal-channel attention, folded into a 3×3 conv plus a gain) for each seed on each
+dataset (``--models`` picks some), exports every run and measures it on the emulator (the chip's fixed
 point). Prints one table of mean ± std over seeds: validation accuracy (model selection), test
 accuracy of the selected checkpoint, the export's ``fixed_point`` and ``static_fixed_point``
 test accuracy, and spikes, synops and energy per inference. Then the paper's Table 1 ablation:
@@ -11,6 +12,10 @@ sma-vgg with 1..4 scales (kernels 1, 1-3, 1-3-5, 1-3-5-7) on the first dataset. 
 
     python bench/accuracy.py                # synthgesture + ndigits, 3 seeds, each dataset's config
     python bench/accuracy.py --quick        # smoke run: tiny sets, 1 epoch, 2 seeds (a minute or two)
+    python bench/accuracy.py --datasets synthgesture --no-ablation --models vgg ma-vgg
+
+Runs whose row is already in ``--out``'s ``rows.json`` are not repeated, so an interrupted bench
+resumes and benches of different models into one ``--out`` combine into one table.
 
 A difference inside the seed-to-seed spread is no difference: the table gives both.
 """
@@ -32,7 +37,7 @@ from train.atomic import atomic_write, atomic_write_json
 from train.config import CONFIG_DIR, load_config
 from train.loop import train
 
-MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg")
+MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg")
 SCALES = ([1], [1, 3], [1, 3, 5], [1, 3, 5, 7])
 QUICK = {
     "dataset_options": {"samples_per_class": 3, "seed": 7},
@@ -87,6 +92,22 @@ def run_one(
         "energy_uj": report["totals"]["energy_per_inference_j"] * 1e6,
         "undecided": report["undecided"] / n,
     }
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, str, int, tuple[int, ...] | None]:
+    """What identifies a bench run: dataset, model, seed and (ablation) kernel sizes."""
+    kernels = row["kernels"]
+    return row["dataset"], row["model"], int(row["seed"]), tuple(kernels) if kernels is not None else None
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows an earlier bench wrote to ``path`` (none if it does not exist)."""
+    if not path.exists():
+        return []
+    rows = json.loads(path.read_text())
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a list of bench rows")
+    return rows
 
 
 def _cell(values: list[float | None], scale: float = 1.0, digits: int = 1) -> str:
@@ -159,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default 3; quick 2)")
     p.add_argument("--epochs", type=int, default=None, help="override each config's epochs")
     p.add_argument("--no-ablation", action="store_true", help="skip the number-of-scales ablation")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to train and measure")
     p.add_argument("--out", type=Path, default=Path("runs/bench-accuracy"), help="folder for runs and results")
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/tensors"), help="binned tensors")
     p.add_argument("--data-root", default="data", help="folder of on-disk datasets")
@@ -166,10 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     datasets = args.datasets or (["synthgesture"] if args.quick else ["synthgesture", "ndigits"])
     seeds = range(args.seeds or (2 if args.quick else 3))
     scales = [] if args.no_ablation else (SCALES[:2] if args.quick else SCALES)
-    jobs = [(d, m, s, None) for d in datasets for m in MODELS for s in seeds]
+    jobs = [(d, m, s, None) for d in datasets for m in args.models for s in seeds]
     jobs += [(datasets[0], "sma-vgg", s, list(k)) for k in scales for s in seeds]
-    rows = []
-    for dataset, model, seed, kernels in tqdm(jobs, desc="bench runs", unit="run"):
+    rows = load_rows(args.out / "rows.json")
+    done = {row_key(r) for r in rows}
+    todo = [job for job in jobs if row_key(dict(zip(("dataset", "model", "seed", "kernels"), job))) not in done]
+    if len(todo) < len(jobs):
+        print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already in {args.out / 'rows.json'}: not repeated")
+    for dataset, model, seed, kernels in tqdm(todo, desc="bench runs", unit="run"):
         rows.append(run_one(dataset, model, seed, args.out, args, kernels))
         atomic_write_json(args.out / "rows.json", rows)  # a partial table survives an interrupted bench
     text = "## Models\n\n" + table([r for r in rows if r["kernels"] is None], "model")

@@ -1,4 +1,4 @@
-"""Turn a training run into deployable files: fold SMA, write NetX HDF5 (+ ONNX, NIR), verify."""
+"""Turn a training run into deployable files: fold SMA / MA attention, write NetX HDF5 (+ ONNX, NIR), verify."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from train.atomic import atomic_write_json
 from train.config import TrainConfig
 from train.data import calibration_spikes
 from train.loop import load_datasets, load_selected
-from train.models.fold import calibrate_on, fold_network, range_shift, sma_blocks
+from train.models.fold import attention_blocks, calibrate_on, check_foldable, fold_network, range_shift
 from train.models.folded import FoldedConv
 from train.models.norm import deploy_norms, scale_neuron
 
@@ -74,7 +74,7 @@ def static_form(net: torch.nn.Module) -> torch.nn.Module:
 class DeployForms:
     """A run's selected checkpoint and the forms export derives from it."""
 
-    net: torch.nn.Module  # the trained model (dynamic SMA)
+    net: torch.nn.Module  # the trained model (dynamic SMA or MA attention)
     cfg: TrainConfig
     state: dict[str, Any]
     checkpoint: str  # which file of the run: best.pt or checkpoint.pt
@@ -82,7 +82,7 @@ class DeployForms:
     folded: torch.nn.Module  # what the file holds: folded, quantised, weight range filled
     exact: torch.nn.Module  # the fold with float merged kernels and gains (folded_float)
     static: torch.nn.Module | None  # the --sma static form (range filled) where the file has gains
-    errors: list[float]  # factorisation error per SMA layer
+    errors: list[float]  # fold error per attention layer (SMA: its factorisation; MA: 0)
     shifts: list[int]  # power of two each conv/dense layer's weights and threshold were scaled by
     calibration_samples: int
 
@@ -111,7 +111,8 @@ def deploy_forms(run_dir: str | Path, sma: str = "per-timestep", calib_samples: 
     # The chip form of every norm (bias, threshold) before folding and range filling, which scale it.
     chip = deploy_norms(net)
     folded, exact, static, errors, calibrated = chip, net, None, [], 0
-    if sma_blocks(net):
+    if attention_blocks(net):
+        check_foldable(net)  # before calibrating: a TCSA layer has no exact folded form
         train_set, _ = load_datasets(cfg)
         calib = calibration_spikes(train_set, calib_samples, cfg.seed)
         stats = calibrate_on(net, calib)

@@ -27,7 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--out", default=None, help="output NetX file (default: RUN/model.net)")
     p.add_argument(
-        "--sma", default="per-timestep", choices=SMA_MODES, help="how SMA attention is folded (default: per-timestep)"
+        "--sma",
+        default="per-timestep",
+        choices=SMA_MODES,
+        help="how SMA / MA attention is folded (default: per-timestep)",
     )
     p.add_argument(
         "--calib-samples",

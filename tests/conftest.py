@@ -63,3 +63,14 @@ def tiny_sma_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = base / "run"
     run_cli("train/run.py", "--config", str(config), "--out", str(run))
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_ma_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ma-vgg run (TCA) trained by ``train/run.py --model ma-vgg`` (not yet exported)."""
+    base = tmp_path_factory.mktemp("tiny_ma")
+    config = base / "tiny.yaml"
+    config.write_text(TINY_CONFIG.replace("channels: [4]", "channels: [4, 6]") + f"cache_dir: {base / 'cache'}\n")
+    run = base / "run"
+    run_cli("train/run.py", "--config", str(config), "--model", "ma-vgg", "--out", str(run))
+    return run

@@ -12,8 +12,8 @@ def test_quick_accuracy_bench_writes_the_table_rows_and_plot(tmp_path):
     proc = run_cli("bench/accuracy.py", "--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
     rows = json.loads((out / "rows.json").read_text())
     models = [r for r in rows if r["kernels"] is None]
-    assert sorted({r["model"] for r in models}) == ["sma-azo-vgg", "sma-vgg", "vgg", "vgg7"]
-    assert len(models) == 8 and len(rows) == 12  # 4 models × 2 seeds, 2 ablation sets × 2 seeds
+    assert sorted({r["model"] for r in models}) == ["ma-vgg", "sma-azo-vgg", "sma-vgg", "vgg", "vgg7"]
+    assert len(models) == 10 and len(rows) == 14  # 5 models × 2 seeds, 2 ablation sets × 2 seeds
     for r in rows:
         assert all(0.0 <= r[k] <= 1.0 for k in ("test", "fixed_point", "static_fixed_point"))
         assert r["spikes"] > 0 and r["synops"] > 0 and r["energy_uj"] > 0
@@ -23,7 +23,23 @@ def test_quick_accuracy_bench_writes_the_table_rows_and_plot(tmp_path):
         export = json.loads((tmp_path / "bench" / r["run"].split("/")[-1] / "export.json").read_text())
         fan_in[r["model"]] = [layer["fan_in"] for layer in export["layers"]]
     assert fan_in["vgg7"] == fan_in["sma-vgg"] == fan_in["sma-azo-vgg"] != fan_in["vgg"]
+    assert fan_in["ma-vgg"] == fan_in["vgg"]  # a folded MA layer keeps its 3×3 conv (the gain carries the attention)
     table = (out / "table.md").read_text()
     assert "| synthgesture | vgg7 | 2 |" in table and "| synthgesture | 1-3 | 2 |" in table
     assert "± " in table and table in proc.stdout
     assert (out / "accuracy_vs_energy.png").stat().st_size > 5000
+    # Rows already in --out are not run again: a second bench of some models only re-tabulates.
+    again = run_cli(
+        "bench/accuracy.py",
+        "--quick",
+        "--models",
+        "vgg",
+        "ma-vgg",
+        "--no-ablation",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
+    assert json.loads((out / "rows.json").read_text()) == rows and "| synthgesture | ma-vgg | 2 |" in again.stdout
+    assert "4 of 4 runs already in" in again.stdout

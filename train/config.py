@@ -71,6 +71,12 @@ class TrainConfig:
     # AZO (sma-azo-vgg): timesteps and channels zoned out; null = the paper's T // 4 and C // 10.
     azo_delta_t: int | None = None
     azo_delta_c: int | None = None
+    # MA blocks (ma-vgg, MA-SNN): which conv layers (0-based; null = SMA's default placement), the
+    # attention ("tca": temporal × channel, exportable; "tcsa": also spatial, training only) and the
+    # squeeze-excitation reduction of its temporal and channel MLPs.
+    ma_layers: list[int] | None = None
+    ma_attention: str = "tca"
+    ma_reduction: int = 4
     # A run of the deployable form (deploy-aware fine-tuning): SMA blocks folded "per-timestep" or "static".
     folded: str = "none"
 
@@ -125,13 +131,21 @@ def _check_types(obj: Any, default: Any, source: str, prefix: str = "") -> None:
             )
 
 
-_OPTIONAL = {"sma_layers": [1], "azo_delta_t": 1, "azo_delta_c": 1}  # null, or a value like this
+_OPTIONAL = {"sma_layers": [1], "ma_layers": [1], "azo_delta_t": 1, "azo_delta_c": 1}  # null, or a value like this
 _OR_LIST = {"hidden"}  # an int, or a list of such ints
-_BELOW_ONE = {
-    "val_fraction",
-    "dropout",
-}  # fractions that must stay below 1 (a split that leaves nothing to train on, dropping everything)
-_POSITIVE = {"input_size", "timesteps", "channels", "hidden", "epochs", "batch_size", "lr", "threshold", "true_rate"}
+_BELOW_ONE = {"val_fraction", "dropout"}  # fractions that must stay below 1
+_POSITIVE = {
+    "input_size",
+    "timesteps",
+    "channels",
+    "hidden",
+    "epochs",
+    "batch_size",
+    "lr",
+    "threshold",
+    "true_rate",
+    "ma_reduction",
+}
 
 
 def load_config(path: str | Path | None) -> TrainConfig:

@@ -19,3 +19,7 @@ class ConfigError(SmaLavaError):
 
 class CheckpointError(SmaLavaError):
     """A run folder or checkpoint is missing or unreadable."""
+
+
+class FoldError(SmaLavaError):
+    """A trained attention layer has no exact deployable (folded) form, e.g. MA's spatial attention."""

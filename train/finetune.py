@@ -21,7 +21,7 @@ from train.cli import run_cli
 from train.errors import ConfigError
 from train.data import calibration_spikes
 from train.loop import load_datasets, load_selected, train
-from train.models.fold import calibrate_on, fold_network, sma_blocks
+from train.models.fold import attention_blocks, calibrate_on, fold_network
 
 
 def finetune(
@@ -36,8 +36,8 @@ def finetune(
     if sma not in ("per-timestep", "static"):
         raise ConfigError(f"--sma must be per-timestep or static, got {sma!r}")
     net, cfg, _, _ = load_selected(run_dir)
-    if not sma_blocks(net):
-        raise ConfigError(f"{run_dir}: model {cfg.model!r} has no SMA blocks to fold (folded={cfg.folded!r})")
+    if not attention_blocks(net):
+        raise ConfigError(f"{run_dir}: model {cfg.model!r} has no attention blocks to fold (folded={cfg.folded!r})")
     train_set = load_datasets(cfg)[0]  # the train part: the run's validation samples stay held out
     stats = calibrate_on(net, calibration_spikes(train_set, calib_samples, cfg.seed))
     folded, _ = fold_network(net, stats, per_timestep=sma == "per-timestep")

@@ -21,7 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--model",
         default=None,
-        help="network: vgg, vgg7 (7×7 convs where SMA would be), sma-vgg or sma-azo-vgg (default: the config's)",
+        help="network: vgg, vgg7 (7×7 convs where SMA would be), sma-vgg, sma-azo-vgg or ma-vgg (MA-SNN attention) "
+        "(default: the config's)",
     )
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the config's)")

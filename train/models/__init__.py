@@ -6,12 +6,13 @@ import torch
 
 from train.config import TrainConfig
 from train.errors import ConfigError
-from train.models.fold import fold_network, sma_blocks
+from train.models.fold import attention_blocks, fold_network, uniform_stats
+from train.models.ma_vgg import MAVGG
 from train.models.norm import NORMS
 from train.models.sma_vgg import SMAVGG, default_sma_layers
 from train.models.vgg import VGG, wide_conv
 
-MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg")
+MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg")
 FOLDED = ("none", "per-timestep", "static")
 
 
@@ -35,7 +36,9 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         raise ConfigError(f"folded must be one of {FOLDED}, got {cfg.folded!r}")
     if cfg.model in ("vgg", "vgg7"):
         if cfg.folded != "none":
-            raise ConfigError(f"folded applies to sma-vgg and sma-azo-vgg only: {cfg.model} has no SMA blocks")
+            raise ConfigError(
+                f"folded applies to sma-vgg, sma-azo-vgg and ma-vgg only: {cfg.model} has no attention blocks"
+            )
         if cfg.model == "vgg":
             return VGG(**common)
         # vgg7: 7×7 convs where sma-vgg has its SMA blocks (sma_layers, or the paper's placement)
@@ -45,31 +48,37 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
             raise ConfigError(f"model 'vgg7': {e}") from None
         return VGG(**common, conv_block=wide_conv(layers, max(cfg.sma_kernel_sizes)))
     try:
-        net = SMAVGG(
-            **common,
-            timesteps=cfg.timesteps,
-            kernel_sizes=tuple(cfg.sma_kernel_sizes),
-            sma_layers=cfg.sma_layers,
-            temporal_reduction=cfg.sma_temporal_reduction,
-            channel_reduction=cfg.sma_channel_reduction,
-            azo=cfg.model == "sma-azo-vgg",
-            azo_delta_t=cfg.azo_delta_t,
-            azo_delta_c=cfg.azo_delta_c,
-        )
+        if cfg.model == "ma-vgg":
+            net = MAVGG(
+                **common,
+                timesteps=cfg.timesteps,
+                ma_layers=cfg.ma_layers,
+                attention=cfg.ma_attention,
+                reduction=cfg.ma_reduction,
+            )
+        else:
+            net = SMAVGG(
+                **common,
+                timesteps=cfg.timesteps,
+                kernel_sizes=tuple(cfg.sma_kernel_sizes),
+                sma_layers=cfg.sma_layers,
+                temporal_reduction=cfg.sma_temporal_reduction,
+                channel_reduction=cfg.sma_channel_reduction,
+                azo=cfg.model == "sma-azo-vgg",
+                azo_delta_t=cfg.azo_delta_t,
+                azo_delta_c=cfg.azo_delta_c,
+            )
     except ValueError as e:
         raise ConfigError(f"model {cfg.model!r}: {e}") from None
     if cfg.folded == "none":
         return net
-    # The deployable form: each SMA block becomes a FoldedConv of the same shape (its weights
+    # The deployable form: each attention block becomes a FoldedConv of the same shape (its weights
     # and gains come from the checkpoint or from calibration).
     net.materialize()
     with torch.no_grad():  # a zero kernel needs no rescaling, so the shell keeps the configured threshold
-        for block in sma_blocks(net):
-            for branch in block.branches:
-                branch.weight.zero_()
-    uniform = [
-        torch.ones(len(b.branches), b.timesteps, b.branches[0].out_channels, dtype=torch.float64)
-        for b in sma_blocks(net)
-    ]
+        for block in attention_blocks(net):
+            for synapse in getattr(block, "branches", None) or [block.synapse]:
+                synapse.weight.zero_()
+    uniform = [uniform_stats(b) for b in attention_blocks(net)]
     folded, _ = fold_network(net, uniform, per_timestep=cfg.folded == "per-timestep")
     return folded.train()

@@ -1,10 +1,14 @@
-"""Fold SMA's data-dependent attention into fixed weights (docs/design.md, "SMA and its fold").
+"""Fold data-dependent attention into fixed weights (docs/design.md, "SMA and its fold", "MA attention").
 
-Calibration gives the mean attention product ``s[n, t, c] = E_x[W_α[n, t] · W_β[n, t, c]]``.
+SMA: calibration gives the mean attention product ``s[n, t, c] = E_x[W_α[n, t] · W_β[n, t, c]]``.
 It is factored as ``s[n, t, c] ≈ g[t, c] · r[n, c]`` with ``r = mean_t s`` and
 ``g = Σ_n s / Σ_n r``, which keeps ``Σ_n s`` exact at every (t, c). Then the N branch kernels
 merge into one ``K_c = Σ_n r[n, c] · pad(K_{n, c})`` and ``g`` becomes a per-timestep,
 per-channel gain on the neuron's input current.
+
+MA (TCA): the attention scales one conv's current by ``a_t · a_c``; its calibrated mean
+``g[t, c] = E_x[a_t · a_c]`` is the gain itself and the kernel stays as trained (no factorisation).
+Both then go through one deployable form (:func:`deployable`): range filling and a FoldedConv.
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ import torch
 import torch.nn.functional as F
 
 from train.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
+from train.errors import FoldError
 from train.models.folded import FoldedConv
-from train.models.norm import chip_bias, scale_neuron
+from train.models.ma import MAConv
+from train.models.norm import neuron_bias, scale_neuron
 from train.models.sma import SMAConv
+
+AttentionBlock = SMAConv | MAConv
 
 WEIGHT_LIMIT = FILE_WEIGHT_RANGE[1] / W_SCALE  # largest weight SLAYER's quantize_8bit (and NetX) keeps, in float units
 
@@ -69,8 +77,12 @@ def fold(kernels: list[torch.Tensor], s: torch.Tensor) -> Fold:
 
 
 def calibrate(net: torch.nn.Module, batches: Iterable[torch.Tensor], device: str = "cpu") -> list[torch.Tensor]:
-    """Mean attention product ``s[n, t, c]`` of every SMA block over ``batches`` (eval mode)."""
-    blocks = sma_blocks(net)
+    """Mean attention scale of every attention block over ``batches`` (eval mode).
+
+    ``s[n, t, c]`` (``E[W_α W_β]``) for an SMA block, ``g[t, c]`` (``E[a_t a_c]``) for an MA block:
+    each block's :meth:`attention_scale`, averaged over samples.
+    """
+    blocks = attention_blocks(net)
     sums = [None] * len(blocks)
     count = 0
     net.eval()
@@ -78,8 +90,7 @@ def calibrate(net: torch.nn.Module, batches: Iterable[torch.Tensor], device: str
         for x in batches:
             net(x.to(device))
             for i, block in enumerate(blocks):
-                att = block.last_attention
-                s = (att["temporal"][..., None] * att["channel"]).sum(0).double().cpu()
+                s = block.attention_scale().sum(0).double().cpu()
                 sums[i] = s if sums[i] is None else sums[i] + s
             count += x.shape[0]
     if count == 0:
@@ -100,6 +111,41 @@ def sma_blocks(net: torch.nn.Module) -> list[SMAConv]:
     return [b for b in net.blocks if isinstance(b, SMAConv)]
 
 
+def attention_blocks(net: torch.nn.Module) -> list[AttentionBlock]:
+    """The blocks export folds (SMA and MA), in order."""
+    return [b for b in net.blocks if isinstance(b, (SMAConv, MAConv))]
+
+
+def uniform_stats(block: AttentionBlock) -> torch.Tensor:
+    """Statistics of all-ones attention for ``block`` (``[N, T, C]`` SMA, ``[T, C]`` MA): the folded shell's."""
+    if isinstance(block, MAConv):
+        return torch.ones(block.timesteps, block.synapse.out_channels, dtype=torch.float64)
+    return torch.ones(len(block.branches), block.timesteps, block.branches[0].out_channels, dtype=torch.float64)
+
+
+def check_foldable(net: torch.nn.Module) -> None:
+    """Raise :class:`FoldError` naming the first attention layer that has no exact folded form.
+
+    MA's spatial attention (TCSA) scales the current by a map ``a_s[t, h, w]`` per output
+    position. A NetX conv layer shares its kernel across positions and the gain is per channel,
+    ``[T, C]``, so not even the map's calibrated mean has an exact representation (the only one,
+    the layer as a dense layer with a per-neuron gain, cannot feed the next conv in NetX).
+    """
+    for i, block in enumerate(net.blocks):
+        refuse_spatial(block, f"conv layer {i}")
+
+
+def refuse_spatial(block: torch.nn.Module, where: str) -> None:
+    """Raise :class:`FoldError` if ``block`` (named ``where`` in the message) has MA spatial attention."""
+    if isinstance(block, MAConv) and block.spatial is not None:
+        raise FoldError(
+            f"{where} has MA spatial attention (ma_attention: tcsa), which cannot be exported: its "
+            "per-position map scales the current at each (h, w), but a NetX conv layer shares its weights "
+            "across positions and the per-timestep gain is per channel [T, C] only, so no folded form is "
+            "exact; train with ma_attention: tca (temporal × channel) to deploy"
+        )
+
+
 def range_shift(peak: float, limit: float = WEIGHT_LIMIT) -> int:
     """The power of two ``shift`` with ``peak / 2**shift`` as large as possible but ``<= limit``.
 
@@ -109,38 +155,82 @@ def range_shift(peak: float, limit: float = WEIGHT_LIMIT) -> int:
 
 
 def fold_block(
-    block: SMAConv, s: torch.Tensor, per_timestep: bool = True, quantized: bool = True
+    block: AttentionBlock, s: torch.Tensor, per_timestep: bool = True, quantized: bool = True
 ) -> tuple[FoldedConv, float]:
-    """The deployable :class:`FoldedConv` of one SMA block, and the factorisation's relative error.
+    """The deployable :class:`FoldedConv` of one attention block, and the fold's relative error.
 
-    Branch kernels are taken as the chip holds them (after ``quantize_8bit``); ``per_timestep``
-    False folds the time-averaged gain into the kernel instead (stock NetX, no gain schedule).
-    ``quantized`` False keeps the merged kernel and the gain in float (export's ``folded_float``).
+    Kernels are taken as the chip holds them (after ``quantize_8bit``); ``per_timestep`` False
+    folds the time-averaged gain into the kernel instead (stock NetX, no gain schedule).
+    ``quantized`` False keeps the kernel and the gain in float (export's ``folded_float``).
+    An SMA block's error is its factorisation's; an MA block's mean ``g[t, c]`` is the gain
+    itself (error 0).
     """
-    kernels = [b.pre_hook_fx(b.weight).detach()[..., 0] for b in block.branches]
-    f = fold(kernels, s)
-    kernel, gain = f.kernel, f.gain
+    if isinstance(block, MAConv):
+        refuse_spatial(block, "this MA block")
+        if tuple(s.shape) != (block.timesteps, block.synapse.out_channels):
+            raise ValueError(
+                f"MA attention statistics must be [T, C] = {[block.timesteps, block.synapse.out_channels]}, "
+                f"got {list(s.shape)}"
+            )
+        kernel, gain, err = block.kernel().detach().float(), s.float(), 0.0
+        synapse = block.synapse
+    else:
+        kernels = [b.pre_hook_fx(b.weight).detach()[..., 0] for b in block.branches]
+        f = fold(kernels, s)
+        kernel, gain, err = f.kernel, f.gain, f.rel_error
+        synapse = block.branches[0]
+    folded = deployable(
+        kernel,
+        gain,
+        block.neuron,
+        synapse.in_channels,
+        synapse.out_channels,
+        synapse.stride[0],
+        block.timesteps,
+        per_timestep,
+        quantized,
+    )
+    return folded, err
+
+
+def deployable(
+    kernel: torch.Tensor,
+    gain: torch.Tensor,
+    neuron: torch.nn.Module,
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    timesteps: int,
+    per_timestep: bool = True,
+    quantized: bool = True,
+) -> FoldedConv:
+    """A :class:`FoldedConv` ('same' padding) of a float ``kernel [Cout, Cin, K, K]`` and gain ``[T, Cout]``.
+
+    ``per_timestep`` False moves the gain's time mean into the kernel. The kernel is scaled by a
+    power of two that fills the 8-bit weight range before it is rounded, taken back exactly.
+    """
     if not per_timestep:
         kernel = kernel * gain.mean(dim=0).view(-1, 1, 1, 1)
         gain = torch.ones_like(gain)
-    # The merged kernel is scaled by a power of two to fill the 8-bit weight range before it is
-    # rounded: the attention weights sum to at most 1 over the scales, so it is usually *smaller*
-    # than the branch kernels and would lose most of its bits otherwise. Scaling up is taken back
-    # by the threshold (exact: integer threshold times 2**k, finer state rounding). Scaling down
-    # is taken back by the gain (per-timestep) or, without one, the threshold.
+    # The kernel is scaled by a power of two to fill the 8-bit weight range before it is rounded:
+    # attention weights are at most 1 (SMA's sum to at most 1 over the scales, MA's sigmoids are
+    # below 1), so a merged or gain-scaled kernel is usually *smaller* than the trained one and
+    # would lose most of its bits otherwise. Scaling up is taken back by the threshold (exact:
+    # integer threshold times 2**k, finer state rounding). Scaling down is taken back by the gain
+    # (per-timestep) or, without one, the threshold.
     shift = range_shift(float(kernel.abs().max()))
     if shift < 0:
-        headroom = int(math.floor(math.log2(VTH_MAX / max(1, block.neuron.v_th_mant))))
-        bias = chip_bias(block)
+        headroom = int(math.floor(math.log2(VTH_MAX / max(1, neuron.v_th_mant))))
+        bias = neuron_bias(neuron)
         if bias is not None and bool(bias.abs().max() > 0):  # a bias scales with the kernel: 13 bits bound it too
             headroom = min(headroom, int(math.floor(math.log2(BIAS_RANGE[1] / float(bias.abs().max())))))
         shift = max(shift, -max(0, headroom))  # the 17-bit threshold register bounds the up-scaling
-    if block.neuron.norm is not None and chip_bias(block) is None and (shift < 0 or not per_timestep):
+    if neuron.norm is not None and neuron_bias(neuron) is None and (shift < 0 or not per_timestep):
         # A trained norm (deploy-aware fine-tuning folds the trained model) would need its running
         # statistics rescaled too: no up-scaling then, and a static kernel must not outgrow the range.
         if shift > 0:
             raise ValueError(
-                "static fold of a normalised SMA layer whose merged kernel outgrows the 8-bit range: "
+                "static fold of a normalised attention layer whose kernel outgrows the 8-bit range: "
                 "fold the network's chip form (train.models.norm.deploy_norms) instead"
             )
         shift = 0
@@ -148,36 +238,39 @@ def fold_block(
     if shift > 0 and per_timestep:
         gain = gain * 2**shift
     size = kernel.shape[-1]
-    first = block.branches[0]
     folded = FoldedConv(
         {},
-        first.in_channels,
-        first.out_channels,
+        in_channels,
+        out_channels,
         size,
-        block.timesteps,
-        stride=first.stride[0],
+        timesteps,
+        stride=stride,
         padding=size // 2,
         gain=gain,
         per_timestep=per_timestep,
-        neuron=block.neuron,
+        neuron=neuron,
         quantized=quantized,
     )
     with torch.no_grad():
         folded.synapse.weight.copy_(kernel[..., None])
     if shift < 0 or (shift > 0 and not per_timestep):
         scale_neuron(folded, 2.0**-shift)
-    return folded, f.rel_error
+    return folded
 
 
 def fold_network(
     net: torch.nn.Module, stats: list[torch.Tensor], per_timestep: bool = True, quantized: bool = True
 ) -> tuple[torch.nn.Module, list[float]]:
-    """A copy of ``net`` with every SMA block replaced by its folded form; also the errors."""
+    """A copy of ``net`` with every attention block replaced by its folded form; also the errors.
+
+    Raises :class:`FoldError` for a layer without an exact folded form (:func:`check_foldable`).
+    """
+    check_foldable(net)
     folded = copy.deepcopy(net)
     errors = []
     k = 0
     for i, block in enumerate(folded.blocks):
-        if isinstance(block, SMAConv):
+        if isinstance(block, (SMAConv, MAConv)):
             folded.blocks[i], err = fold_block(block, stats[k], per_timestep, quantized)
             errors.append(err)
             k += 1

@@ -73,10 +73,15 @@ class NeuronBias(torch.nn.Module):
         return current + (self.bias / W_SCALE).view(1, -1, *([1] * (current.dim() - 2)))
 
 
+def neuron_bias(neuron: torch.nn.Module | None) -> torch.Tensor | None:
+    """The integer bias a neuron carries in its deployed form, or None."""
+    norm = getattr(neuron, "norm", None)
+    return norm.bias if isinstance(norm, NeuronBias) else None
+
+
 def chip_bias(block: torch.nn.Module) -> torch.Tensor | None:
     """The integer bias a block's neuron carries in its deployed form, or None."""
-    norm = getattr(getattr(block, "neuron", None), "norm", None)
-    return norm.bias if isinstance(norm, NeuronBias) else None
+    return neuron_bias(getattr(block, "neuron", None))
 
 
 def threshold_of(block: torch.nn.Module) -> float:

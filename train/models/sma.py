@@ -156,6 +156,10 @@ class SMAConv(torch.nn.Module):
         """Softmax weights ``W_α [B, N, T]`` and ``W_β [B, N, T, C]`` from ``M [B, N, C, H, W, T]``."""
         return self._attention(m.mean(dim=(1, 3, 4)).transpose(1, 2))  # avgpool_{H,W}(mean_n M_n): [B, T, C]
 
+    def attention_scale(self) -> torch.Tensor:
+        """The last forward's attention product ``W_α · W_β`` per sample, ``[B, N, T, C]`` (what calibration averages)."""
+        return self.last_attention["temporal"][..., None] * self.last_attention["channel"]
+
     def current(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The neuron's input ``Z [B, C, H, W, T]``; a fixed ``scale`` ``s[n, t, c]`` replaces W_α·W_β.
 

@@ -1,0 +1,68 @@
+"""MA-VGG: the VGG with MA-SNN attention blocks (``train.models.ma``) in place of some of its conv blocks."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from train.models.ma import MAConv
+from train.models.sma_vgg import default_sma_layers
+from train.models.vgg import VGG, plain_conv
+
+# Sigmoid attention starts near 1/2 per dimension, so TCA scales the current by ~1/4 and TCSA by
+# ~1/8: the plain conv's weight_scale of 2 times that inverse starts the MA layer near the plain
+# conv's firing rate (the comparison of spike counts is then about what the attention learns).
+INIT_ATTENTION = {"tca": 0.25, "tcsa": 0.125}
+
+
+class MAVGG(VGG):
+    """The VGG of ``train.models.vgg`` with MA blocks (3×3, stride 2, same widths) at ``ma_layers``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        input_size: int,
+        num_classes: int,
+        channels: list[int],
+        hidden: int | list[int],
+        neuron: dict[str, Any],
+        timesteps: int,
+        ma_layers: Sequence[int] | None = None,
+        attention: str = "tca",
+        reduction: int = 4,
+        norm: str = "none",
+        dropout: float = 0.0,
+    ) -> None:
+        layers = default_sma_layers(len(channels)) if ma_layers is None else [int(i) for i in ma_layers]
+        bad = [i for i in layers if not 0 <= i < len(channels)]
+        if bad:
+            raise ValueError(f"MA layers {bad} are not conv layers of a network with {len(channels)} conv layers")
+        if attention not in INIT_ATTENTION:
+            raise ValueError(f"ma_attention must be one of {tuple(INIT_ATTENTION)}, got {attention!r}")
+
+        def conv_block(index: int, params: dict[str, Any], cin: int, cout: int) -> torch.nn.Module:
+            if index not in layers:
+                return plain_conv(index, params, cin, cout)
+            return MAConv(
+                params,
+                cin,
+                cout,
+                timesteps,
+                3,
+                stride=2,
+                attention=attention,
+                reduction=reduction,
+                weight_scale=2 / INIT_ATTENTION[attention],
+            )
+
+        super().__init__(
+            in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, norm=norm, dropout=dropout
+        )
+        self.ma_layers = layers
+        self.sizing_timesteps = timesteps
+
+    @property
+    def ma_blocks(self) -> list[MAConv]:
+        """The MA blocks, in network order."""
+        return [b for b in self.blocks if isinstance(b, MAConv)]
