@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from lava.lib.dl import slayer
 
+from train.models.current_block import ScaledCurrentBlock
+
 ATTENTIONS = ("tca", "tcsa")
 
 
@@ -48,7 +50,7 @@ class SharedSE(torch.nn.Module):
         return torch.sigmoid(self.mlp(avg) + self.mlp(peak))
 
 
-class MAConv(torch.nn.Module):
+class MAConv(ScaledCurrentBlock):
     """MA block: conv synapse → temporal × channel (× spatial) attention on the current → CUBA neuron."""
 
     def __init__(
@@ -134,16 +136,3 @@ class MAConv(torch.nn.Module):
             z = z * a_s.permute(0, 2, 3, 1)[:, None]
             self.last_attention["spatial"] = a_s.detach()
         return z
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Spikes ``[B, Cin, H, W, T]`` → spikes ``[B, Cout, H', W', T]`` (same step; see ``train.models.vgg``)."""
-        return self._spikes(self.current(x))
-
-    def forward_scaled(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """The block with a fixed scaling ``s[t, c]`` instead of its attention (to check folding)."""
-        return self._spikes(self.current(x, scale))
-
-    def _spikes(self, z: torch.Tensor) -> torch.Tensor:
-        if self.neuron.norm is not None:  # SLAYER's norms view() the current: it must be contiguous
-            z = z.contiguous()
-        return self.neuron(z)

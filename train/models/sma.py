@@ -23,6 +23,7 @@ import torch
 from lava.lib.dl import slayer
 
 from train.models.azo import AttentionZoneout
+from train.models.current_block import ScaledCurrentBlock
 
 
 class MultiscaleSE(torch.nn.Module):
@@ -42,7 +43,7 @@ class MultiscaleSE(torch.nn.Module):
         return torch.softmax(logits.unflatten(-1, (self.scales, self.features)), dim=-2)
 
 
-class SMAConv(torch.nn.Module):
+class SMAConv(ScaledCurrentBlock):
     """SMA block: N conv synapses + temporal/channel multiscale SE attention + CUBA neuron."""
 
     def __init__(
@@ -189,20 +190,6 @@ class SMAConv(torch.nn.Module):
             mask = None
         z = scale_sum(m, s.reshape(b * self.timesteps, n, c), mask)  # [B·T, C, H', W']
         return z.unflatten(0, (b, -1)).permute(0, 2, 3, 4, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Spikes ``[B, Cin, H, W, T]`` → spikes ``[B, Cout, H', W', T]`` (same step; see ``train.models.vgg``)."""
-        return self.spikes(self.current(x))
-
-    def forward_scaled(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """The block with a fixed scaling ``s[n, t, c]`` instead of its attention (to check folding)."""
-        return self.spikes(self.current(x, scale))
-
-    def spikes(self, z: torch.Tensor) -> torch.Tensor:
-        """CUBA neuron on the current ``z``."""
-        if self.neuron.norm is not None:  # SLAYER's norms view() the current: it must be contiguous
-            z = z.contiguous()
-        return self.neuron(z)
 
 
 def scale_sum(m: list[torch.Tensor], s: torch.Tensor, zoneout: torch.Tensor | None = None) -> torch.Tensor:
