@@ -60,4 +60,4 @@ def test_finetune_needs_an_sma_run(tiny_run, tmp_path):
         str(tmp_path / "x"),
         check=False,
     )
-    assert proc.returncode == 2 and "no SMA blocks" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "no attention blocks" in proc.stderr and "Traceback" not in proc.stderr
