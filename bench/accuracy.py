@@ -7,12 +7,14 @@ dataset (``--models`` picks some), exports every run and measures it on the emul
 point). Prints one table of mean ± std over seeds: validation accuracy (model selection), test
 accuracy of the selected checkpoint, the export's ``fixed_point`` and ``static_fixed_point``
 test accuracy, and spikes, synops and energy per inference. Then the paper's Table 1 ablation:
-sma-vgg with 1..4 scales (kernels 1, 1-3, 1-3-5, 1-3-5-7) on the first dataset. Writes
+sma-vgg with 1..4 scales (kernels 1, 1-3, 1-3-5, 1-3-5-7) on the first dataset; the set that is
+the config's own (1-3-5-7) is the sma-vgg model run itself, not trained twice. Writes
 ``rows.json``, ``table.md`` and ``accuracy_vs_energy.png`` (one point per model and seed).
 
     python bench/accuracy.py                # synthgesture + ndigits, 3 seeds, each dataset's config
     python bench/accuracy.py --quick        # smoke run: tiny sets, 1 epoch, 2 seeds (a minute or two)
     python bench/accuracy.py --datasets synthgesture --no-ablation --models vgg ma-vgg
+    python bench/accuracy.py --datasets synthgesture --models --scales 1-3 1-3-5   # ablation sets only
 
 Runs whose row is already in ``--out``'s ``rows.json`` are not repeated, so an interrupted bench
 resumes and benches of different models into one ``--out`` combine into one table.
@@ -33,12 +35,14 @@ from tqdm import tqdm
 
 from export.pipeline import export_run
 from lava_runtime.deploy import run_dataset
+from lava_runtime.report import plot_accuracy_energy
 from train.atomic import atomic_write, atomic_write_json
 from train.config import CONFIG_DIR, load_config
 from train.loop import train
 
 MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg")
 SCALES = ([1], [1, 3], [1, 3, 5], [1, 3, 5, 7])
+QUICK_SCALES = ([1], [1, 3, 5, 7])
 QUICK = {
     "dataset_options": {"samples_per_class": 3, "seed": 7},
     "input_size": 16,
@@ -110,6 +114,26 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def parse_kernels(text: str) -> list[int]:
+    """An ablation kernel set as the table names it: ``1-3-5`` → ``[1, 3, 5]`` (odd sizes)."""
+    try:
+        kernels = [int(k) for k in text.split("-")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected odd kernel sizes joined by '-', e.g. 1-3-5") from None
+    if not kernels or any(k < 1 or k % 2 == 0 for k in kernels):
+        raise argparse.ArgumentTypeError(f"{text!r}: kernel sizes must be odd and positive, e.g. 1-3-5")
+    return kernels
+
+
+def ablation_rows(rows: list[dict[str, Any]], dataset: str, own: list[int]) -> list[dict[str, Any]]:
+    """The scales-ablation rows of ``dataset``, with the sma-vgg model runs standing for its own kernel set."""
+    runs = [r for r in rows if r["dataset"] == dataset and r["model"] == "sma-vgg"]
+    return sorted(
+        (r if r["kernels"] else {**r, "kernels": own} for r in runs),
+        key=lambda r: (len(r["kernels"]), r["kernels"], r["seed"]),
+    )
+
+
 def _cell(values: list[float | None], scale: float = 1.0, digits: int = 1) -> str:
     """``mean ± std`` of ``values`` (std over seeds, n - 1; a single value without spread)."""
     vals = [v * scale for v in values if v is not None]
@@ -142,67 +166,50 @@ def table(rows: list[dict[str, Any]], key: str) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Fixed-point test accuracy against energy per inference, one point per model and seed."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    datasets = sorted({r["dataset"] for r in rows})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
-        for model in MODELS:
-            pts = [r for r in rows if r["dataset"] == dataset and r["model"] == model and r["kernels"] is None]
-            if pts:
-                ax.scatter([r["energy_uj"] for r in pts], [100 * r["fixed_point"] for r in pts], label=model)
-        ax.set(
-            title=dataset,
-            xlabel="energy per inference (µJ, Loihi per-op model)",
-            ylabel="test accuracy in fixed point (%)",
-        )
-        ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument(
-        "--quick", action="store_true", help="smoke run: tiny synthgesture, 1 epoch, 2 seeds, 2 ablation sets"
+        "--quick", action="store_true", help="smoke run: tiny synthgesture, 1 epoch, 2 seeds, ablation sets 1 and 1-3-5-7"
     )
     p.add_argument("--datasets", nargs="+", default=None, help="default: synthgesture ndigits (quick: synthgesture)")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default 3; quick 2)")
     p.add_argument("--epochs", type=int, default=None, help="override each config's epochs")
     p.add_argument("--no-ablation", action="store_true", help="skip the number-of-scales ablation")
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to train and measure")
+    p.add_argument(
+        "--scales",
+        nargs="+",
+        type=parse_kernels,
+        default=None,
+        help="ablation kernel sets, e.g. 1 1-3 (default: 1 1-3 1-3-5 1-3-5-7; quick: 1 1-3-5-7)",
+    )
+    p.add_argument(
+        "--models", nargs="*", choices=MODELS, default=list(MODELS), help="models to train and measure (none: ablation only)"
+    )
     p.add_argument("--out", type=Path, default=Path("runs/bench-accuracy"), help="folder for runs and results")
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/tensors"), help="binned tensors")
     p.add_argument("--data-root", default="data", help="folder of on-disk datasets")
     args = p.parse_args(argv)
     datasets = args.datasets or (["synthgesture"] if args.quick else ["synthgesture", "ndigits"])
     seeds = range(args.seeds or (2 if args.quick else 3))
-    scales = [] if args.no_ablation else (SCALES[:2] if args.quick else SCALES)
+    scales = [] if args.no_ablation else [list(k) for k in (args.scales or (QUICK_SCALES if args.quick else SCALES))]
+    own = list(load_config(CONFIG_DIR / f"{datasets[0]}.yaml").sma_kernel_sizes)
     jobs = [(d, m, s, None) for d in datasets for m in args.models for s in seeds]
-    jobs += [(datasets[0], "sma-vgg", s, list(k)) for k in scales for s in seeds]
+    # The config's own kernel set is the sma-vgg run: the ablation reuses it instead of training it twice.
+    jobs += [(datasets[0], "sma-vgg", s, None if k == own else k) for k in scales for s in seeds]
+    jobs = list(dict.fromkeys((d, m, s, tuple(k) if k else None) for d, m, s, k in jobs))
     rows = load_rows(args.out / "rows.json")
     done = {row_key(r) for r in rows}
     todo = [job for job in jobs if row_key(dict(zip(("dataset", "model", "seed", "kernels"), job))) not in done]
     if len(todo) < len(jobs):
         print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already in {args.out / 'rows.json'}: not repeated")
     for dataset, model, seed, kernels in tqdm(todo, desc="bench runs", unit="run"):
-        rows.append(run_one(dataset, model, seed, args.out, args, kernels))
+        rows.append(run_one(dataset, model, seed, args.out, args, list(kernels) if kernels else None))
         atomic_write_json(args.out / "rows.json", rows)  # a partial table survives an interrupted bench
     text = "## Models\n\n" + table([r for r in rows if r["kernels"] is None], "model")
     if scales:
-        text += "\n\n## Number of SMA scales (sma-vgg)\n\n" + table([r for r in rows if r["kernels"]], "kernels")
+        text += "\n\n## Number of SMA scales (sma-vgg)\n\n" + table(ablation_rows(rows, datasets[0], own), "kernels")
     atomic_write(args.out / "table.md", lambda fh: fh.write((text + "\n").encode()))
-    plot(rows, args.out / "accuracy_vs_energy.png")
+    plot_accuracy_energy(rows, args.out / "accuracy_vs_energy.png")
     print(text)
     print(f"\nrows: {args.out / 'rows.json'}; plot: {args.out / 'accuracy_vs_energy.png'}")
     return 0

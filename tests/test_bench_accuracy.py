@@ -13,7 +13,9 @@ def test_quick_accuracy_bench_writes_the_table_rows_and_plot(tmp_path):
     rows = json.loads((out / "rows.json").read_text())
     models = [r for r in rows if r["kernels"] is None]
     assert sorted({r["model"] for r in models}) == ["ma-vgg", "sma-azo-vgg", "sma-vgg", "vgg", "vgg7"]
-    assert len(models) == 10 and len(rows) == 14  # 5 models × 2 seeds, 2 ablation sets × 2 seeds
+    # 5 models × 2 seeds, and the ablation set 1 × 2 seeds: set 1-3-5-7 is the config's own, the sma-vgg runs.
+    assert len(models) == 10 and len(rows) == 12
+    assert [r["kernels"] for r in rows if r["kernels"]] == [[1], [1]]
     for r in rows:
         assert all(0.0 <= r[k] <= 1.0 for k in ("test", "fixed_point", "static_fixed_point"))
         assert r["spikes"] > 0 and r["synops"] > 0 and r["energy_uj"] > 0
@@ -25,7 +27,10 @@ def test_quick_accuracy_bench_writes_the_table_rows_and_plot(tmp_path):
     assert fan_in["vgg7"] == fan_in["sma-vgg"] == fan_in["sma-azo-vgg"] != fan_in["vgg"]
     assert fan_in["ma-vgg"] == fan_in["vgg"]  # a folded MA layer keeps its 3×3 conv (the gain carries the attention)
     table = (out / "table.md").read_text()
-    assert "| synthgesture | vgg7 | 2 |" in table and "| synthgesture | 1-3 | 2 |" in table
+    assert "| synthgesture | vgg7 | 2 |" in table and "| synthgesture | 1 | 2 |" in table
+    ablation = table.split("## Number of SMA scales")[1]
+    sma = next(line for line in table.splitlines() if line.startswith("| synthgesture | sma-vgg |"))
+    assert sma.replace("sma-vgg", "1-3-5-7") in ablation.splitlines()
     assert "± " in table and table in proc.stdout
     assert (out / "accuracy_vs_energy.png").stat().st_size > 5000
     # Rows already in --out are not run again: a second bench of some models only re-tabulates.
@@ -43,3 +48,9 @@ def test_quick_accuracy_bench_writes_the_table_rows_and_plot(tmp_path):
     )
     assert json.loads((out / "rows.json").read_text()) == rows and "| synthgesture | ma-vgg | 2 |" in again.stdout
     assert "4 of 4 runs already in" in again.stdout
+
+
+def test_bench_refuses_an_even_or_malformed_kernel_set(tmp_path):
+    for bad in ("1-4", "1,3", "0"):
+        proc = run_cli("bench/accuracy.py", "--scales", bad, "--out", str(tmp_path), check=False)
+        assert proc.returncode == 2 and bad in proc.stderr and "kernel sizes" in proc.stderr

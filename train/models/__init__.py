@@ -9,7 +9,7 @@ from train.errors import ConfigError
 from train.models.fold import attention_blocks, fold_network, uniform_stats
 from train.models.ma_vgg import MAVGG
 from train.models.norm import NORMS
-from train.models.sma_vgg import SMAVGG, default_sma_layers
+from train.models.sma_vgg import SMAVGG, attention_layers
 from train.models.vgg import VGG, wide_conv
 
 MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg")
@@ -43,7 +43,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
             return VGG(**common)
         # vgg7: 7×7 convs where sma-vgg has its SMA blocks (sma_layers, or the paper's placement)
         try:
-            layers = default_sma_layers(len(cfg.channels)) if cfg.sma_layers is None else list(cfg.sma_layers)
+            layers = attention_layers(cfg.sma_layers, len(cfg.channels), "SMA")
         except ValueError as e:
             raise ConfigError(f"model 'vgg7': {e}") from None
         return VGG(**common, conv_block=wide_conv(layers, max(cfg.sma_kernel_sizes)))

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import torch
 
 from train.models.ma import MAConv
-from train.models.sma_vgg import default_sma_layers
+from train.models.sma_vgg import attention_layers
 from train.models.vgg import VGG, plain_conv
 
 # Sigmoid attention starts near 1/2 per dimension, so TCA scales the current by ~1/4 and TCSA by
@@ -34,10 +34,7 @@ class MAVGG(VGG):
         norm: str = "none",
         dropout: float = 0.0,
     ) -> None:
-        layers = default_sma_layers(len(channels)) if ma_layers is None else [int(i) for i in ma_layers]
-        bad = [i for i in layers if not 0 <= i < len(channels)]
-        if bad:
-            raise ValueError(f"MA layers {bad} are not conv layers of a network with {len(channels)} conv layers")
+        layers = attention_layers(ma_layers, len(channels), "MA")
         if attention not in INIT_ATTENTION:
             raise ValueError(f"ma_attention must be one of {tuple(INIT_ATTENTION)}, got {attention!r}")
 

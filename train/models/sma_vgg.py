@@ -23,6 +23,15 @@ def default_sma_layers(num_convs: int) -> list[int]:
     return list(range(1, max(2, math.ceil(num_convs / 2))))
 
 
+def attention_layers(layers: Sequence[int] | None, num_convs: int, what: str) -> list[int]:
+    """The conv layers that get attention blocks (``what``: SMA or MA): ``layers``, or S3 if None."""
+    chosen = default_sma_layers(num_convs) if layers is None else [int(i) for i in layers]
+    bad = [i for i in chosen if not 0 <= i < num_convs]
+    if bad:
+        raise ValueError(f"{what} layers {bad} are not conv layers of a network with {num_convs} conv layers")
+    return chosen
+
+
 class SMAVGG(VGG):
     """The VGG of ``train.models.vgg`` with SMA blocks (stride 2, same widths) at ``sma_layers``."""
 
@@ -45,10 +54,7 @@ class SMAVGG(VGG):
         norm: str = "none",
         dropout: float = 0.0,
     ) -> None:
-        layers = default_sma_layers(len(channels)) if sma_layers is None else [int(i) for i in sma_layers]
-        bad = [i for i in layers if not 0 <= i < len(channels)]
-        if bad:
-            raise ValueError(f"SMA layers {bad} are not conv layers of a network with {len(channels)} conv layers")
+        layers = attention_layers(sma_layers, len(channels), "SMA")
         n = len(kernel_sizes)
 
         def conv_block(index: int, params: dict[str, Any], cin: int, cout: int) -> torch.nn.Module:
