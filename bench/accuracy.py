@@ -169,7 +169,9 @@ def table(rows: list[dict[str, Any]], key: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument(
-        "--quick", action="store_true", help="smoke run: tiny synthgesture, 1 epoch, 2 seeds, ablation sets 1 and 1-3-5-7"
+        "--quick",
+        action="store_true",
+        help="smoke run: tiny synthgesture, 1 epoch, 2 seeds, ablation sets 1 and 1-3-5-7",
     )
     p.add_argument("--datasets", nargs="+", default=None, help="default: synthgesture ndigits (quick: synthgesture)")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default 3; quick 2)")
@@ -183,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         help="ablation kernel sets, e.g. 1 1-3 (default: 1 1-3 1-3-5 1-3-5-7; quick: 1 1-3-5-7)",
     )
     p.add_argument(
-        "--models", nargs="*", choices=MODELS, default=list(MODELS), help="models to train and measure (none: ablation only)"
+        "--models",
+        nargs="*",
+        choices=MODELS,
+        default=list(MODELS),
+        help="models to train and measure (none: ablation only)",
     )
     p.add_argument("--out", type=Path, default=Path("runs/bench-accuracy"), help="folder for runs and results")
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/tensors"), help="binned tensors")
