@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     own = list(load_config(CONFIG_DIR / f"{datasets[0]}.yaml").sma_kernel_sizes)
     jobs = [(d, m, s, None) for d in datasets for m in args.models for s in seeds]
     # The config's own kernel set is the sma-vgg run: the ablation reuses it instead of training it twice.
-    jobs += [(datasets[0], "sma-vgg", s, None if k == own else k) for k in scales for s in seeds]
-    jobs = list(dict.fromkeys((d, m, s, tuple(k) if k else None) for d, m, s, k in jobs))
+    jobs += [(datasets[0], "sma-vgg", s, None if k == own else tuple(k)) for k in scales for s in seeds]
+    jobs = list(dict.fromkeys(jobs))
     rows = load_rows(args.out / "rows.json")
     done = {row_key(r) for r in rows}
     todo = [job for job in jobs if row_key(dict(zip(("dataset", "model", "seed", "kernels"), job))) not in done]
