@@ -98,6 +98,7 @@ class DeployForms:
             "dataset_options": cfg.dataset_options,
             "model": cfg.model,
             "sma": sma or form,
+            "readout": cfg.readout,
         }
 
 

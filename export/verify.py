@@ -13,19 +13,23 @@ from train.decision import accuracy, predict
 
 
 def torch_accuracy(net: torch.nn.Module, spikes: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> float:
-    """Accuracy of a SLAYER network classifying by output spikes (``train.decision``)."""
+    """Accuracy of a SLAYER network classified by its readout's rule (``train.decision``)."""
     net.eval()
+    readout = getattr(net, "readout", "spikes")
     correct = 0
     with torch.no_grad():
         for start in range(0, len(labels), batch_size):
             x = torch.from_numpy(spikes[start : start + batch_size].astype(np.float32))
-            correct += int((predict(net(x)) == labels[start : start + batch_size]).sum())
+            correct += int((predict(net(x), readout) == labels[start : start + batch_size]).sum())
     return correct / max(len(labels), 1)
 
 
 def fixed_point_accuracy(net: NetFile, spikes: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of the exported file as the chip computes it (the bit-exact emulator)."""
-    return accuracy(emu.emulate(net, spikes, record="output")[-1].spikes, labels)
+    out = emu.emulate(net, spikes, record="output")[-1]
+    if out.voltage is not None:
+        return accuracy(out.voltage, labels, "voltage")
+    return accuracy(out.spikes, labels)
 
 
 def accuracy_table(dynamic: float, folded: float, fixed: float, static_fixed: float) -> dict[str, Any]:

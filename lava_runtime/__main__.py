@@ -41,7 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--dataset", help="dataset name, e.g. synthgesture")
     source.add_argument("--input", help="input array .npy: [N, C, H, W, T] or [N, F, T] integers")
     run.add_argument("--labels", default=None, help="with --input: int labels .npy [N] (accuracy)")
-    run.add_argument("--spikes", default=None, help="save the output layer [N, *output_shape, T] to this .npy")
+    run.add_argument(
+        "--spikes",
+        default=None,
+        help="save the output layer [N, *output_shape, T] to this .npy (its spikes; a voltage readout's voltage)",
+    )
     run.add_argument("--data-root", default=None, help="folder of downloaded datasets (default: data/)")
     run.add_argument("--split", default="test", help="dataset split")
     run.add_argument("--samples", type=int, default=16, help="number of samples to run")
@@ -205,7 +209,7 @@ def _main(argv: list[str] | None) -> int:
     if totals.get("energy_per_inference_j") is not None:
         print(f"energy per inference {totals['energy_per_inference_j']:.3g} J ({report['energy_model']['name']})")
     if args.spikes is not None:
-        print(f"output spikes written to {args.spikes}")
+        print(f"{report['output_file']['holds']} written to {args.spikes}")
     print(f"report written to {report_path}")
     return 0
 

@@ -139,10 +139,15 @@ def _load_npy(path: str | Path, what: str) -> np.ndarray:
         raise RuntimeConfigError(f"{path}: not a readable .npy {what} array ({e})") from None
 
 
-def save_output_spikes(layers: list[LayerRecord], path: str | Path) -> None:
-    """The output layer ``[N, *output_shape, T]`` in the file's ``[C, H, W]``/``[F]`` order, local time."""
-    out = layers[-1].spikes
-    np.save(path, to_lava_order(out))  # Lava's (W, H, C) back to (C, H, W): reversing is its own inverse
+def save_output_spikes(layers: list[LayerRecord], path: str | Path) -> str:
+    """The output layer ``[N, *output_shape, T]`` in the file's ``[C, H, W]``/``[F]`` order, local time.
+
+    A voltage readout saves its integrators' voltage after each step (Loihi's integer ``v``, 64 ×
+    the float voltage) instead of its (absent) spikes. Returns what the file holds.
+    """
+    out = layers[-1].voltage if layers[-1].voltage is not None else layers[-1].spikes
+    np.save(path, to_lava_order(out))
+    return "output voltage" if layers[-1].voltage is not None else "output spikes"  # Lava's (W, H, C) back to (C, H, W): reversing is its own inverse
 
 
 def run_arrays(
@@ -164,9 +169,10 @@ def run_arrays(
     wall = time.perf_counter() - t0
     info = {"backend": backend, "net": name, **(info or {})}
     agreement = None if backend == "emu" else output_agreement(layers, emulate(net, spikes))
+    report = build_report(layers, labels, info, wall, energy=energy, agreement=agreement)
     if spikes_out is not None:
-        save_output_spikes(layers, spikes_out)
-    return build_report(layers, labels, info, wall, energy=energy, agreement=agreement)
+        report["output_file"] = {"path": str(spikes_out), "holds": save_output_spikes(layers, spikes_out)}
+    return report
 
 
 def validate_arrays(net: str | Path | NetFile, spikes: np.ndarray) -> Agreement:

@@ -127,10 +127,13 @@ class _LayerKernel:
         # PyDenseModelBitAcc: arithmetic right shift by the shared exponent (floor for negative sums).
         return torch.floor(a / float(1 << -layer.weight_exp))
 
-    def neurons(self, a: torch.Tensor) -> torch.Tensor:
-        """CUBA dynamics over ``a`` ``[T, B, *shape]`` from zero state; step ``t`` applies gain row ``t``."""
+    def neurons(self, a: torch.Tensor, trace: torch.Tensor | None = None) -> torch.Tensor:
+        """CUBA dynamics over ``a`` ``[T, B, *shape]`` from zero state; step ``t`` applies gain row ``t``.
+
+        ``trace`` (``[T, B, *shape]``), where given, receives the voltage after each step (a voltage readout).
+        """
         if self.float:
-            return self._float_neurons(a)
+            return self._float_neurons(a, trace)
         u = torch.zeros_like(a[0])
         v = torch.zeros_like(a[0])
         out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
@@ -152,9 +155,11 @@ class _LayerKernel:
             s = v > self.vth
             v.masked_fill_(s, 0.0)
             out[t] = s
+            if trace is not None:
+                trace[t] = v
         return out
 
-    def _float_neurons(self, a: torch.Tensor) -> torch.Tensor:
+    def _float_neurons(self, a: torch.Tensor, trace: torch.Tensor | None = None) -> torch.Tensor:
         """``PyLifResetModelFloat`` (and the float gain model), operation for operation."""
         u = torch.zeros_like(a[0])
         v = torch.zeros_like(a[0])
@@ -170,17 +175,24 @@ class _LayerKernel:
             s = v > self.vth
             v.masked_fill_(s, 0.0)
             out[t] = s
+            if trace is not None:
+                trace[t] = v
         return out
 
 
-def _forward(kernels: list[_LayerKernel], x: torch.Tensor) -> list[torch.Tensor]:
-    """Spikes ``[T, B, C, H, W]`` → every layer's spikes ``[T, B, *shape]`` over its T local steps."""
+def _forward(
+    kernels: list[_LayerKernel], x: torch.Tensor, trace: torch.Tensor | None = None
+) -> list[torch.Tensor]:
+    """Spikes ``[T, B, C, H, W]`` → every layer's spikes ``[T, B, *shape]`` over its T local steps.
+
+    ``trace``, where given, receives the output layer's voltage ``[T, B, *shape]`` (a voltage readout).
+    """
     t, b = x.shape[:2]
     outs = []
     s = x
-    for kernel in kernels:
+    for k, kernel in enumerate(kernels):
         a = kernel.synapse(s.reshape(t * b, *s.shape[2:]))
-        s = kernel.neurons(a.reshape(t, b, *a.shape[1:]))
+        s = kernel.neurons(a.reshape(t, b, *a.shape[1:]), trace if k == len(kernels) - 1 else None)
         outs.append(s)
     return outs
 
@@ -273,13 +285,18 @@ def _emulate(
     full = [
         np.zeros((n, *layer.lava_shape, t), dtype=np.uint8) if keep[k] else None for k, layer in enumerate(net.layers)
     ]
+    # A voltage readout's integrators, in voltage units (the file's 2**6-scaled integers in fixed point).
+    voltage = np.zeros((n, *net.layers[last].lava_shape, t), dtype=np.float64) if net.readout == "voltage" else None
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             frames = np.moveaxis(spikes[start:stop], -1, 0)
             # A synapse sees binary spikes (Lava's unary s_in casts to bool); input neurons get the payload.
             x = torch.as_tensor(frames.astype(np.float64) if net.input_neurons else frames != 0, device=dev)
-            for k, s in enumerate(_forward(kernels, x)):
+            trace = None
+            if voltage is not None:
+                trace = torch.zeros((t, stop - start, *net.layers[last].shape), dtype=torch.float64, device=dev)
+            for k, s in enumerate(_forward(kernels, x, trace)):
                 flat = s.reshape(t, stop - start, -1)
                 counts[k][start:stop] = flat.sum(-1).T.cpu().numpy()
                 if k < last:  # what these spikes cost in layer k + 1
@@ -289,6 +306,9 @@ def _emulate(
                     # [T, B, C, H, W] → [B, W, H, C, T], Lava's order
                     window = s.permute(1, 4, 3, 2, 0) if s.ndim == 5 else s.permute(1, 2, 0)
                     full[k][start:stop] = window.cpu().numpy()
+            if trace is not None:
+                trace = trace.permute(1, 4, 3, 2, 0) if trace.ndim == 5 else trace.permute(1, 2, 0)
+                voltage[start:stop] = trace.cpu().numpy()
     return [
         LayerRecord(
             name,
@@ -298,6 +318,7 @@ def _emulate(
             synops=synops[k],
             topology=topos[k],
             gain=layer.gain is not None,
+            voltage=voltage if k == last else None,
         )
         for k, (name, layer) in enumerate(zip(net.layer_names, net.layers))
     ]

@@ -24,6 +24,7 @@ from lava.lib.dl.netx.blocks.process import Conv, Dense, Input
 from lava.magma.core.process.process import AbstractProcess
 from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
+from lava.proc.monitor.process import Monitor
 from lava.proc.sdn.process import Delta, Sigma, SigmaDelta
 
 from lava_runtime.counting import Topology, conv_fanout, dense_fanout
@@ -55,6 +56,7 @@ class Graph:
     topology: list[Topology]
     gains: list[bool]
     graded: list[bool]  # the block's neuron is a sigma-delta unit: graded messages, never reset
+    voltage: Monitor | None = None  # probes the output layer's ``v`` every step (a voltage readout)
 
 
 def to_lava_layout(
@@ -110,11 +112,19 @@ def gain_rows(net: netx.hdf5.Network) -> list[tuple[bool, int | None]]:
     return rows
 
 
-def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output", arithmetic: str = "fixed") -> Graph:
+def build_graph(
+    net_path: str | Path,
+    spikes: np.ndarray,
+    record: str = "output",
+    arithmetic: str = "fixed",
+    voltage: bool = False,
+) -> Graph:
     """Lava processes that stream ``spikes`` ``[N, C, H, W, T]`` through the network in ``net_path``.
 
     ``record`` is ``"output"`` (every spike of the output layer, counts elsewhere) or ``"all"``;
     ``arithmetic="float"`` puts the blocks' parameters in float units (for Lava's float models).
+    ``voltage`` adds a ``Monitor`` on the output layer's ``v`` (a voltage readout reads it at the
+    end of each sample's window).
     """
     net_path = Path(net_path)
     timesteps = spikes.shape[-1]
@@ -170,4 +180,8 @@ def build_graph(net_path: str | Path, spikes: np.ndarray, record: str = "output"
     names = [f"{i}:{layer.block.lower()}" for i, layer in enumerate(net.layers)]
     gains = [g for g, _ in rows_per_layer]
     graded = [isinstance(layer.neuron, (Sigma, Delta, SigmaDelta)) for layer in net.layers]
-    return Graph(net, source, sinks, counter, counted, names, num_steps, topology, gains, graded)
+    probe = None
+    if voltage:
+        probe = Monitor()
+        probe.probe(net.layers[last].neuron.v, num_steps)
+    return Graph(net, source, sinks, counter, counted, names, num_steps, topology, gains, graded, probe)

@@ -297,9 +297,18 @@ class NetFile:
     layers: list[Layer]
     metadata: dict[str, Any]
 
+    @property
+    def readout(self) -> str:
+        """How the output is read (``train.models.readout``): ``spikes``, or ``voltage`` (the file's ``readout`` attribute)."""
+        return self.metadata.get("readout") or "spikes"
+
     def __post_init__(self) -> None:
         if not self.layers:
             raise RuntimeConfigError(f"{self.path}: no neuron layers")
+        if self.readout not in ("spikes", "voltage"):
+            raise RuntimeConfigError(f"{self.path}: unknown readout {self.readout!r} (spikes or voltage)")
+        if self.readout == "voltage" and not isinstance(self.layers[-1].neuron, Cuba):
+            raise RuntimeConfigError(f"{self.path}: a voltage readout needs a CUBA output layer")
         shape: tuple[int, ...] = tuple(self.input_shape)
         for layer in self.layers:
             if tuple(layer.input_shape) != shape:

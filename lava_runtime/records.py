@@ -37,6 +37,9 @@ class LayerRecord:
     gain: bool = False  # the neuron scales its input by a per-timestep gain
     hardware: dict | None = None  # energy and time measured on Loihi 2 (output layer of a loihi2 run)
     graded: bool = False  # sigma-delta messages: ``spikes`` holds int32 payloads, ``counts`` the nonzero ones
+    # A voltage readout's integrators after each step, ``[N, *shape, T]`` (the output layer of a file whose
+    # ``readout`` is ``voltage``; fixed point: Loihi's integer ``v``, i.e. 64 × the float voltage).
+    voltage: np.ndarray | None = None
 
 
 def to_lava_order(x: np.ndarray) -> np.ndarray:
@@ -72,12 +75,14 @@ class Agreement:
 
 
 def compare_records(a: list[LayerRecord], b: list[LayerRecord]) -> Agreement:
-    """Compare two runs' records (``record="all"`` for a mismatch in any layer, else the output only)."""
+    """Compare two runs' records (``record="all"`` for a mismatch in any layer, else the output only).
+
+    A voltage readout's output is identical where its spikes and its voltage traces are.
+    """
     if [r.name for r in a] != [r.name for r in b] or [r.shape for r in a] != [r.shape for r in b]:
         raise RuntimeConfigError(f"the runs have different layers: {[r.name for r in a]} vs {[r.name for r in b]}")
-    out_a, out_b = a[-1].spikes, b[-1].spikes
-    n = out_a.shape[0]
-    same = (out_a.reshape(n, -1) == out_b.reshape(n, -1)).all(1)
+    same = _same_output(a[-1], b[-1])
+    n = len(same)
     first = None
     for ra, rb in zip(a, b):
         if ra.spikes is None or rb.spikes is None:
@@ -92,8 +97,16 @@ def compare_records(a: list[LayerRecord], b: list[LayerRecord]) -> Agreement:
     return Agreement(n, int(same.sum()), first)
 
 
+def _same_output(a: LayerRecord, b: LayerRecord) -> np.ndarray:
+    """Per sample: whether two output records agree step for step (spikes, and voltage where both have it)."""
+    n = a.spikes.shape[0]
+    same = (a.spikes.reshape(n, -1) == b.spikes.reshape(n, -1)).all(1)
+    if a.voltage is not None and b.voltage is not None:
+        same &= (a.voltage.reshape(n, -1) == b.voltage.reshape(n, -1)).all(1)
+    return same
+
+
 def output_agreement(run: list[LayerRecord], reference: list[LayerRecord]) -> float:
-    """Share of samples whose output spike trains equal the reference's, step for step."""
-    a, b = run[-1].spikes, reference[-1].spikes
-    n = a.shape[0]
-    return float((a.reshape(n, -1) == b.reshape(n, -1)).all(1).mean()) if n else 1.0
+    """Share of samples whose output (spike trains, and a voltage readout's voltage) equals the reference's."""
+    same = _same_output(run[-1], reference[-1])
+    return float(same.mean()) if len(same) else 1.0

@@ -18,7 +18,7 @@ import numpy as np
 
 from lava_runtime.energy import EnergyModel, ann_comparison, layer_energy
 from lava_runtime.records import LayerRecord
-from train.decision import decide, decide_graded
+from train.decision import decide, decide_graded, decide_voltage
 from train.atomic import atomic_write, atomic_write_json
 
 WEIGHT_BYTES = 1  # 8-bit weight mantissas
@@ -113,7 +113,11 @@ def build_report(
     """
     out = layers[-1].spikes
     graded = layers[-1].graded
-    decision = decide_graded(out) if graded else decide(out)
+    voltage = layers[-1].voltage
+    if voltage is not None:
+        decision = decide_voltage(voltage)
+    else:
+        decision = decide_graded(out) if graded else decide(out)
     predictions = decision.predictions
     samples, timesteps = out.shape[0], out.shape[-1]
     rows = layer_rows(layers, samples, timesteps, energy)
@@ -131,7 +135,11 @@ def build_report(
         "accuracy": None if labels is None else float((predictions == labels).mean()) if samples else 0.0,
         "agreement": agreement,
         # Sigma-delta networks: the largest output sum over the sample's steps (train.decision.decide_graded).
-        "decision": "graded output sum" if graded else "output spike count",
+        "decision": "output voltage at the end of the window"
+        if voltage is not None
+        else "graded output sum"
+        if graded
+        else "output spike count",
         # NetX resets CUBA layers between samples; sigma-delta states carry over from sample to sample.
         "resets": not any(layer.graded for layer in layers),
         "tied": decision.tied,
@@ -208,8 +216,8 @@ def render_markdown(report: dict[str, Any], images: list[str]) -> str:
             else "Sigma-delta network: no resets between samples (each starts from the state the previous one "
             "left), decision by the largest output sum. "
         )
-        + "Ties in the output: "
-        f"{report.get('tied', 0)} samples, {report.get('undecided', 0)} left undecided by the earliest first spike "
+        + f"Decision: {report.get('decision', 'output spike count')}. Ties in the output: "
+        f"{report.get('tied', 0)} samples, {report.get('undecided', 0)} left undecided "
         "(counted as errors).",
         "",
         "| layer | type | neurons | synapses | spikes | synops | neuron updates | energy (J) |",

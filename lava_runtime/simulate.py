@@ -155,8 +155,9 @@ def _shutdown(net: AbstractProcess, timeout: float = 20.0) -> None:
 
 def run_graph(
     graph: Graph, cfg: AbstractLoihiRunCfg, samples: int, timesteps: int, progress: bool = False
-) -> tuple[list[np.ndarray | None], tuple[np.ndarray, np.ndarray] | None]:
-    """Run ``graph`` over all samples; return each sink's spikes and the counter's ``(counts, synops)``.
+) -> tuple[list[np.ndarray | None], tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """Run ``graph`` over all samples; return each sink's spikes, the counter's ``(counts, synops)``
+    and the probed output voltage ``[*shape, steps]`` (None without a probe).
 
     Lava's runtime is always stopped. The stream runs ``graph.num_steps`` steps: the samples'
     and, after the last one, the steps it needs to reach the end of the last layer.
@@ -192,7 +193,11 @@ def run_graph(
                 raise LavaRunError(f"the Lava run failed: {supervisor.failure}")
             spikes = [None if sink is None else sink.data.get() for sink in graph.sinks]
             counted = (graph.counter.counts.get(), graph.counter.synops.get()) if graph.counter else None
-            return spikes, counted
+            voltage = None
+            if graph.voltage is not None:
+                (probed,) = graph.voltage.get_data().values()
+                voltage = np.moveaxis(np.asarray(probed["v"]), 0, -1)  # [steps, *shape] → [*shape, steps]
+            return spikes, counted, voltage
         finally:
             supervisor.done.set()
             # After a failure the runtime cannot stop gracefully: do not wait long for it.
@@ -203,6 +208,12 @@ def _loihi2_layers(net: NetFile, spikes: np.ndarray) -> list[LayerRecord]:
     """The output layer's record from a Loihi 2 run, carrying the profiler's measurement (see backends)."""
     if any(layer.gain is not None for layer in net.layers):
         raise RuntimeConfigError(f"{net.path}: per-timestep gains have no Loihi 2 neuron model yet; use --backend sim")
+    if net.readout == "voltage":
+        # On the chip v is read with lava-loihi's state probes (docs/design.md, "Readouts"), which are
+        # not wired here: refuse rather than decide from an output that never spikes.
+        raise RuntimeConfigError(
+            f"{net.path}: a voltage readout is not read on loihi2 yet; use --backend sim or emu, or train with readout: spikes"
+        )
     layers = sum(1 for layer in net.layers if isinstance(layer, (ConvLayer, DenseLayer)))
     n, t = spikes.shape[0], spikes.shape[-1]
     with stop_on_signals():
@@ -224,11 +235,18 @@ def simulate(
     n, t = spikes.shape[0], spikes.shape[-1]
     if backend == "loihi2":
         return _loihi2_layers(net if isinstance(net, NetFile) else read_net(net), spikes)
-    net_path = net.path if isinstance(net, NetFile) else net
-    graph = build_graph(net_path, spikes, record=record, arithmetic="float" if backend == "sim-float" else "fixed")
+    netfile = net if isinstance(net, NetFile) else read_net(net)
+    net_path = netfile.path
+    graph = build_graph(
+        net_path,
+        spikes,
+        record=record,
+        arithmetic="float" if backend == "sim-float" else "fixed",
+        voltage=netfile.readout == "voltage",
+    )
     if len(graph.sinks) >= t and not all(graph.graded):  # the resets' timing; sigma-delta blocks have none
         raise RuntimeConfigError(f"{net_path}: {len(graph.sinks)} layers need more than T={t} timesteps per sample")
-    sink_data, counted = run_graph(graph, cfg, n, t, progress)
+    sink_data, counted, voltage = run_graph(graph, cfg, n, t, progress)
     incoming = synops_from_spikes(to_lava_order(spikes), graph.topology[0].fanout)
     records = []
     last = len(graph.sinks) - 1
@@ -244,6 +262,9 @@ def simulate(
             s = None
             counts = local_windows(counted[0][j], k, n, t).astype(np.int64)
             outgoing = local_windows(counted[1][j], k, n, t).astype(np.int64)
-        records.append(LayerRecord(name, shape, counts, s, incoming, graph.topology[k], graph.gains[k], graded=graded))
+        v = local_windows(voltage, k, n, t).astype(np.float64) if voltage is not None and k == last else None
+        records.append(
+            LayerRecord(name, shape, counts, s, incoming, graph.topology[k], graph.gains[k], graded=graded, voltage=v)
+        )
         incoming = outgoing
     return records

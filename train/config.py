@@ -59,9 +59,18 @@ class TrainConfig:
     # Loihi-compatible MeanOnlyBatchNorm / WgtScaleBatchNorm) and spike dropout on the hidden dense layers.
     norm: str = "none"
     dropout: float = 0.0
-    # Optimiser and schedule: AdamW (weight_decay 0 is plain Adam); "cosine" anneals lr to 0 over the epochs.
+    # A trained bias on every neuron without a norm (hidden and output dense layers; NetX's neuron bias).
+    bias: bool = False
+    # Output layer and loss (train/models/readout.py): "spikes" (CUBA; loss "spike-rate" or "ce" on
+    # spike counts) or "voltage" (non-spiking integrator read at the end of the window; "ce" or "mse").
+    readout: str = "spikes"
+    loss: str = "spike-rate"
+    # Optimiser and schedule: AdamW (weight_decay 0 is plain Adam); "cosine" anneals lr to 0 over the
+    # epochs after ``warmup_epochs`` of linear warm-up; ``amp``: mixed precision (CUDA only).
     weight_decay: float = 0.0
     scheduler: str = "none"
+    warmup_epochs: int = 0
+    amp: bool = False
     # SMA blocks (sma-vgg, sma-azo-vgg): kernel sizes of the N branches, which conv layers
     # (0-based; null = the paper's S3: first half, not the encoding layer) and the SE reductions.
     sma_kernel_sizes: list[int] = field(default_factory=lambda: [1, 3, 5, 7])

@@ -1,4 +1,6 @@
-"""The classifier's decision from output spikes, one rule for training, export and every backend.
+"""The classifier's decision from its output, one rule per readout for training, export and every backend.
+
+Spiking readout (:func:`decide`):
 
 A sample's class is the output neuron with the most spikes over the sample's decision window.
 Ties are common in small spiking networks (a silent output layer ties every class), and
@@ -7,6 +9,10 @@ Ties are common in small spiking networks (a silent output layer ties every clas
 after that (equal counts and equal first-spike steps, e.g. no output spike at all) are
 *undecided*: their prediction is ``UNDECIDED`` (-1), which never equals a label, so they count
 as errors. Reports give both numbers (``tied``, ``undecided``).
+
+Voltage readout (:func:`decide_voltage`): the class is the output integrator with the largest
+voltage at the end of the sample's window (``v_T = Σ_t (W s_t + b)``); samples whose largest
+voltage is shared are undecided. Sigma-delta outputs: :func:`decide_graded`.
 """
 
 from __future__ import annotations
@@ -48,15 +54,15 @@ def decide(spikes: np.ndarray | torch.Tensor) -> Decision:
     return Decision(pred, int(tied.sum()), int(undecided.sum()))
 
 
-def predict(spikes: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Predictions only (see :func:`decide`)."""
-    return decide(spikes).predictions
+def predict(out: np.ndarray | torch.Tensor, readout: str = "spikes") -> np.ndarray:
+    """Predictions only (see :func:`decide_output`)."""
+    return decide_output(out, readout).predictions
 
 
-def accuracy(spikes: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
+def accuracy(out: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, readout: str = "spikes") -> float:
     """Share of samples whose decision equals the label (undecided samples count as wrong)."""
     labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    return float((predict(spikes) == labels).mean()) if len(labels) else 0.0
+    return float((predict(out, readout) == labels).mean()) if len(labels) else 0.0
 
 
 def decide_graded(values: np.ndarray | torch.Tensor) -> Decision:
@@ -77,3 +83,23 @@ def decide_graded(values: np.ndarray | torch.Tensor) -> Decision:
     tied = top.sum(-1) > 1
     pred = np.where(tied, UNDECIDED, top.argmax(-1)).astype(np.int64)
     return Decision(pred, int(tied.sum()), int(tied.sum()))
+
+
+def decide_voltage(voltage: np.ndarray | torch.Tensor) -> Decision:
+    """Decide ``N`` samples from the output integrators' voltage traces ``[N, C, T]`` (the last step counts)."""
+    if isinstance(voltage, torch.Tensor):
+        voltage = voltage.detach().float().cpu().numpy()
+    v = np.asarray(voltage)
+    n = v.shape[0]
+    if n == 0:
+        return Decision(np.zeros(0, np.int64), 0, 0)
+    final = v.reshape(n, -1, v.shape[-1])[..., -1]
+    top = final == final.max(-1, keepdims=True)
+    tied = top.sum(-1) > 1
+    pred = np.where(tied, UNDECIDED, top.argmax(-1)).astype(np.int64)
+    return Decision(pred, int(tied.sum()), int(tied.sum()))
+
+
+def decide_output(out: np.ndarray | torch.Tensor, readout: str = "spikes") -> Decision:
+    """The decision rule of ``readout`` (``spikes`` or ``voltage``, ``train.models.readout``) on a network output."""
+    return decide_voltage(out) if readout == "voltage" else decide(out)

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from lava.lib.dl import slayer
 from tqdm import tqdm
 
 from train.allocator import keep_freed_memory
@@ -35,6 +34,8 @@ from train.data.splits import validation_split
 from train.decision import predict
 from train.errors import CheckpointError, ConfigError
 from train.models import build_model
+from train.models.readout import make_loss
+from train.monitor import EpochMonitor, format_rates, silent_warning
 
 LAST, BEST = "checkpoint.pt", "best.pt"
 CSV_COLUMNS = (
@@ -140,8 +141,9 @@ def evaluate(
     loss_fn: Any,
     device: str | torch.device,
     proc: Process | None = None,
+    readout: str = "spikes",
 ) -> tuple[float, float]:
-    """Mean loss and accuracy (``train.decision``) of ``net`` over ``loader`` (summed over processes)."""
+    """Mean loss and accuracy (``train.decision``, the rule of ``readout``) of ``net`` over ``loader`` (summed over processes)."""
     net.eval()
     total, correct, loss_sum = 0, 0, 0.0
     with torch.no_grad():
@@ -149,7 +151,7 @@ def evaluate(
             x, y = x.to(device), y.to(device)
             out = net(x)
             loss_sum += float(loss_fn(out, y)) * len(y)
-            correct += int((predict(out) == y.cpu().numpy()).sum())
+            correct += int((predict(out, readout) == y.cpu().numpy()).sum())
             total += len(y)
     loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc or Process(torch.device(device)))
     return loss_sum / max(total, 1), correct / max(total, 1)
@@ -252,12 +254,19 @@ def make_optimizer(cfg: TrainConfig, net: torch.nn.Module) -> tuple[torch.optim.
 
 
 def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
-    """Factor on ``cfg.lr`` after ``epoch`` epochs, in closed form so a resume with more epochs stays smooth."""
+    """Factor on ``cfg.lr`` after ``epoch`` epochs, in closed form so a resume with more epochs stays smooth.
+
+    ``warmup_epochs`` ramp it linearly from ``1/(w+1)`` to 1; the schedule then runs over the rest.
+    """
+    w = cfg.warmup_epochs
     if cfg.scheduler == "cosine":
-        return lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, cfg.epochs) / max(cfg.epochs, 1)))
-    if cfg.scheduler == "none":
-        return lambda epoch: 1.0
-    raise ConfigError(f"unknown scheduler {cfg.scheduler!r}; known: none, cosine")
+        span = max(cfg.epochs - w, 1)
+        after = lambda e: 0.5 * (1.0 + math.cos(math.pi * min(e - w, span) / span))  # noqa: E731
+    elif cfg.scheduler == "none":
+        after = lambda e: 1.0  # noqa: E731
+    else:
+        raise ConfigError(f"unknown scheduler {cfg.scheduler!r}; known: none, cosine")
+    return lambda epoch: (epoch + 1) / (w + 1) if epoch < w else after(epoch)
 
 
 def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> None:
@@ -293,6 +302,13 @@ def train(
     ``init_state`` starts a new run from given weights (deploy-aware fine-tuning of a fold).
     """
     proc = setup_process(cfg.device)
+    # Choices that would only fail later are checked before anything is binned.
+    try:
+        loss_fn = make_loss(cfg.readout, cfg.loss, cfg.true_rate, cfg.false_rate)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    lr_factor(cfg)
+    amp = cfg.amp and proc.device.type == "cuda"  # mixed precision needs CUDA; on CPU the flag is ignored
     run_dir = Path(out_dir)
     saved: dict[str, Any] | None = None
     if resume:
@@ -362,9 +378,10 @@ def train(
         ids = [proc.device.index] if proc.device.type == "cuda" else None
         # SLAYER's neuron state buffers are per-batch scratch, nothing to broadcast.
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
-    loss_fn = slayer.loss.SpikeRate(true_rate=cfg.true_rate, false_rate=cfg.false_rate, reduction="mean").to(
-        proc.device
-    )
+    if isinstance(loss_fn, torch.nn.Module):
+        loss_fn = loss_fn.to(proc.device)
+    monitor = EpochMonitor(net, cfg.readout)
+    scaler = torch.cuda.amp.GradScaler(enabled=amp)
 
     for epoch in range(start, cfg.epochs + 1):
         if sampler is not None:
@@ -373,23 +390,32 @@ def train(
         t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
         lr = optimizer.param_groups[0]["lr"]
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not proc.main)
+        monitor.reset()
         for x, y in bar:
             x, y = x.to(proc.device), y.to(proc.device)
-            out = model(x)
-            loss = loss_fn(out, y)
+            with torch.autocast("cuda", enabled=amp):
+                out = model(x)
+                loss = loss_fn(out, y)
             optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss) * len(y)
-            correct += int((predict(out) == y.cpu().numpy()).sum())
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # true gradient norms for the monitor
+            monitor.after_backward()
+            scaler.step(optimizer)
+            scaler.update()
+            monitor.add_outputs(out)
+            loss_sum += loss.item() * len(y)
+            correct += int((predict(out, cfg.readout) == y.cpu().numpy()).sum())
             total += len(y)
             bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
         scheduler.step()
         loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc)
         val_loss, val_acc = (
-            evaluate(net, val_loader, loss_fn, proc.device, proc) if val_loader is not None else (None, None)
+            evaluate(net, val_loader, loss_fn, proc.device, proc, cfg.readout)
+            if val_loader is not None
+            else (None, None)
         )
-        test_loss, test_acc = evaluate(net, test_loader, loss_fn, proc.device, proc)
+        test_loss, test_acc = evaluate(net, test_loader, loss_fn, proc.device, proc, cfg.readout)
+        inside = monitor.summary()
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / max(total, 1),
@@ -400,6 +426,7 @@ def train(
             "test_accuracy": test_acc,
             "lr": lr,
             "seconds": time.time() - t0,
+            **inside,
         }
         metrics["epochs"].append(row)
         if val_acc is None:
@@ -410,12 +437,19 @@ def train(
         metrics["best_epoch"], metrics["best_val_accuracy"] = best_epoch, selected["val_accuracy"]
         metrics["test_accuracy_selected"], metrics["test_accuracy_last"] = selected["test_accuracy"], test_acc
         metrics["test_accuracy"] = test_acc  # the last epoch's, as before
+        # The paper's protocol (the best test epoch): optimistic, since test then chooses; reported, never used.
+        best_test = max(metrics["epochs"], key=lambda r: r["test_accuracy"])
+        metrics["test_accuracy_best_epoch"] = {"epoch": best_test["epoch"], "accuracy": best_test["test_accuracy"]}
         if proc.main:
             val = f"val loss {val_loss:.4f} acc {val_acc:.3f} | " if val_acc is not None else ""
             tqdm.write(
                 f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | {val}"
                 f"test loss {test_loss:.4f} acc {test_acc:.3f} ({row['seconds']:.1f}s)"
             )
+            tqdm.write(f"  {format_rates(inside)}")
+            warning = silent_warning(inside, epoch)
+            if warning:
+                tqdm.write(warning)
             if best_epoch == epoch:
                 save_checkpoint(
                     run_dir / BEST,
@@ -445,6 +479,7 @@ def train(
                 },
             )
             write_metrics(run_dir, metrics)
+    monitor.close()
     if proc.distributed:
         dist.barrier()
     return metrics

@@ -33,6 +33,8 @@ class MAVGG(VGG):
         reduction: int = 4,
         norm: str = "none",
         dropout: float = 0.0,
+        readout: str = "spikes",
+        bias: bool = False,
     ) -> None:
         layers = attention_layers(ma_layers, len(channels), "MA")
         if attention not in INIT_ATTENTION:
@@ -54,7 +56,8 @@ class MAVGG(VGG):
             )
 
         super().__init__(
-            in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, norm=norm, dropout=dropout
+            in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, norm=norm, dropout=dropout,
+            readout=readout, bias=bias
         )
         self.ma_layers = layers
         self.sizing_timesteps = timesteps

@@ -5,6 +5,10 @@ the voltage integrates it), so it never touches the synapses:
 
 - ``mean-only`` (``MeanOnlyBatchNorm``): ``u - m`` with a per-channel running mean ``m`` on the
   8-bit weight grid; that is the neuron bias ``-m``, which NetX carries (``bias``);
+- ``batch`` (:class:`AffineBatchNorm`): ``γ (u - m) / σ + β`` per channel, the paper's batch norm.
+  Export folds it: the per-channel ``γ/σ`` goes into the channel's weights (the current is linear in
+  them), ``β - γ m/σ`` becomes the neuron bias; then one factor per layer refills the 8-bit weight
+  range and scales threshold and bias with it (:func:`fold_affine`);
 - ``weight-scale`` (``WgtScaleBatchNorm``): ``(u - m) / 2**e`` with one power-of-two ``2**e``
   (``e`` in ``[-3, 3]``) from the layer's running variance. NetX reads no such scale (lava-dl
   writes ``neuron/weight_exp`` but NetX ignores it), so export moves it where it is exact: the
@@ -25,9 +29,48 @@ from typing import Any, Callable
 import torch
 from lava.lib.dl import slayer
 
-from train.chip import W_SCALE
+from train.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
 
-NORMS = ("none", "mean-only", "weight-scale")
+NORMS = ("none", "mean-only", "weight-scale", "batch")
+
+
+def _on_grid(x: torch.Tensor) -> torch.Tensor:
+    """``x`` rounded to the file's ``1/64`` grid, with the gradient of the identity (straight through)."""
+    return x + (torch.round(x * W_SCALE) / W_SCALE - x).detach()
+
+
+class AffineBatchNorm(torch.nn.Module):
+    """Per-channel batch norm with affine ``γ, β`` on a neuron's current ``[B, C, ..., T]``.
+
+    Statistics run over batch, space and time, as the authors' ``BatchNorm2d`` over ``T·B`` frames.
+    """
+
+    def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.bn = torch.nn.BatchNorm1d(num_features, eps=eps, momentum=momentum)
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """``current [B, C, ..., T]`` normalised per channel."""
+        b, c = current.shape[:2]
+        return self.bn(current.reshape(b, c, -1)).reshape(current.shape)
+
+    def scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eval-mode map ``u ↦ a·u + b`` per channel: ``(a, b)``."""
+        bn = self.bn
+        a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        return a.detach(), (bn.bias - a * bn.running_mean).detach()
+
+
+class LearnedBias(torch.nn.Module):
+    """A trainable neuron bias ``u + b`` (NetX's ``bias``), kept on the file's ``1/64`` grid (straight through)."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.value = torch.nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """``current [B, C, ...]`` plus each channel's bias."""
+        return current + _on_grid(self.value).view(1, -1, *([1] * (current.dim() - 2)))
 
 
 def norm_factory(kind: str, channels: int) -> Callable[[], torch.nn.Module] | None:
@@ -42,13 +85,20 @@ def norm_factory(kind: str, channels: int) -> Callable[[], torch.nn.Module] | No
         return functools.partial(slayer.neuron.norm.MeanOnlyBatchNorm, num_features=channels)
     if kind == "weight-scale":
         return functools.partial(slayer.neuron.norm.WgtScaleBatchNorm, num_features=channels)
+    if kind == "batch":
+        return functools.partial(AffineBatchNorm, num_features=channels)
     raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
 
 
-def neuron_params(params: dict[str, Any], norm: str, channels: int, dropout: float = 0.0) -> dict[str, Any]:
-    """``params`` with a fresh norm for ``channels`` and, if ``dropout`` > 0, a fresh ``Dropout(p)``."""
+def neuron_params(
+    params: dict[str, Any], norm: str, channels: int, dropout: float = 0.0, bias: bool = False
+) -> dict[str, Any]:
+    """``params`` with a fresh norm for ``channels`` (or, with ``bias`` and no norm, a :class:`LearnedBias`)
+    and, if ``dropout`` > 0, a fresh ``Dropout(p)``."""
     out = dict(params)
     factory = norm_factory(norm, channels)
+    if factory is None and bias:
+        factory = functools.partial(LearnedBias, num_features=channels)
     if factory is not None:
         out["norm"] = factory
     if dropout > 0:
@@ -111,6 +161,12 @@ def deploy_norm(block: torch.nn.Module) -> None:
     norm = getattr(neuron, "norm", None)
     if norm is None or isinstance(norm, NeuronBias):
         return
+    if isinstance(norm, LearnedBias):
+        neuron.norm = NeuronBias(torch.round(norm.value.detach() * W_SCALE))
+        return
+    if isinstance(norm, AffineBatchNorm):
+        fold_affine(block)
+        return
     if not isinstance(norm, (slayer.neuron.norm.MeanOnlyBatchNorm, slayer.neuron.norm.WgtScaleBatchNorm)):
         raise ValueError(f"no chip form for the normalisation {type(norm).__name__}")
     with torch.no_grad():
@@ -121,6 +177,40 @@ def deploy_norm(block: torch.nn.Module) -> None:
         neuron.norm = NeuronBias(torch.round(bias))
         if scale != 1.0:  # (u - m) / 2**e >= θ  ⇔  u - m >= θ·2**e
             set_threshold(block, threshold_of(block) * scale)
+
+
+def block_synapses(block: torch.nn.Module) -> list[torch.nn.Module]:
+    """The synapses whose current a block's neuron integrates (an SMA block's branches, else its one synapse)."""
+    branches = getattr(block, "branches", None)
+    return list(branches) if branches is not None else [block.synapse]
+
+
+def fold_affine(block: torch.nn.Module) -> None:
+    """Fold a block's :class:`AffineBatchNorm` into its weights and a neuron bias, in place.
+
+    ``a·u + b``: ``a`` per output channel multiplies the channel's weights (``u`` is linear in them,
+    whatever the current decay), ``b`` becomes the bias. Then one factor ``c`` per block makes the
+    largest weight fill SLAYER's 8-bit range; threshold and bias take ``c`` too (an exact rescaling
+    of ``u`` and ``v``), so only rounding to the file's grids differs from the trained model.
+    """
+    neuron = block.neuron
+    a, b = neuron.norm.scale_shift()
+    synapses = block_synapses(block)
+    with torch.no_grad():
+        weights = []
+        for syn in synapses:
+            w = syn.pre_hook_fx(syn.weight) if syn.pre_hook_fx is not None else syn.weight
+            weights.append(w * a.view(-1, *([1] * (w.dim() - 1))))
+        peak = max(float(w.abs().max()) for w in weights)
+        c = FILE_WEIGHT_RANGE[1] / W_SCALE / peak if peak > 0 else 1.0
+        # The 13-bit bias and the 17-bit threshold registers bound the factor too.
+        if float(b.abs().max()) > 0:
+            c = min(c, BIAS_RANGE[1] / (W_SCALE * float(b.abs().max())))
+        c = min(c, VTH_MAX / (W_SCALE * threshold_of(block)))
+        for syn, w in zip(synapses, weights):
+            syn.weight.copy_(w * c)
+        neuron.norm = NeuronBias(torch.round(b * c * W_SCALE))
+        set_threshold(block, threshold_of(block) * c)
 
 
 def deploy_norms(net: torch.nn.Module) -> torch.nn.Module:

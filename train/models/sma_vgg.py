@@ -53,6 +53,8 @@ class SMAVGG(VGG):
         azo_delta_c: int | None = None,
         norm: str = "none",
         dropout: float = 0.0,
+        readout: str = "spikes",
+        bias: bool = False,
     ) -> None:
         layers = attention_layers(sma_layers, len(channels), "SMA")
         n = len(kernel_sizes)
@@ -88,7 +90,8 @@ class SMAVGG(VGG):
             )
 
         super().__init__(
-            in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, norm=norm, dropout=dropout
+            in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, norm=norm, dropout=dropout,
+            readout=readout, bias=bias
         )
         self.sma_layers = layers
         self.sizing_timesteps = timesteps

@@ -21,6 +21,7 @@ import torch
 from lava.lib.dl import slayer
 
 from train.models.norm import neuron_params
+from train.models.readout import READOUTS, VoltageReadout
 
 # (index of the conv layer, neuron params, in channels, out channels) → block
 ConvFactory = Callable[[int, dict[str, Any], int, int], torch.nn.Module]
@@ -53,7 +54,9 @@ class VGG(torch.nn.Module):
     """conv(3×3, stride 2) × len(channels) → flatten → dense(hidden) … → dense(classes).
 
     ``norm`` (``train.models.norm.NORMS``) normalises every conv layer's current, as the paper's batch
-    norm after each conv; ``dropout`` drops spikes of the hidden dense layers in training.
+    norm after each conv; ``dropout`` drops spikes of the hidden dense layers in training. ``bias``
+    gives every neuron without a norm a trained bias (NetX's neuron ``bias``). ``readout``
+    (``train.models.readout``) is the output layer: spiking, or a non-spiking voltage integrator.
     """
 
     # T of the dummy input that sizes SLAYER's neurons; networks with per-step weights need their own T.
@@ -70,6 +73,8 @@ class VGG(torch.nn.Module):
         conv_block: ConvFactory = plain_conv,
         norm: str = "none",
         dropout: float = 0.0,
+        readout: str = "spikes",
+        bias: bool = False,
     ) -> None:
         super().__init__()
         self.input_shape = (in_channels, input_size, input_size)
@@ -77,19 +82,26 @@ class VGG(torch.nn.Module):
         blocks: list[torch.nn.Module] = []
         size, cin = input_size, in_channels
         for i, cout in enumerate(channels):
-            blocks.append(conv_block(i, neuron_params(params, norm, cout), cin, cout))
+            blocks.append(conv_block(i, neuron_params(params, norm, cout, bias=bias), cin, cout))
             size, cin = (size + 1) // 2, cout
         blocks.append(slayer.block.cuba.Flatten())
         width = cin * size * size
         for h in [hidden] if isinstance(hidden, int) else list(hidden):
-            hidden_params = neuron_params(params, "none", h, dropout)
+            hidden_params = neuron_params(params, "none", h, dropout, bias=bias)
             blocks.append(slayer.block.cuba.Dense(hidden_params, width, h, weight_scale=2, delay_shift=False))
             width = h
-        blocks.append(slayer.block.cuba.Dense(params, width, num_classes, weight_scale=2, delay_shift=False))
+        if readout == "voltage":
+            blocks.append(VoltageReadout(width, num_classes, weight_scale=2))
+        elif readout == "spikes":
+            out_params = neuron_params(params, "none", num_classes, bias=bias)
+            blocks.append(slayer.block.cuba.Dense(out_params, width, num_classes, weight_scale=2, delay_shift=False))
+        else:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         self.blocks = torch.nn.ModuleList(blocks)
+        self.readout = readout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Spikes ``[B, 2, H, W, T]`` → output spikes ``[B, classes, T]``."""
+        """Spikes ``[B, 2, H, W, T]`` → output ``[B, classes, T]``: spikes, or the readout's voltage."""
         for block in self.blocks:
             x = block(x)
         return x
