@@ -116,6 +116,8 @@ def to_nir(net: NetFile, dt: float = DEFAULT_DT) -> nir.NIRGraph:
         "the chip adds one step of latency per layer)",
         "bias": "Loihi's per-step voltage bias is v_leak / r; synapse biases are zero",
         "sma_form": sma_form(net),
+        # "voltage": the output CubaLIF never fires; the class is its largest v after the sample's last step.
+        "readout": net.readout,
         "timesteps": np.int64(net.timesteps or 0),
     }
     if gains:

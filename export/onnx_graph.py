@@ -146,11 +146,13 @@ def write_onnx(net: NetFile, path: str | Path) -> Path:
     return atomic_write(path, lambda fh: fh.write(data))
 
 
-def run_onnx(path: str | Path, spikes: np.ndarray) -> list[np.ndarray]:
+def run_onnx(path: str | Path, spikes: np.ndarray, voltage: bool = False) -> list[np.ndarray]:
     """Run samples ``[N, C, H, W, T]`` through the ONNX step with onnxruntime, each from zero state.
 
     Returns every layer's spikes ``[N, C, H, W, T]`` (or ``[N, C, T]``) in local time, as the
     emulator's records hold them: step ``t`` of layer ``k`` is its output at its own step ``t``.
+    With ``voltage``, one more array follows: the output layer's ``v`` after each step (a voltage
+    readout's integrators, Loihi's integers).
     """
     import onnxruntime as ort
 
@@ -165,14 +167,18 @@ def run_onnx(path: str | Path, spikes: np.ndarray) -> list[np.ndarray]:
             i_.name: np.zeros(i_.shape, np.int64 if i_.type == "tensor(int64)" else np.float32) for i_ in state_inputs
         }
         per_layer = [[] for _ in layers]
+        trace = []
         for step in range(t):
             feed["t"] = np.array(step, np.int64)
             feed["x"] = spikes[i, ..., step][None].astype(np.float32)
             result = dict(zip(names, sess.run(names, feed)))
             for k in layers:
                 per_layer[k].append(result[f"s_{k}"][0])
+            if voltage:
+                trace.append(result[f"v_{layers[-1]}_next"][0])
             for name in list(feed):
                 if name not in ("t", "x"):
                     feed[name] = result[f"{name}_next"]
-        out.append([np.stack(p, axis=-1) for p in per_layer])
-    return [np.stack([sample[k] for sample in out]).astype(np.uint8) for k in layers]
+        out.append([np.stack(p, axis=-1) for p in per_layer] + ([np.stack(trace, axis=-1)] if voltage else []))
+    result = [np.stack([sample[k] for sample in out]).astype(np.uint8) for k in layers]
+    return result + ([np.stack([sample[-1] for sample in out]).astype(np.int64)] if voltage else [])

@@ -142,7 +142,7 @@ def _load_npy(path: str | Path, what: str) -> np.ndarray:
 def save_output_spikes(layers: list[LayerRecord], path: str | Path) -> str:
     """The output layer ``[N, *output_shape, T]`` in the file's ``[C, H, W]``/``[F]`` order, local time.
 
-    A voltage readout saves its integrators' voltage after each step (Loihi's integer ``v``, 64 ×
+    A voltage readout saves its integrators' voltage after each step (Loihi's integer ``v``, 2**12 ×
     the float voltage) instead of its (absent) spikes. Returns what the file holds.
     """
     out = layers[-1].voltage if layers[-1].voltage is not None else layers[-1].spikes

@@ -38,7 +38,7 @@ class LayerRecord:
     hardware: dict | None = None  # energy and time measured on Loihi 2 (output layer of a loihi2 run)
     graded: bool = False  # sigma-delta messages: ``spikes`` holds int32 payloads, ``counts`` the nonzero ones
     # A voltage readout's integrators after each step, ``[N, *shape, T]`` (the output layer of a file whose
-    # ``readout`` is ``voltage``; fixed point: Loihi's integer ``v``, i.e. 64 × the float voltage).
+    # ``readout`` is ``voltage``; fixed point: Loihi's integer ``v``: 2**12 × the float voltage).
     voltage: np.ndarray | None = None
 
 

@@ -48,9 +48,9 @@ def _chip_form(net: torch.nn.Module) -> torch.nn.Module:
 
 def test_unknown_norm_and_bad_dropout_are_config_errors():
     with pytest.raises(ValueError, match="norm must be one of"):
-        norm_factory("batch", 4)
+        norm_factory("group", 4)
     with pytest.raises(ConfigError, match="norm must be one of"):
-        build_model(TrainConfig(norm="batch"), num_classes=3)
+        build_model(TrainConfig(norm="group"), num_classes=3)
     with pytest.raises(ConfigError, match="dropout"):
         TrainConfig.from_dict({"dropout": 1.0})
 
