@@ -59,6 +59,9 @@ class TrainConfig:
     # Loihi-compatible MeanOnlyBatchNorm / WgtScaleBatchNorm) and spike dropout on the hidden dense layers.
     norm: str = "none"
     dropout: float = 0.0
+    # Downsampling: "stride" (stride-2 convs) or "max" (stride-1 convs, each followed by a 2×2 max pool
+    # of its spikes, deployed as a depthwise conv layer: train/models/pool.py).
+    pool: str = "stride"
     # A trained bias on every neuron without a norm (hidden and output dense layers; NetX's neuron bias).
     bias: bool = False
     # Output layer and loss (train/models/readout.py): "spikes" (CUBA; loss "spike-rate" or "ce" on

@@ -9,6 +9,7 @@ from train.errors import ConfigError
 from train.models.fold import attention_blocks, fold_network, uniform_stats
 from train.models.ma_vgg import MAVGG
 from train.models.norm import NORMS
+from train.models.pool import POOLS
 from train.models.readout import READOUTS
 from train.models.sma_vgg import SMAVGG, attention_layers
 from train.models.vgg import VGG, wide_conv
@@ -32,9 +33,12 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         dropout=cfg.dropout,
         readout=cfg.readout,
         bias=cfg.bias,
+        pool=cfg.pool,
     )
     if cfg.norm not in NORMS:
         raise ConfigError(f"norm must be one of {NORMS}, got {cfg.norm!r}")
+    if cfg.pool not in POOLS:
+        raise ConfigError(f"pool must be one of {POOLS}, got {cfg.pool!r}")
     if cfg.readout not in READOUTS:
         raise ConfigError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
     if cfg.folded not in FOLDED:

@@ -35,21 +35,22 @@ class MAVGG(VGG):
         dropout: float = 0.0,
         readout: str = "spikes",
         bias: bool = False,
+        pool: str = "stride",
     ) -> None:
         layers = attention_layers(ma_layers, len(channels), "MA")
         if attention not in INIT_ATTENTION:
             raise ValueError(f"ma_attention must be one of {tuple(INIT_ATTENTION)}, got {attention!r}")
 
-        def conv_block(index: int, params: dict[str, Any], cin: int, cout: int) -> torch.nn.Module:
+        def conv_block(index: int, params: dict[str, Any], cin: int, cout: int, stride: int = 2) -> torch.nn.Module:
             if index not in layers:
-                return plain_conv(index, params, cin, cout)
+                return plain_conv(index, params, cin, cout, stride)
             return MAConv(
                 params,
                 cin,
                 cout,
                 timesteps,
                 3,
-                stride=2,
+                stride=stride,
                 attention=attention,
                 reduction=reduction,
                 weight_scale=2 / INIT_ATTENTION[attention],
@@ -57,7 +58,7 @@ class MAVGG(VGG):
 
         super().__init__(
             in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, norm=norm, dropout=dropout,
-            readout=readout, bias=bias
+            readout=readout, bias=bias, pool=pool
         )
         self.ma_layers = layers
         self.sizing_timesteps = timesteps

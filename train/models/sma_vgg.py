@@ -55,13 +55,14 @@ class SMAVGG(VGG):
         dropout: float = 0.0,
         readout: str = "spikes",
         bias: bool = False,
+        pool: str = "stride",
     ) -> None:
         layers = attention_layers(sma_layers, len(channels), "SMA")
         n = len(kernel_sizes)
 
-        def conv_block(index: int, params: dict[str, Any], cin: int, cout: int) -> torch.nn.Module:
+        def conv_block(index: int, params: dict[str, Any], cin: int, cout: int, stride: int = 2) -> torch.nn.Module:
             if index not in layers:
-                return plain_conv(index, params, cin, cout)
+                return plain_conv(index, params, cin, cout, stride)
             zoneout = None
             if azo:
                 dt, dc = paper_deltas(timesteps, cout)
@@ -82,7 +83,7 @@ class SMAVGG(VGG):
                 cout,
                 timesteps,
                 kernel_sizes,
-                stride=2,
+                stride=stride,
                 temporal_reduction=temporal_reduction,
                 channel_reduction=channel_reduction,
                 weight_scale=2 * n**1.5,
@@ -91,7 +92,7 @@ class SMAVGG(VGG):
 
         super().__init__(
             in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, norm=norm, dropout=dropout,
-            readout=readout, bias=bias
+            readout=readout, bias=bias, pool=pool
         )
         self.sma_layers = layers
         self.sizing_timesteps = timesteps

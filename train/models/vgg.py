@@ -21,19 +21,23 @@ import torch
 from lava.lib.dl import slayer
 
 from train.models.norm import neuron_params
+from train.models.pool import POOLS, SpikeMaxPool
 from train.models.readout import READOUTS, VoltageReadout
 
-# (index of the conv layer, neuron params, in channels, out channels) → block
-ConvFactory = Callable[[int, dict[str, Any], int, int], torch.nn.Module]
+# (index of the conv layer, neuron params, in channels, out channels, stride) → block
+ConvFactory = Callable[[int, dict[str, Any], int, int, int], torch.nn.Module]
 
 
-def plain_conv(index: int, params: dict[str, Any], cin: int, cout: int, kernel: int = 3) -> torch.nn.Module:
-    """The VGG's conv block: ``kernel``×``kernel`` (3 by default), stride 2, 'same' padding, CUBA neuron.
+def plain_conv(
+    index: int, params: dict[str, Any], cin: int, cout: int, stride: int = 2, kernel: int = 3
+) -> torch.nn.Module:
+    """The VGG's conv block: ``kernel``×``kernel`` (3 by default), stride 2 (1 where a pool follows),
+    'same' padding, CUBA neuron.
 
     No delay_shift: see the module doc.
     """
     return slayer.block.cuba.Conv(
-        params, cin, cout, kernel, stride=2, padding=kernel // 2, weight_scale=2, delay_shift=False
+        params, cin, cout, kernel, stride=stride, padding=kernel // 2, weight_scale=2, delay_shift=False
     )
 
 
@@ -44,14 +48,17 @@ def wide_conv(layers: list[int], kernel: int = 7) -> ConvFactory:
     (with a per-timestep gain) at the same positions, so both have the same synapse count.
     """
 
-    def block(index: int, params: dict[str, Any], cin: int, cout: int) -> torch.nn.Module:
-        return plain_conv(index, params, cin, cout, kernel if index in layers else 3)
+    def block(index: int, params: dict[str, Any], cin: int, cout: int, stride: int = 2) -> torch.nn.Module:
+        return plain_conv(index, params, cin, cout, stride, kernel if index in layers else 3)
 
     return block
 
 
 class VGG(torch.nn.Module):
     """conv(3×3, stride 2) × len(channels) → flatten → dense(hidden) … → dense(classes).
+
+    ``pool="max"`` downsamples as the paper: conv stride 1, then a 2×2 max pool of the spikes
+    (:class:`~train.models.pool.SpikeMaxPool`, a layer NetX runs).
 
     ``norm`` (``train.models.norm.NORMS``) normalises every conv layer's current, as the paper's batch
     norm after each conv; ``dropout`` drops spikes of the hidden dense layers in training. ``bias``
@@ -75,15 +82,23 @@ class VGG(torch.nn.Module):
         dropout: float = 0.0,
         readout: str = "spikes",
         bias: bool = False,
+        pool: str = "stride",
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         self.input_shape = (in_channels, input_size, input_size)
         params = {**neuron, "requires_grad": False}
         blocks: list[torch.nn.Module] = []
         size, cin = input_size, in_channels
         for i, cout in enumerate(channels):
-            blocks.append(conv_block(i, neuron_params(params, norm, cout, bias=bias), cin, cout))
-            size, cin = (size + 1) // 2, cout
+            if pool == "max":
+                blocks.append(conv_block(i, neuron_params(params, norm, cout, bias=bias), cin, cout, 1))
+                blocks.append(SpikeMaxPool(params, cout))
+                size, cin = size // 2, cout
+            else:
+                blocks.append(conv_block(i, neuron_params(params, norm, cout, bias=bias), cin, cout, 2))
+                size, cin = (size + 1) // 2, cout
         blocks.append(slayer.block.cuba.Flatten())
         width = cin * size * size
         for h in [hidden] if isinstance(hidden, int) else list(hidden):

@@ -1,0 +1,84 @@
+"""Max pooling as NetX runs it (train/models/pool.py): a depthwise conv into OR neurons, torch = file = emu = Lava."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from export.netx import write_netx
+from export.weight_range import fill_weight_range
+from lava_runtime import emu
+from lava_runtime.deploy import validate_arrays
+from lava_runtime.netfile import read_net
+from train.config import TrainConfig
+from train.models import build_model
+from train.models.fold import calibrate, fold_network, sma_blocks
+from train.models.norm import deploy_norms
+from train.models.pool import SpikeMaxPool
+
+T = 8
+LIF = {"threshold": 1.0, "current_decay": 1.0, "voltage_decay": 0.5, "tau_grad": 0.005, "scale_grad": 10.0}
+
+
+def _net(model: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    cfg = TrainConfig.from_dict(
+        dict(model=model, input_size=16, timesteps=T, channels=[4, 6], hidden=8, pool="max", neuron=LIF, readout="voltage", loss="ce", bias=True)
+    )
+    net = build_model(cfg, num_classes=3)
+    net.materialize()
+    return net.eval()
+
+
+def _spikes(n: int = 3) -> np.ndarray:
+    return (np.random.default_rng(2).random((n, 2, 16, 16, T)) < 0.3).astype(np.uint8)
+
+
+def test_pool_block_is_the_max_pool_of_its_input_spikes_and_passes_gradients():
+    net = _net("vgg")
+    pools = [b for b in net.blocks if isinstance(b, SpikeMaxPool)]
+    assert len(pools) == 2 and not any(p.requires_grad for b in pools for p in b.parameters())
+    x = torch.from_numpy(_spikes().astype(np.float32))
+    outs = net.forward_all(x)
+    conv, pooled = outs[0], outs[1]
+    assert conv.shape[2:4] == (16, 16) and pooled.shape[2:4] == (8, 8) and conv.sum() > 0
+    frames = conv.permute(0, 4, 1, 2, 3).flatten(0, 1)  # [B·T, C, H, W]
+    expect = F.max_pool2d(frames, 2).unflatten(0, (conv.shape[0], T)).permute(0, 2, 3, 4, 1)
+    torch.testing.assert_close(pooled, expect)
+    net.train()
+    out = net(x.requires_grad_(True))
+    out[..., -1].sum().backward()
+    assert float(net.blocks[0].synapse.weight.grad.abs().sum()) > 0  # the error reaches the conv under the pool
+
+
+@pytest.mark.parametrize("model", ["vgg", "sma-vgg"])
+def test_pooled_network_file_equals_torch_spike_for_spike(model, tmp_path):
+    net = _net(model)
+    chip = deploy_norms(net)
+    if sma_blocks(net):
+        chip, _ = fold_network(chip, calibrate(net, [torch.from_numpy(_spikes(4).astype(np.float32))]))
+    chip = fill_weight_range(chip)[0]
+    path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
+    netfile = read_net(path)
+    assert [type(layer).__name__ for layer in netfile.layers][:4] == ["ConvLayer"] * 4
+    assert netfile.layers[1].groups == 4
+    spikes = _spikes()
+    with torch.no_grad():
+        outs = chip.forward_all(torch.from_numpy(spikes.astype(np.float32)))
+    outs = [o.numpy() for o, b in zip(outs, chip.blocks) if type(b).__name__ != "Flatten"]
+    records = emu.emulate(netfile, spikes, record="all")
+    assert records[1].spikes.sum() > 0
+    for rec, ref in zip(records[:-1], outs[:-1]):
+        ref = ref.transpose(0, 3, 2, 1, 4) if ref.ndim == 5 else ref
+        np.testing.assert_array_equal(rec.spikes, ref, err_msg=rec.name)
+    np.testing.assert_array_equal(records[-1].voltage, outs[-1] * 4096)
+
+
+@pytest.mark.lava
+def test_pooled_network_validates_on_the_lava_simulator(tmp_path):
+    chip = fill_weight_range(deploy_norms(_net("vgg")))[0]
+    path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
+    agreement = validate_arrays(path, _spikes(2))
+    assert agreement.identical == 2 and agreement.first_mismatch is None
