@@ -42,7 +42,16 @@ def main() -> None:
     if args.lr is not None:
         cfg.lr = args.lr
     seed_everything(cfg.seed)
-    data = FrameDataset(cfg.dataset, "train", cfg.input_size, cfg.timesteps, cfg.dataset_options, cfg.cache_dir)
+    data = FrameDataset(
+        cfg.dataset,
+        "train",
+        cfg.input_size,
+        cfg.timesteps,
+        cfg.dataset_options,
+        cfg.cache_dir,
+        binning=cfg.binning,
+        encoding=cfg.encoding,
+    )
     net = build_model(cfg, num_classes=len(data.classes))
     net.materialize()
     loss_fn = make_loss(cfg.readout, cfg.loss, cfg.true_rate, cfg.false_rate)

@@ -99,6 +99,8 @@ class DeployForms:
             "model": cfg.model,
             "sma": sma or form,
             "readout": cfg.readout,
+            "binning": cfg.binning,
+            "encoding": cfg.encoding,
         }
 
 

@@ -55,6 +55,8 @@ def load_samples(
             cache_dir=cache_dir,
             limit=samples,
             data_root=data_root,
+            binning=meta.get("binning", "time"),
+            encoding=meta.get("encoding", "spikes"),
         )
     except (TypeError, ValueError) as e:
         raise DatasetError(f"{dataset}/{split}: {e}") from None
@@ -147,7 +149,9 @@ def save_output_spikes(layers: list[LayerRecord], path: str | Path) -> str:
     """
     out = layers[-1].voltage if layers[-1].voltage is not None else layers[-1].spikes
     np.save(path, to_lava_order(out))
-    return "output voltage" if layers[-1].voltage is not None else "output spikes"  # Lava's (W, H, C) back to (C, H, W): reversing is its own inverse
+    return (
+        "output voltage" if layers[-1].voltage is not None else "output spikes"
+    )  # Lava's (W, H, C) back to (C, H, W): reversing is its own inverse
 
 
 def run_arrays(

@@ -29,6 +29,7 @@ from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import read_net
 from lava_runtime.netmodel import ConvLayer, DenseLayer, InputLayer, Layer, NetFile
 from train.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS
+from train.data.events import COUNT_MAX
 from lava_runtime.records import Agreement, LayerRecord, compare_records, to_lava_order  # noqa: F401 (re-exported)
 from lava_runtime.sdnn_emu import emulate_sigma_delta
 
@@ -53,12 +54,13 @@ ARITHMETIC = ("fixed", "float")
 class _LayerKernel:
     """One layer's synapse and neuron constants on a torch device."""
 
-    def __init__(self, layer: Layer, device: torch.device, arithmetic: str = "fixed") -> None:
+    def __init__(self, layer: Layer, device: torch.device, arithmetic: str = "fixed", payload_max: int = 1) -> None:
         self.layer = layer
         self.float = arithmetic == "float"
         self.identity = isinstance(layer, InputLayer)  # payloads go straight to the neurons' a_in
         weight = np.ones((1, 1), np.int64) if self.identity else layer.weight
-        bound = int(np.abs(weight).reshape(weight.shape[0], -1).sum(1).max(initial=0))
+        # The largest input sum: weights times the largest message (1 for spikes; graded counts more).
+        bound = int(np.abs(weight).reshape(weight.shape[0], -1).sum(1).max(initial=0)) * payload_max
         # Integer sums stay exact in float32 below 2**24; float64 beyond (and on CUDA, where
         # TF32 and FFT algorithms could round).
         exact32 = bound < (1 << 24) and device.type == "cpu"
@@ -180,9 +182,7 @@ class _LayerKernel:
         return out
 
 
-def _forward(
-    kernels: list[_LayerKernel], x: torch.Tensor, trace: torch.Tensor | None = None
-) -> list[torch.Tensor]:
+def _forward(kernels: list[_LayerKernel], x: torch.Tensor, trace: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Spikes ``[T, B, C, H, W]`` → every layer's spikes ``[T, B, *shape]`` over its T local steps.
 
     ``trace``, where given, receives the output layer's voltage ``[T, B, *shape]`` (a voltage readout).
@@ -257,6 +257,8 @@ def _emulate(
         return emulate_sigma_delta(net, spikes, record, arithmetic)
     if net.input_neurons and spikes.size and np.abs(spikes).max() >= 1 << 15:
         raise RuntimeConfigError(f"{net.path}: input payloads must lie in the input neurons' 16-bit a_in range")
+    if net.graded_input and spikes.size and (spikes.min() < 0 or spikes.max() > COUNT_MAX):
+        raise RuntimeConfigError(f"{net.path}: event counts must lie in [0, {COUNT_MAX}] (8-bit graded messages)")
     if len(net.layers) >= t:
         raise RuntimeConfigError(f"{net.path}: {len(net.layers)} layers need more than T={t} timesteps per sample")
     for layer in net.layers:
@@ -266,7 +268,8 @@ def _emulate(
                 f"timesteps, the samples have T={t}"
             )
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    kernels = [_LayerKernel(layer, dev, arithmetic) for layer in net.layers]
+    payload = COUNT_MAX if net.graded_input else 1
+    kernels = [_LayerKernel(layer, dev, arithmetic, payload if k == 0 else 1) for k, layer in enumerate(net.layers)]
     topos = [topology(layer) for layer in net.layers]
     # Fan-out of each layer's neurons into the next one, in the emulator's [C, H, W] layout.
     fanouts = [
@@ -291,8 +294,10 @@ def _emulate(
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             frames = np.moveaxis(spikes[start:stop], -1, 0)
-            # A synapse sees binary spikes (Lava's unary s_in casts to bool); input neurons get the payload.
-            x = torch.as_tensor(frames.astype(np.float64) if net.input_neurons else frames != 0, device=dev)
+            # A synapse sees binary spikes (Lava's unary s_in casts to bool); input neurons, and a first
+            # synapse that takes graded messages (count input), get the payload.
+            graded = net.input_neurons or net.graded_input
+            x = torch.as_tensor(frames.astype(np.float64) if graded else frames != 0, device=dev)
             trace = None
             if voltage is not None:
                 trace = torch.zeros((t, stop - start, *net.layers[last].shape), dtype=torch.float64, device=dev)

@@ -14,6 +14,7 @@ a :class:`~lava_runtime.processes.gain_lif.GainLIFReset` neuron (built by
 
 from __future__ import annotations
 
+import lava_runtime.lava_start  # noqa: F401  (before any Lava import: see its doc)
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from lava_runtime.processes.activity import ActivityCounter
 from lava_runtime.processes.gain_lif import GainLIFReset
 from lava_runtime.processes.gain_network import GainNetwork
 from lava_runtime.records import stream_steps
+
+COUNT_BITS = 8  # event counts reach the first synapse as 8-bit graded messages (train.data.events.COUNT_MAX)
 
 
 @dataclass
@@ -118,13 +121,15 @@ def build_graph(
     record: str = "output",
     arithmetic: str = "fixed",
     voltage: bool = False,
+    graded_input: bool = False,
 ) -> Graph:
     """Lava processes that stream ``spikes`` ``[N, C, H, W, T]`` through the network in ``net_path``.
 
     ``record`` is ``"output"`` (every spike of the output layer, counts elsewhere) or ``"all"``;
     ``arithmetic="float"`` puts the blocks' parameters in float units (for Lava's float models).
     ``voltage`` adds a ``Monitor`` on the output layer's ``v`` (a voltage readout reads it at the
-    end of each sample's window).
+    end of each sample's window). ``graded_input`` makes the first synapse take 8-bit graded messages
+    (event counts) instead of unary spikes.
     """
     net_path = Path(net_path)
     timesteps = spikes.shape[-1]
@@ -132,7 +137,12 @@ def build_graph(
         with warnings.catch_warnings():
             # Sigma-delta blocks ignore reset_interval; the runtime says so in its reports instead.
             warnings.filterwarnings("ignore", message="Reset is not supported with Sigma Delta")
-            net = GainNetwork(net_config=str(net_path), reset_interval=timesteps, reset_offset=1)
+            net = GainNetwork(
+                net_config=str(net_path),
+                reset_interval=timesteps,
+                reset_offset=1,
+                input_message_bits=COUNT_BITS if graded_input else 0,
+            )
     except (KeyError, ValueError, RuntimeError) as e:
         raise RuntimeConfigError(f"{net_path}: cannot build the Lava network ({e})") from None
     rows_per_layer = gain_rows(net)

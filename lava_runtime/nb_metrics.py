@@ -129,6 +129,8 @@ def compare(run_dir: str | Path, samples: int | None = None) -> dict[str, Any]:
         cache_dir=cfg.cache_dir,
         limit=samples,
         data_root=cfg.data_root,
+        binning=cfg.binning,
+        encoding=cfg.encoding,
     )
     t0 = time.perf_counter()
     report = build_report(emulate(netfile, test.spikes), test.labels, {"backend": "emu"}, time.perf_counter() - t0)

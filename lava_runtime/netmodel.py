@@ -298,6 +298,11 @@ class NetFile:
     metadata: dict[str, Any]
 
     @property
+    def graded_input(self) -> bool:
+        """The first synapse takes event counts as graded messages (the file's ``encoding`` is ``counts``)."""
+        return self.metadata.get("encoding") == "counts"
+
+    @property
     def readout(self) -> str:
         """How the output is read (``train.models.readout``): ``spikes``, or ``voltage`` (the file's ``readout`` attribute)."""
         return self.metadata.get("readout") or "spikes"
@@ -307,6 +312,10 @@ class NetFile:
             raise RuntimeConfigError(f"{self.path}: no neuron layers")
         if self.readout not in ("spikes", "voltage"):
             raise RuntimeConfigError(f"{self.path}: unknown readout {self.readout!r} (spikes or voltage)")
+        if self.graded_input and isinstance(self.layers[0], InputLayer):
+            raise RuntimeConfigError(
+                f"{self.path}: count input goes to the first synapse; this file starts with an input layer"
+            )
         if self.readout == "voltage" and not isinstance(self.layers[-1].neuron, Cuba):
             raise RuntimeConfigError(f"{self.path}: a voltage readout needs a CUBA output layer")
         shape: tuple[int, ...] = tuple(self.input_shape)

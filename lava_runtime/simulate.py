@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lava_runtime.lava_start  # noqa: F401  (before any Lava import: see its doc)
 import contextlib
 import math
 import signal
@@ -243,6 +244,7 @@ def simulate(
         record=record,
         arithmetic="float" if backend == "sim-float" else "fixed",
         voltage=netfile.readout == "voltage",
+        graded_input=netfile.graded_input,
     )
     if len(graph.sinks) >= t and not all(graph.graded):  # the resets' timing; sigma-delta blocks have none
         raise RuntimeConfigError(f"{net_path}: {len(graph.sinks)} layers need more than T={t} timesteps per sample")

@@ -25,7 +25,18 @@ LIF = {"threshold": 1.0, "current_decay": 1.0, "voltage_decay": 0.5, "tau_grad":
 def _net(model: str) -> torch.nn.Module:
     torch.manual_seed(0)
     cfg = TrainConfig.from_dict(
-        dict(model=model, input_size=16, timesteps=T, channels=[4, 6], hidden=8, pool="max", neuron=LIF, readout="voltage", loss="ce", bias=True)
+        dict(
+            model=model,
+            input_size=16,
+            timesteps=T,
+            channels=[4, 6],
+            hidden=8,
+            pool="max",
+            neuron=LIF,
+            readout="voltage",
+            loss="ce",
+            bias=True,
+        )
     )
     net = build_model(cfg, num_classes=3)
     net.materialize()

@@ -50,6 +50,10 @@ class TrainConfig:
     # train-time augmentation ({max_shift, hflip, drop}; empty = none), DataLoader workers for binning.
     data_root: str = "data"
     denoise_us: int = 0
+    # Frames: of equal time or equal event count ("time" | "count"), holding binary spikes or event
+    # counts clipped to 255 ("spikes" | "counts"; counts reach the first synapse as graded messages).
+    binning: str = "time"
+    encoding: str = "spikes"
     augment: dict[str, Any] = field(default_factory=dict)
     workers: int = 0
     # Validation: the share of the training split held out (seeded by ``seed``; DVS Gesture holds

@@ -74,6 +74,8 @@ def load_splits(cfg: TrainConfig) -> tuple[FrameSubset, FrameSubset | None, Fram
         data_root=cfg.data_root,
         denoise_us=cfg.denoise_us,
         workers=cfg.workers,
+        binning=cfg.binning,
+        encoding=cfg.encoding,
     )
     full = FrameDataset(cfg.dataset, "train", augment=Augment.from_options(cfg.augment), **common)
     train_idx, val_idx = validation_split(full.labels, full.groups, cfg.val_fraction, cfg.seed)

@@ -28,7 +28,9 @@ class EpochMonitor:
         self.names = [_block_name(i, b) for i, b in enumerate(self.blocks)]
         # Blocks without parameters (flatten) only pass spikes on.
         self._hooks = [
-            b.register_forward_hook(self._hook(i)) for i, b in enumerate(self.blocks) if any(True for _ in b.parameters())
+            b.register_forward_hook(self._hook(i))
+            for i, b in enumerate(self.blocks)
+            if any(True for _ in b.parameters())
         ]
         self.reset()
 
@@ -68,7 +70,9 @@ class EpochMonitor:
     def summary(self) -> dict[str, Any]:
         """The epoch's numbers for ``metrics.json``."""
         last = len(self.blocks) - 1
-        spiking = [i for i in range(len(self.blocks)) if self._rate_n[i] and not (i == last and self.readout == "voltage")]
+        spiking = [
+            i for i in range(len(self.blocks)) if self._rate_n[i] and not (i == last and self.readout == "voltage")
+        ]
         return {
             "firing_rate": {self.names[i]: self._rate_sum[i] / self._rate_n[i] for i in spiking},
             "grad_norm": {
@@ -102,4 +106,3 @@ def format_rates(summary: dict[str, Any]) -> str:
     rates = " ".join(f"{v:.3f}" for v in summary["firing_rate"].values())
     grads = " ".join(f"{v:.1e}" for v in summary["grad_norm"].values())
     return f"rates [{rates}] grad norms [{grads}]"
-

@@ -18,7 +18,7 @@ from train.atomic import atomic_write
 from train.data.augment import Augment
 from train.data.cifar10dvs import CIFAR10DVS
 from train.data.dvsgesture import DVSGesture
-from train.data.events import EVENT_DTYPE, denoise, make_events, to_frames, to_spikes
+from train.data.events import BINNINGS, ENCODINGS, EVENT_DTYPE, denoise, encode, make_events, to_frames, to_spikes
 from train.data.layout import DEFAULT_DATA_ROOT
 from train.data.splits import stratified_subset
 from train.data.ncaltech101 import NCaltech101
@@ -45,6 +45,7 @@ __all__ = [
     "FrameSubset",
     "calibration_spikes",
     "download_dataset",
+    "encode",
     "event_dataset",
     "make_events",
     "to_frames",
@@ -86,10 +87,13 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None) -> N
 
 
 class _Binner(torch.utils.data.Dataset):
-    """Sample ``i`` of an event dataset as a binary uint8 tensor (what the cache stores)."""
+    """Sample ``i`` of an event dataset as a uint8 tensor (what the cache stores): spikes or clipped counts."""
 
-    def __init__(self, events: Any, size: int, timesteps: int, denoise_us: int) -> None:
+    def __init__(
+        self, events: Any, size: int, timesteps: int, denoise_us: int, binning: str = "time", encoding: str = "spikes"
+    ) -> None:
         self.events, self.size, self.timesteps, self.denoise_us = events, size, timesteps, denoise_us
+        self.binning, self.encoding = binning, encoding
 
     def __len__(self) -> int:
         return len(self.events)
@@ -99,7 +103,8 @@ class _Binner(torch.utils.data.Dataset):
         sensor = tuple(self.events.sensor_size)
         if self.denoise_us > 0:
             ev = denoise(ev, sensor, self.denoise_us)
-        return to_spikes(to_frames(ev, sensor, self.size, self.timesteps)).astype(np.uint8), int(label)
+        frames = to_frames(ev, sensor, self.size, self.timesteps, binning=self.binning)
+        return encode(frames, self.encoding), int(label)
 
 
 def _as_list(batch: list) -> list:
@@ -107,7 +112,8 @@ def _as_list(batch: list) -> list:
 
 
 class FrameDataset(torch.utils.data.Dataset):
-    """Samples as binary spike tensors ``[2, size, size, T]`` with their labels.
+    """Samples as input tensors ``[2, size, size, T]`` with their labels: binary spikes, or event
+    counts (``encoding="counts"``), in frames of equal time or equal event count (``binning``).
 
     The whole split is binned once and cached under ``cache_dir`` (keyed by dataset, split,
     size, T, the dataset options, its data folder and ``denoise_us``), so later epochs and runs
@@ -130,7 +136,12 @@ class FrameDataset(torch.utils.data.Dataset):
         denoise_us: int = 0,
         augment: Augment | None = None,
         workers: int = 0,
+        binning: str = "time",
+        encoding: str = "spikes",
     ) -> None:
+        if binning not in BINNINGS or encoding not in ENCODINGS:
+            raise DatasetError(f"binning must be one of {BINNINGS} and encoding one of {ENCODINGS}")
+        self.binning, self.encoding = binning, encoding
         self.options = dict(options or {})
         self.events = event_dataset(name, split, data_root, **self.options)
         self.classes = tuple(self.events.classes)
@@ -142,8 +153,10 @@ class FrameDataset(torch.utils.data.Dataset):
         where = (
             str(Path(getattr(self.events, "root", "")).resolve()) if getattr(self.events, "needs_root", False) else None
         )
+        # The default frames keep their old key, so existing caches stay valid.
+        form = [] if (binning, encoding) == ("time", "spikes") else [binning, encoding]
         key = json.dumps(
-            [CACHE_VERSION, name, split, size, timesteps, self.options, where, self.denoise_us], sort_keys=True
+            [CACHE_VERSION, name, split, size, timesteps, self.options, where, self.denoise_us, *form], sort_keys=True
         )
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         path = Path(cache_dir) / f"{name}-{split}-{size}px-T{timesteps}-{digest}.npz" if cache_dir else None
@@ -166,7 +179,7 @@ class FrameDataset(torch.utils.data.Dataset):
         n = len(self.events)
         spikes = np.zeros((n, 2, self.size, self.size, self.timesteps), dtype=np.uint8)
         labels = np.zeros(n, dtype=np.int64)
-        binner = _Binner(self.events, self.size, self.timesteps, self.denoise_us)
+        binner = _Binner(self.events, self.size, self.timesteps, self.denoise_us, self.binning, self.encoding)
         if self.workers > 0 and n > 1:
             chunk = max(1, math.ceil(n / (self.workers * 8)))
             loader = torch.utils.data.DataLoader(

@@ -21,6 +21,11 @@ def make_events(x: np.ndarray, y: np.ndarray, p: np.ndarray, t: np.ndarray) -> n
     return ev[np.argsort(ts, kind="stable")]
 
 
+BINNINGS = ("time", "count")  # equal time per frame, or equal event count per frame (the authors' split_by='number')
+ENCODINGS = ("spikes", "counts")  # binary spikes, or event counts clipped to COUNT_MAX (graded input)
+COUNT_MAX = 255  # the 8-bit payload a graded first synapse takes (docs/design.md, "Input")
+
+
 def to_frames(
     events: np.ndarray,
     sensor_size: tuple[int, int, int],
@@ -28,13 +33,18 @@ def to_frames(
     timesteps: int,
     t_start: int | None = None,
     t_end: int | None = None,
+    binning: str = "time",
 ) -> np.ndarray:
     """Bin events into event counts ``[2, size, size, timesteps]`` (float32).
 
-    Space is downsampled by sum-pooling the sensor grid (W, H) onto ``size × size``; time is cut
-    into ``timesteps`` equal bins over ``[t_start, t_end)`` (default: the sample's own span).
-    Events outside the sensor or the time window are left out.
+    Space is downsampled by sum-pooling the sensor grid (W, H) onto ``size × size``. Time:
+    ``binning="time"`` cuts ``[t_start, t_end)`` (default: the sample's own span) into
+    ``timesteps`` equal bins; ``binning="count"`` gives every frame the same number of the window's
+    events (in stream order; the first ``n mod T`` frames take one more), as SpikingJelly's
+    ``split_by='number'`` that the authors use. Events outside the sensor or the window are left out.
     """
+    if binning not in BINNINGS:
+        raise ValueError(f"binning must be one of {BINNINGS}, got {binning!r}")
     width, height, _ = sensor_size
     out = np.zeros((2, size, size, timesteps), dtype=np.float32)
     if len(events) == 0:
@@ -46,8 +56,10 @@ def to_frames(
     y = events["y"].astype(np.int64)
     keep = (t >= t0) & (t < t1) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
     ev, t, x, y = events[keep], t[keep], x[keep], y[keep]
-    span = max(t1 - t0, 1)
-    tb = ((t - t0) * timesteps) // span
+    if binning == "count":
+        tb = np.arange(len(t), dtype=np.int64) * timesteps // max(len(t), 1)
+    else:
+        tb = ((t - t0) * timesteps) // max(t1 - t0, 1)
     xb = x * size // width
     yb = y * size // height
     pb = (ev["p"] > 0).astype(np.int64)
@@ -59,6 +71,15 @@ def to_frames(
 def to_spikes(frames: np.ndarray) -> np.ndarray:
     """Binary spikes from event counts: what a unary-spike input layer on Loihi can carry."""
     return (frames > 0).astype(np.float32)
+
+
+def encode(frames: np.ndarray, encoding: str = "spikes") -> np.ndarray:
+    """Event counts as the network's input, uint8: binary spikes, or counts clipped to :data:`COUNT_MAX`."""
+    if encoding == "spikes":
+        return to_spikes(frames).astype(np.uint8)
+    if encoding == "counts":
+        return np.minimum(frames, COUNT_MAX).astype(np.uint8)
+    raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
 
 
 def denoise(events: np.ndarray, sensor_size: tuple[int, int, int], filter_time_us: int) -> np.ndarray:

@@ -57,8 +57,18 @@ class MAVGG(VGG):
             )
 
         super().__init__(
-            in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, norm=norm, dropout=dropout,
-            readout=readout, bias=bias, pool=pool
+            in_channels,
+            input_size,
+            num_classes,
+            channels,
+            hidden,
+            neuron,
+            conv_block,
+            norm=norm,
+            dropout=dropout,
+            readout=readout,
+            bias=bias,
+            pool=pool,
         )
         self.ma_layers = layers
         self.sizing_timesteps = timesteps

@@ -91,8 +91,18 @@ class SMAVGG(VGG):
             )
 
         super().__init__(
-            in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, norm=norm, dropout=dropout,
-            readout=readout, bias=bias, pool=pool
+            in_channels,
+            input_size,
+            num_classes,
+            channels,
+            hidden,
+            neuron,
+            conv_block,
+            norm=norm,
+            dropout=dropout,
+            readout=readout,
+            bias=bias,
+            pool=pool,
         )
         self.sma_layers = layers
         self.sizing_timesteps = timesteps
