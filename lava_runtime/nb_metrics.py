@@ -89,8 +89,10 @@ def neurobench_metrics(model: torch.nn.Module, spikes: np.ndarray, labels: np.nd
     data = TensorDataset(torch.from_numpy(spikes.astype(np.float32)), torch.from_numpy(np.asarray(labels)))
     loader = DataLoader(data, batch_size=len(data))  # one batch: NeuroBench's per-batch means stay exact
 
+    readout = getattr(model, "readout", "spikes")
+
     def predict(output: torch.Tensor) -> torch.Tensor:  # the project's decision rule, ties included
-        return torch.from_numpy(decision.predict(output))
+        return torch.from_numpy(decision.predict(output, readout))
 
     bench = Benchmark(
         wrapped,
