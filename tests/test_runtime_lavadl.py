@@ -252,3 +252,68 @@ def test_refused_files_say_why_in_one_line(tmp_path):
         h["layer/1/type"] = np.array([b"dense_rec"])
     with pytest.raises(RuntimeConfigError, match=r"rec.net: layer 1: recurrent dense layers \(dense_rec\)"):
         read_net(rec)
+
+
+def stock_netx_with_lavadl_resets(path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stock NetX wired as lava-dl's ``test_tinynet`` wires ``tiny.net``: the output stream and its windows.
+
+    ``hdf5.Network`` without ``reset_interval`` (plain LIF neurons); a RingBuffer feeds the input
+    neurons' ``a_in`` from step 1; ``io.reset.Reset`` processes (interval ``T``, offset ``i - 1``)
+    zero layer ``i``'s ``u`` and ``v`` after step ``i`` of each sample, i.e. just before the
+    sample's first frame reaches it. Returns the sink's stream ``[*lava_shape, N·T + L - 1]`` and the
+    samples' windows ``[N, *lava_shape, T]`` (``L - 1`` steps of lag: one per synapse). The stream
+    is padded with empty steps so that the RingBuffer never wraps back to frame 0.
+    """
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.reset import Reset
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    n, t = x.shape[0], x.shape[-1]
+    net = netx.hdf5.Network(net_config=str(path))
+    lag = len(net.layers) - 1
+    steps = n * t + lag
+    lava = to_lava_order(x)  # [N, W, H, C, T]
+    stream = np.moveaxis(lava, 0, -2).reshape(*lava.shape[1:-1], n * t)
+    stream = np.concatenate([stream, np.zeros((*stream.shape[:-1], lag), stream.dtype)], -1)
+    source = Source(data=stream.astype(np.int32))
+    sink = Sink(shape=net.out_layer.out.shape, buffer=steps)
+    source.s_out.connect(net.in_layer.neuron.a_in)
+    net.out_layer.out.connect(sink.a_in)
+    for i, layer in enumerate(net.layers):
+        for var in (layer.neuron.u, layer.neuron.v):
+            Reset(interval=t, offset=i - 1).connect_var(var)
+    try:
+        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        out = sink.data.get()
+    finally:
+        net.stop()
+    window = out[..., lag : lag + n * t].reshape(*out.shape[:-1], n, t)
+    return out, np.moveaxis(window, -2, 0)
+
+
+@pytest.mark.lava
+def test_tiny_net_features_run_on_emu_and_sim_as_on_stock_netx_with_lavadl_resets(tmp_path):
+    """tiny.net's features (LOIHI input neurons with a transform bias, biased stride-2 convs, 5-D weights,
+    graded payloads): ``run --input`` on emu and sim saves stock NetX's output, spike for spike."""
+    from lava_runtime.__main__ import main
+    from lava_runtime.netmodel import InputLayer
+
+    path = lavadl_nets.loihi_tiny(tmp_path / "tiny.net")
+    net = read_net(path)
+    first = net.layers[0]
+    assert isinstance(first, InputLayer) and (first.transform_weight, first.transform_bias) == (36, 34)
+    assert first.bias is None  # NetX keeps the input transform in a dict it never applies
+    x = lavadl_nets.payload_input((2, 13, 13), 3, 8, seed=1)
+    stream, stock = stock_netx_with_lavadl_resets(path, x)
+    # The convs' biases fire before any input can reach the output: what the resets must clear.
+    assert stream[..., : len(net.layers) - 1].sum() > 0
+    assert 0 < stock.sum() < stock.size
+    np.save(tmp_path / "x.npy", x)
+    for backend in ("emu", "sim"):
+        out = tmp_path / f"{backend}.npy"
+        args = ["run", "--net", str(path), "--input", str(tmp_path / "x.npy"), "--backend", backend]
+        assert main(args + ["--report", str(tmp_path / f"{backend}.json"), "--spikes", str(out)]) == 0
+        np.testing.assert_array_equal(to_lava_order(np.load(out)), stock, err_msg=backend)
