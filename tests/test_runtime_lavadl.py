@@ -254,7 +254,7 @@ def test_refused_files_say_why_in_one_line(tmp_path):
         read_net(rec)
 
 
-def stock_netx_with_lavadl_resets(path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def stock_netx_with_lavadl_resets(path, x: np.ndarray, resets: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Stock NetX wired as lava-dl's ``test_tinynet`` wires ``tiny.net``: the output stream and its windows.
 
     ``hdf5.Network`` without ``reset_interval`` (plain LIF neurons); a RingBuffer feeds the input
@@ -262,7 +262,8 @@ def stock_netx_with_lavadl_resets(path, x: np.ndarray) -> tuple[np.ndarray, np.n
     zero layer ``i``'s ``u`` and ``v`` after step ``i`` of each sample, i.e. just before the
     sample's first frame reaches it. Returns the sink's stream ``[*lava_shape, N·T + L - 1]`` and the
     samples' windows ``[N, *lava_shape, T]`` (``L - 1`` steps of lag: one per synapse). The stream
-    is padded with empty steps so that the RingBuffer never wraps back to frame 0.
+    is padded with empty steps so that the RingBuffer never wraps back to frame 0. ``resets=False``
+    leaves the Reset processes out (the wiring of lava-dl's SDNN tests, which have no resets).
     """
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
@@ -282,7 +283,7 @@ def stock_netx_with_lavadl_resets(path, x: np.ndarray) -> tuple[np.ndarray, np.n
     sink = Sink(shape=net.out_layer.out.shape, buffer=steps)
     source.s_out.connect(net.in_layer.neuron.a_in)
     net.out_layer.out.connect(sink.a_in)
-    for i, layer in enumerate(net.layers):
+    for i, layer in enumerate(net.layers if resets else []):
         for var in (layer.neuron.u, layer.neuron.v):
             Reset(interval=t, offset=i - 1).connect_var(var)
     try:
@@ -317,3 +318,39 @@ def test_tiny_net_features_run_on_emu_and_sim_as_on_stock_netx_with_lavadl_reset
         args = ["run", "--net", str(path), "--input", str(tmp_path / "x.npy"), "--backend", backend]
         assert main(args + ["--report", str(tmp_path / f"{backend}.json"), "--spikes", str(out)]) == 0
         np.testing.assert_array_equal(to_lava_order(np.load(out)), stock, err_msg=backend)
+
+
+def _one_stream(path, x: np.ndarray, steps: int) -> np.ndarray:
+    """The emulator's per-layer arithmetic run as Lava runs an unreset stream: output ``[*lava_shape, steps]``.
+
+    Every layer starts at step 1 from zero state and is never reset; the input neurons take frame
+    ``s`` at step ``s + 1``, every other layer its predecessor's spikes one step late.
+    """
+    import torch
+
+    from lava_runtime.emu import _LayerKernel
+
+    net = read_net(path)
+    frames = np.moveaxis(x, -1, 1).reshape(-1, *x.shape[1:-1])  # samples back to back: [N·T, C, H, W]
+    s = torch.zeros((steps, 1, *frames.shape[1:]), dtype=torch.float64)
+    s[: len(frames), 0] = torch.as_tensor(frames, dtype=torch.float64)
+    for k, layer in enumerate(net.layers):
+        kernel = _LayerKernel(layer, torch.device("cpu"))
+        if k:  # one step of synaptic delay
+            s = torch.cat([torch.zeros_like(s[:1]), s[:-1]])
+        a = kernel.synapse(s.reshape(steps, *s.shape[2:]))
+        s = kernel.neurons(a.reshape(steps, 1, *a.shape[1:]))
+    return s[:, 0].permute(3, 2, 1, 0).numpy()  # [steps, C, H, W] -> [W, H, C, steps]
+
+
+@pytest.mark.lava
+def test_without_resets_stock_netx_differs_by_the_bias_warm_up_not_by_the_arithmetic(tmp_path):
+    """The wiring of issue 27 (no resets): stock NetX is our arithmetic run as one unreset stream, whose
+    biases fire before the input arrives; so its sample windows differ from the runtime's."""
+    path = lavadl_nets.loihi_tiny(tmp_path / "tiny.net")
+    x = lavadl_nets.payload_input((2, 13, 13), 2, 8, seed=1)
+    stream, stock = stock_netx_with_lavadl_resets(path, x, resets=False)
+    np.testing.assert_array_equal(stream, _one_stream(path, x, stream.shape[-1]))
+    assert stream[..., :2].sum() > 0  # output spikes before any input can reach the output layer
+    ours = emulate(path, x)[-1].spikes
+    assert not np.array_equal(stock[0], ours[0])
