@@ -115,3 +115,69 @@ def graded_input(
     return (
         rng.integers(0, high, (samples, *shape, timesteps)) * (rng.random((samples, *shape, timesteps)) < p)
     ).astype(np.int32)
+
+
+def _loihi_neuron(group: h5py.Group, i_decay: int = 4096, v_decay: int = 1024, vth: int = 25) -> None:
+    """The ``neuron`` group of lava-dl's older Loihi exports (``type = LOIHI`` with its extra keys)."""
+    n = group.create_group("neuron")
+    n["type"] = "LOIHI"  # a variable-length string, as in those files
+    for key, value in (("iDecay", i_decay), ("vDecay", v_decay), ("vThMant", vth), ("refDelay", 1), ("wgtExp", 0)):
+        n[key] = np.int64(value)
+    n["theta"] = np.int64(vth << 6)
+    n["scaleRho"] = 10.0
+    n["tauRho"] = 0.5
+
+
+def _loihi_conv(group: h5py.Group, weight: np.ndarray, bias: np.ndarray, shape: tuple[int, int, int]) -> None:
+    """A stride-2, unpadded conv layer with a 5-D weight ``[Cout, Cin, kh, kw, 1]`` and a per-channel bias."""
+    group.create_dataset("type", (1,), "S10", [b"conv"])
+    group["weight"] = weight.astype(np.float32)[..., None]
+    group["bias"] = bias.astype(np.float32)
+    group["shape"] = np.array(shape)
+    group["inChannels"] = np.int64(weight.shape[1])
+    group["outChannels"] = np.int64(weight.shape[0])
+    group["kernelSize"] = np.array(weight.shape[2:])
+    group["stride"] = np.array([2, 2])
+    group["padding"] = np.array([0, 0])
+    group["dilation"] = np.array([1, 1])
+    group["groups"] = np.int64(1)
+    _loihi_neuron(group)
+
+
+def loihi_tiny(path: Path, seed: int = 0) -> Path:
+    """A small file with the features of lava-dl's ``tests/lava/lib/dl/netx/tiny.net`` (written here, not copied).
+
+    An input layer with ``LOIHI`` neurons (``iDecay = 4096``, ``vDecay = 1024``, ``vThMant = 25``) and
+    a one-element input transform ``weight``/``bias`` (36/34), then two stride-2 convs with 5-D
+    integer weights and per-channel biases, some above the threshold so that they fire before any
+    input reaches them; a ``simulation`` group. Input ``[2, 13, 13]`` → ``[6, 5, 5]`` → ``[8, 1, 1]``.
+    """
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as h:
+        sim = h.create_group("simulation")
+        sim["Ts"] = np.int64(1)
+        sim["tSample"] = np.int64(64)
+        layers = h.create_group("layer")
+        g = layers.create_group("0")
+        g.create_dataset("type", (1,), "S10", [b"input"])
+        g["shape"] = np.array([2, 13, 13])
+        g["weight"] = np.array([36.0], np.float32)
+        g["bias"] = np.array([34.0], np.float32)
+        _loihi_neuron(g)
+        bias1 = 2 * rng.integers(-21, 32, 6)
+        bias1[:2] = (62, 40)  # above vThMant = 25: these channels fire on their bias alone
+        _loihi_conv(layers.create_group("1"), rng.integers(-10, 11, (6, 2, 5, 5)), bias1, (6, 5, 5))
+        bias2 = 2 * rng.integers(-7, 19, 8)
+        bias2[0] = 36
+        _loihi_conv(layers.create_group("2"), rng.integers(-8, 8, (8, 6, 5, 5)), bias2, (8, 1, 1))
+    return path
+
+
+def payload_input(shape: tuple[int, ...], samples: int, timesteps: int, seed: int = 0) -> np.ndarray:
+    """Input-neuron payloads ``[N, *shape, T]``: 256 (tiny.net's test input) with probability 0.3, else
+    a graded value in ``[-64, 64)`` with probability 0.3 (negative ones exercise rounding toward zero), else 0."""
+    rng = np.random.default_rng(seed)
+    size = (samples, *shape, timesteps)
+    draw = rng.random(size)
+    graded = rng.integers(-64, 64, size)
+    return np.where(draw < 0.3, 256, np.where(draw < 0.6, graded, 0)).astype(np.int32)

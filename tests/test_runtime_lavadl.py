@@ -252,3 +252,105 @@ def test_refused_files_say_why_in_one_line(tmp_path):
         h["layer/1/type"] = np.array([b"dense_rec"])
     with pytest.raises(RuntimeConfigError, match=r"rec.net: layer 1: recurrent dense layers \(dense_rec\)"):
         read_net(rec)
+
+
+def stock_netx_with_lavadl_resets(path, x: np.ndarray, resets: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Stock NetX wired as lava-dl's ``test_tinynet`` wires ``tiny.net``: the output stream and its windows.
+
+    ``hdf5.Network`` without ``reset_interval`` (plain LIF neurons); a RingBuffer feeds the input
+    neurons' ``a_in`` from step 1; ``io.reset.Reset`` processes (interval ``T``, offset ``i - 1``)
+    zero layer ``i``'s ``u`` and ``v`` after step ``i`` of each sample, i.e. just before the
+    sample's first frame reaches it. Returns the sink's stream ``[*lava_shape, N·T + L - 1]`` and the
+    samples' windows ``[N, *lava_shape, T]`` (``L - 1`` steps of lag: one per synapse). The stream
+    is padded with empty steps so that the RingBuffer never wraps back to frame 0. ``resets=False``
+    leaves the Reset processes out (the wiring of lava-dl's SDNN tests, which have no resets).
+    """
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.reset import Reset
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    n, t = x.shape[0], x.shape[-1]
+    net = netx.hdf5.Network(net_config=str(path))
+    lag = len(net.layers) - 1
+    steps = n * t + lag
+    lava = to_lava_order(x)  # [N, W, H, C, T]
+    stream = np.moveaxis(lava, 0, -2).reshape(*lava.shape[1:-1], n * t)
+    stream = np.concatenate([stream, np.zeros((*stream.shape[:-1], lag), stream.dtype)], -1)
+    source = Source(data=stream.astype(np.int32))
+    sink = Sink(shape=net.out_layer.out.shape, buffer=steps)
+    source.s_out.connect(net.in_layer.neuron.a_in)
+    net.out_layer.out.connect(sink.a_in)
+    for i, layer in enumerate(net.layers if resets else []):
+        for var in (layer.neuron.u, layer.neuron.v):
+            Reset(interval=t, offset=i - 1).connect_var(var)
+    try:
+        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        out = sink.data.get()
+    finally:
+        net.stop()
+    window = out[..., lag : lag + n * t].reshape(*out.shape[:-1], n, t)
+    return out, np.moveaxis(window, -2, 0)
+
+
+@pytest.mark.lava
+def test_tiny_net_features_run_on_emu_and_sim_as_on_stock_netx_with_lavadl_resets(tmp_path):
+    """tiny.net's features (LOIHI input neurons with a transform bias, biased stride-2 convs, 5-D weights,
+    graded payloads): ``run --input`` on emu and sim saves stock NetX's output, spike for spike."""
+    from lava_runtime.__main__ import main
+    from lava_runtime.netmodel import InputLayer
+
+    path = lavadl_nets.loihi_tiny(tmp_path / "tiny.net")
+    net = read_net(path)
+    first = net.layers[0]
+    assert isinstance(first, InputLayer) and (first.transform_weight, first.transform_bias) == (36, 34)
+    assert first.bias is None  # NetX keeps the input transform in a dict it never applies
+    x = lavadl_nets.payload_input((2, 13, 13), 3, 8, seed=1)
+    stream, stock = stock_netx_with_lavadl_resets(path, x)
+    # The convs' biases fire before any input can reach the output: what the resets must clear.
+    assert stream[..., : len(net.layers) - 1].sum() > 0
+    assert 0 < stock.sum() < stock.size
+    np.save(tmp_path / "x.npy", x)
+    for backend in ("emu", "sim"):
+        out = tmp_path / f"{backend}.npy"
+        args = ["run", "--net", str(path), "--input", str(tmp_path / "x.npy"), "--backend", backend]
+        assert main(args + ["--report", str(tmp_path / f"{backend}.json"), "--spikes", str(out)]) == 0
+        np.testing.assert_array_equal(to_lava_order(np.load(out)), stock, err_msg=backend)
+
+
+def _one_stream(path, x: np.ndarray, steps: int) -> np.ndarray:
+    """The emulator's per-layer arithmetic run as Lava runs an unreset stream: output ``[*lava_shape, steps]``.
+
+    Every layer starts at step 1 from zero state and is never reset; the input neurons take frame
+    ``s`` at step ``s + 1``, every other layer its predecessor's spikes one step late.
+    """
+    import torch
+
+    from lava_runtime.emu import _LayerKernel
+
+    net = read_net(path)
+    frames = np.moveaxis(x, -1, 1).reshape(-1, *x.shape[1:-1])  # samples back to back: [N·T, C, H, W]
+    s = torch.zeros((steps, 1, *frames.shape[1:]), dtype=torch.float64)
+    s[: len(frames), 0] = torch.as_tensor(frames, dtype=torch.float64)
+    for k, layer in enumerate(net.layers):
+        kernel = _LayerKernel(layer, torch.device("cpu"))
+        if k:  # one step of synaptic delay
+            s = torch.cat([torch.zeros_like(s[:1]), s[:-1]])
+        a = kernel.synapse(s.reshape(steps, *s.shape[2:]))
+        s = kernel.neurons(a.reshape(steps, 1, *a.shape[1:]))
+    return s[:, 0].permute(3, 2, 1, 0).numpy()  # [steps, C, H, W] -> [W, H, C, steps]
+
+
+@pytest.mark.lava
+def test_without_resets_stock_netx_differs_by_the_bias_warm_up_not_by_the_arithmetic(tmp_path):
+    """The wiring of issue 27 (no resets): stock NetX is our arithmetic run as one unreset stream, whose
+    biases fire before the input arrives; so its sample windows differ from the runtime's."""
+    path = lavadl_nets.loihi_tiny(tmp_path / "tiny.net")
+    x = lavadl_nets.payload_input((2, 13, 13), 2, 8, seed=1)
+    stream, stock = stock_netx_with_lavadl_resets(path, x, resets=False)
+    np.testing.assert_array_equal(stream, _one_stream(path, x, stream.shape[-1]))
+    assert stream[..., :2].sum() > 0  # output spikes before any input can reach the output layer
+    ours = emulate(path, x)[-1].spikes
+    assert not np.array_equal(stock[0], ours[0])
