@@ -369,6 +369,17 @@ def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
     return input_shape, layers
 
 
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Only the file's attributes (timesteps, classes, readout, encoding, ...), without validating its layers."""
+    try:
+        with h5py.File(path, "r") as h:
+            return _read_metadata(h)
+    except OSError as e:
+        raise RuntimeConfigError(f"{path}: not a readable HDF5 file ({e})") from None
+    except RuntimeConfigError as e:
+        raise RuntimeConfigError(f"{path}: {e}") from None
+
+
 def _read_metadata(h: h5py.File) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     for key in h.attrs.keys():

@@ -21,7 +21,7 @@ from lava_runtime.backends import run_config, run_on_loihi2
 from lava_runtime.counting import synops_from_spikes
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.graph import Graph, build_graph
-from lava_runtime.netfile import read_net
+from lava_runtime.netfile import read_metadata, read_net
 from lava_runtime.netmodel import ConvLayer, DenseLayer, NetFile
 from lava_runtime.records import LayerRecord, local_windows, stream_steps, to_lava_order
 
@@ -236,15 +236,15 @@ def simulate(
     n, t = spikes.shape[0], spikes.shape[-1]
     if backend == "loihi2":
         return _loihi2_layers(net if isinstance(net, NetFile) else read_net(net), spikes)
-    netfile = net if isinstance(net, NetFile) else read_net(net)
-    net_path = netfile.path
+    net_path = net.path if isinstance(net, NetFile) else net
+    meta = net.metadata if isinstance(net, NetFile) else read_metadata(net)  # NetX reads the layers itself
     graph = build_graph(
         net_path,
         spikes,
         record=record,
         arithmetic="float" if backend == "sim-float" else "fixed",
-        voltage=netfile.readout == "voltage",
-        graded_input=netfile.graded_input,
+        voltage=meta.get("readout") == "voltage",
+        graded_input=meta.get("encoding") == "counts",
     )
     if len(graph.sinks) >= t and not all(graph.graded):  # the resets' timing; sigma-delta blocks have none
         raise RuntimeConfigError(f"{net_path}: {len(graph.sinks)} layers need more than T={t} timesteps per sample")
