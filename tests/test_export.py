@@ -14,7 +14,7 @@ from lava.lib.dl import netx
 from conftest import run_cli
 from export.constraints import ConstraintError, check
 from export.nir_graph import write_nir
-from export.onnx_graph import run_onnx, write_onnx
+from export.onnx_graph import run_onnx
 from lava_runtime import emu
 from lava_runtime.netfile import read_net
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from chipcheck import LIF, assert_file_equals_chip, tiny_config
 from conftest import TINY_CONFIG, lava_run, run_cli
 from export.netx import write_netx
 from export.onnx_graph import run_onnx, write_onnx
 from export.weight_range import fill_weight_range
-from lava_runtime import emu
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import read_net
 from train.config import TrainConfig
@@ -24,25 +24,10 @@ from train.models.norm import AffineBatchNorm, LearnedBias, NeuronBias, deploy_n
 from train.models.readout import VoltageReadout, make_loss
 
 T = 6
-LIF = {"threshold": 1.0, "current_decay": 1.0, "voltage_decay": 0.5, "tau_grad": 0.005, "scale_grad": 10.0}
 
 
-def _cfg(model: str = "vgg", readout: str = "voltage", norm: str = "batch", **extra) -> TrainConfig:
-    return TrainConfig.from_dict(
-        dict(
-            model=model,
-            input_size=16,
-            timesteps=T,
-            channels=[4, 6],
-            hidden=8,
-            norm=norm,
-            bias=True,
-            readout=readout,
-            loss="ce",
-            neuron=LIF,
-            **extra,
-        )
-    )
+def _cfg(model: str = "vgg", readout: str = "voltage") -> TrainConfig:
+    return tiny_config(T, model=model, readout=readout)
 
 
 def _trained(model: str = "vgg", readout: str = "voltage", seed: int = 0) -> torch.nn.Module:
@@ -141,15 +126,7 @@ def test_voltage_readout_file_equals_the_chip_form_value_for_value_on_emu_and_on
     netfile = read_net(path)
     assert netfile.readout == "voltage"
     spikes = _spikes()
-    with torch.no_grad():
-        outs = chip.forward_all(torch.from_numpy(spikes.astype(np.float32)))
-    outs = [o.numpy() for o, b in zip(outs, chip.blocks) if type(b).__name__ != "Flatten"]
-    records = emu.emulate(netfile, spikes, record="all")
-    for rec, ref in zip(records[:-1], outs[:-1]):
-        ref = ref.transpose(0, 3, 2, 1, 4) if ref.ndim == 5 else ref
-        np.testing.assert_array_equal(rec.spikes, ref, err_msg=rec.name)
-    assert records[-1].spikes.sum() == 0  # the integrators never fire
-    np.testing.assert_array_equal(records[-1].voltage, outs[-1] * 4096)  # Loihi's v: 2**12 × the float voltage
+    records = assert_file_equals_chip(chip, netfile, spikes)
     assert len(set(decide_voltage(records[-1].voltage).predictions.tolist())) >= 1
     write_onnx(netfile, tmp_path / "m.onnx")
     *_, onnx_v = run_onnx(tmp_path / "m.onnx", spikes, voltage=True)

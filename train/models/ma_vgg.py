@@ -31,11 +31,7 @@ class MAVGG(VGG):
         ma_layers: Sequence[int] | None = None,
         attention: str = "tca",
         reduction: int = 4,
-        norm: str = "none",
-        dropout: float = 0.0,
-        readout: str = "spikes",
-        bias: bool = False,
-        pool: str = "stride",
+        **options: Any,
     ) -> None:
         layers = attention_layers(ma_layers, len(channels), "MA")
         if attention not in INIT_ATTENTION:
@@ -56,20 +52,8 @@ class MAVGG(VGG):
                 weight_scale=2 / INIT_ATTENTION[attention],
             )
 
-        super().__init__(
-            in_channels,
-            input_size,
-            num_classes,
-            channels,
-            hidden,
-            neuron,
-            conv_block,
-            norm=norm,
-            dropout=dropout,
-            readout=readout,
-            bias=bias,
-            pool=pool,
-        )
+        # options: the VGG's own (norm, dropout, readout, bias, pool)
+        super().__init__(in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, **options)
         self.ma_layers = layers
         self.sizing_timesteps = timesteps
 

@@ -51,11 +51,7 @@ class SMAVGG(VGG):
         azo: bool = False,
         azo_delta_t: int | None = None,
         azo_delta_c: int | None = None,
-        norm: str = "none",
-        dropout: float = 0.0,
-        readout: str = "spikes",
-        bias: bool = False,
-        pool: str = "stride",
+        **options: Any,
     ) -> None:
         layers = attention_layers(sma_layers, len(channels), "SMA")
         n = len(kernel_sizes)
@@ -90,20 +86,8 @@ class SMAVGG(VGG):
                 azo=zoneout,
             )
 
-        super().__init__(
-            in_channels,
-            input_size,
-            num_classes,
-            channels,
-            hidden,
-            neuron,
-            conv_block,
-            norm=norm,
-            dropout=dropout,
-            readout=readout,
-            bias=bias,
-            pool=pool,
-        )
+        # options: the VGG's own (norm, dropout, readout, bias, pool)
+        super().__init__(in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, **options)
         self.sma_layers = layers
         self.sizing_timesteps = timesteps
 
