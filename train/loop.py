@@ -3,7 +3,8 @@
 Run folder: ``checkpoint.pt`` (the last epoch: weights, config, classes, plus optimizer,
 scheduler and RNG state for ``--resume``), ``best.pt`` (the selected epoch, the file export and
 fine-tuning read: best validation accuracy, or the last epoch when ``val_fraction`` is 0; test
-accuracy never chooses), ``metrics.json``, ``metrics.csv``, ``curves.png``, ``config.yaml``.
+accuracy never chooses), ``metrics.json``, ``metrics.csv``, ``curves.png``, ``layers.png`` (per-layer
+firing rates and gradient norms), ``config.yaml``.
 Under ``torchrun`` each process trains on its shard (DistributedSampler, ``batch_size`` per
 process) and rank 0 writes the files.
 """
@@ -285,7 +286,7 @@ def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> Non
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     """``metrics.json``, ``metrics.csv`` and ``curves.png``, each written atomically."""
-    from train.plots import training_curves  # matplotlib only where figures are drawn
+    from train.plots import layer_health, training_curves  # matplotlib only where figures are drawn
 
     atomic_write_json(run_dir / "metrics.json", metrics)
     text = io.StringIO()
@@ -294,6 +295,7 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     writer.writerows(metrics["epochs"])
     atomic_write(run_dir / "metrics.csv", lambda fh: fh.write(text.getvalue().encode()))
     training_curves(metrics, run_dir / "curves.png")
+    layer_health(metrics, run_dir / "layers.png")
 
 
 def train(

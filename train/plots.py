@@ -55,6 +55,25 @@ def training_curves(metrics: dict[str, Any], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+def layer_health(metrics: dict[str, Any], path: str | Path) -> Path | None:
+    """Per-layer firing rate and weight-gradient norm per epoch (``train.monitor``); None for runs without them."""
+    rows = [r for r in metrics["epochs"] if r.get("grad_norm")]
+    if not rows:
+        return None
+    fig, (ax_rate, ax_grad) = plt.subplots(1, 2, figsize=(10, 3.8))
+    epochs = [r["epoch"] for r in rows]
+    for key, ax in (("firing_rate", ax_rate), ("grad_norm", ax_grad)):
+        for name in rows[-1][key]:
+            ax.plot(epochs, [r[key].get(name, np.nan) for r in rows], "-o", ms=3, label=name)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax_rate.set(xlabel="epoch", ylabel="spikes / neuron / step", title="firing rate (training batches)")
+    ax_grad.set(xlabel="epoch", ylabel="L2 norm", title="weight-gradient norm (mean over steps)", yscale="log")
+    ax_grad.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"{metrics.get('model', '')} on {metrics.get('dataset', '')}: layers")
+    return save_figure(fig, path)
+
+
 def scale_importance(
     importance: np.ndarray, classes: Sequence[str], kernel_sizes: Sequence[int], path: str | Path, title: str
 ) -> Path:
