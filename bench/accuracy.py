@@ -69,7 +69,10 @@ def run_one(
     if kernels is not None:
         cfg.sma_kernel_sizes = list(kernels)
     run = out / f"{dataset}-{model}{'-k' + ''.join(map(str, kernels)) if kernels else ''}-s{seed}"
-    metrics = train(cfg, run)
+    if args.reexport and (run / "metrics.json").exists():  # trained before: export and measure again only
+        metrics = json.loads((run / "metrics.json").read_text())
+    else:
+        metrics = train(cfg, run)
     export, _, _ = export_run(run, run / "model.net")
     report = run_dataset(
         run / "model.net",
@@ -195,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         help="models to train and measure (none: ablation only)",
     )
     p.add_argument("--out", type=Path, default=Path("runs/bench-accuracy"), help="folder for runs and results")
+    p.add_argument(
+        "--reexport",
+        action="store_true",
+        help="runs already trained in --out are exported and measured again, not retrained (after a fold change)",
+    )
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/tensors"), help="binned tensors")
     p.add_argument("--data-root", default="data", help="folder of on-disk datasets")
     args = p.parse_args(argv)
@@ -207,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs += [(datasets[0], "sma-vgg", s, None if k == own else tuple(k)) for k in scales for s in seeds]
     jobs = list(dict.fromkeys(jobs))
     rows = load_rows(args.out / "rows.json")
+    if args.reexport:  # measured again below: drop their old rows
+        keys = {row_key(dict(zip(("dataset", "model", "seed", "kernels"), job))) for job in jobs}
+        rows = [r for r in rows if row_key(r) not in keys]
     done = {row_key(r) for r in rows}
     todo = [job for job in jobs if row_key(dict(zip(("dataset", "model", "seed", "kernels"), job))) not in done]
     if len(todo) < len(jobs):

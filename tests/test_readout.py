@@ -197,3 +197,15 @@ def test_loihi2_refuses_a_voltage_readout_in_one_line(voltage_run):
     run, _ = voltage_run
     with pytest.raises(RuntimeConfigError, match="voltage readout is not read on loihi2"):
         _loihi2_layers(read_net(run / "model.net"), np.zeros((1, 2, 16, 16, 8), np.uint8))
+
+
+def test_bias_rounding_keeps_the_steps_a_neuron_fires_at_on_its_bias_alone():
+    from train.models.norm import bias_units
+
+    # Measured case: a bias just above the threshold would round onto it and stop firing at step 1.
+    assert round(71.4) == 71 and bias_units(71.4, 71, keep=0.5) == 72
+    # Just below: stays at the threshold (no spike at step 1, a spike at step 2 as trained: 71·1.5 > 71).
+    assert bias_units(70.8, 71, keep=0.5) == 71
+    # With keep 0.5, v_t → 2b: a bias just above θ/2 keeps firing eventually, one just below never does.
+    assert bias_units(35.6, 71, keep=0.5) == 36 and bias_units(35.4, 71, keep=0.5) == 35
+    assert bias_units(-3.4, 71, keep=0.5) == -3 and bias_units(12.2, 71, keep=0.5) == 12

@@ -23,6 +23,7 @@ scaled) so the torch model export compares against is the one the file holds. Dr
 from __future__ import annotations
 
 import copy
+import math
 import functools
 from typing import Any, Callable
 
@@ -190,13 +191,40 @@ def block_synapses(block: torch.nn.Module) -> list[torch.nn.Module]:
     return list(branches) if branches is not None else [block.synapse]
 
 
+def bias_units(bias: float, threshold: int, keep: float, steps: int = 64) -> int:
+    """An integer bias near ``bias`` (in the file's units) on the same side of every firing boundary.
+
+    From rest, a neuron driven by its bias ``b`` alone has ``v_t = b·g_t`` with ``g_t = Σ_{i<t} keep^i``
+    and fires at the first ``t`` with ``v_t > θ``. Rounding ``b`` to the nearest integer can cross a
+    boundary ``θ/g_t`` (measured: a trained bias 1.0109 over a threshold 1.0 became equal to it, and
+    that channel's rate fell from 0.78 to 0.42): the nearest integer on the trained side is taken.
+    """
+    rounded = round(bias)
+    if bias <= 0 or threshold <= 0:
+        return rounded
+    low, high = -math.inf, math.inf  # the integers on the trained side of every boundary
+    g = 0.0
+    for t in range(steps):
+        g = g * keep + 1.0
+        bound = threshold / g
+        if bias > bound:
+            low = max(low, math.floor(bound) + 1)
+        else:
+            high = min(high, math.floor(bound))
+    if low > high:  # no integer keeps every boundary: keep the nearest one
+        return rounded
+    return int(min(max(rounded, low), high))
+
+
 def fold_affine(block: torch.nn.Module) -> None:
     """Fold a block's :class:`AffineBatchNorm` into its weights and a neuron bias, in place.
 
     ``a·u + b``: ``a`` per output channel multiplies the channel's weights (``u`` is linear in them,
     whatever the current decay), ``b`` becomes the bias. Then one factor ``c`` per block makes the
     largest weight fill SLAYER's 8-bit range; threshold and bias take ``c`` too (an exact rescaling
-    of ``u`` and ``v``), so only rounding to the file's grids differs from the trained model.
+    of ``u`` and ``v``), so only rounding to the file's grids differs from the trained model. ``c`` is
+    trimmed so that the threshold lands exactly on its grid, and each bias is rounded so that the
+    neuron fires on its bias alone at the same steps as trained (:func:`bias_units`).
     """
     neuron = block.neuron
     a, b = neuron.norm.scale_shift()
@@ -212,10 +240,16 @@ def fold_affine(block: torch.nn.Module) -> None:
         if float(b.abs().max()) > 0:
             c = min(c, BIAS_RANGE[1] / (W_SCALE * float(b.abs().max())))
         c = min(c, VTH_MAX / (W_SCALE * threshold_of(block)))
+        theta = threshold_of(block)
+        units = math.floor(theta * c * W_SCALE)
+        if units >= 1:  # an exact threshold: the bias rounding below then compares against the trained one
+            c = units / (theta * W_SCALE)
         for syn, w in zip(synapses, weights):
             syn.weight.copy_(w * c)
-        neuron.norm = NeuronBias(torch.round(b * c * W_SCALE))
-        set_threshold(block, threshold_of(block) * c)
+        set_threshold(block, theta * c)
+        keep = 1.0 - float(neuron.voltage_decay.reshape(-1)[0]) / 4096
+        thr_units = round(threshold_of(block) * W_SCALE)
+        neuron.norm = NeuronBias(torch.tensor([bias_units(float(v), thr_units, keep) for v in b * c * W_SCALE]))
 
 
 def deploy_norms(net: torch.nn.Module) -> torch.nn.Module:
