@@ -98,6 +98,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="decide every T frames (disjoint windows) or at every frame (sliding window of the last T)",
     )
     st.add_argument(
+        "--reset",
+        default="window",
+        choices=("window", "never"),
+        help="window: every decision runs its T frames from zero state, as training ran each sample (matches "
+        "training); never: one run over the whole stream that keeps its state (emu only)",
+    )
+    st.add_argument(
         "--frame-us",
         type=int,
         default=None,

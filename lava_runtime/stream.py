@@ -6,8 +6,11 @@ is binned by the dataset pipeline's own code (:func:`train.data.events.to_frames
 timestep over exactly that span, then :func:`~train.data.events.encode`). A sample of ``T·P`` µs
 binned by the dataset and the ``T`` frames that cover it are therefore the same tensor.
 
-A decision runs its window of the last ``T`` frames from zero state (``reset`` every window): each
+A decision runs its window of the last ``T`` frames from zero state (``reset="window"``): each
 window is what training and ``run`` call a sample, so this is the mode that matches training.
+``reset="never"`` (emu only) runs every frame once through a network that keeps its state
+(:class:`lava_runtime.emu.ContinuousEmulator`) and decides on the outputs of the window's frames:
+cheaper per decision, but the network then sees a history it never saw in training.
 ``every="frame"`` decides at every frame over a sliding window; ``every="window"`` every ``T``
 frames over disjoint windows. The rule is ``run``'s (:func:`train.decision.decide_output`).
 
@@ -31,6 +34,7 @@ from typing import IO, Any
 import numpy as np
 
 from lava_runtime.deploy import backend_layers, prepare_backend
+from lava_runtime.emu import ContinuousEmulator
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.event_sources import EventSource, StreamSourceError, paced
 from lava_runtime.netmodel import NetFile
@@ -39,6 +43,7 @@ from train.decision import decide_output
 from train.errors import SmaLavaError
 
 EVERY = ("frame", "window")
+RESETS = ("window", "never")
 
 
 @dataclass
@@ -51,6 +56,7 @@ class Frame:
     events: int
     spikes: np.ndarray  # [C, H, W] uint8, the network's input for one timestep
     arrived: float  # time.perf_counter() when the batch holding its last event was received
+    output: np.ndarray | None = None  # the output layer at this frame, where a network without resets ran it
 
 
 @dataclass
@@ -261,10 +267,17 @@ def ground_truth(rows: np.ndarray | None, t_start: int, t_end: int) -> int | Non
 
 
 def _decide(net: NetFile, backend: str, windows: list[list[Frame]]) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions ``[B]`` and confidences ``[B, classes]`` (spike counts, or final voltages) of the windows."""
-    x = np.stack([np.stack([f.spikes for f in w], axis=-1) for w in windows])  # [B, C, H, W, T]
-    records = backend_layers(net, x, backend)
-    out = records[-1].voltage if records[-1].voltage is not None else records[-1].spikes
+    """Predictions ``[B]`` and confidences ``[B, classes]`` (spike counts, or final voltages) of the windows.
+
+    Windows whose frames already went through a network without resets are decided on those outputs;
+    otherwise each window runs from zero state on ``backend`` (all of them in one call).
+    """
+    if windows[0][0].output is not None:
+        out = np.stack([np.stack([f.output for f in w], axis=-1) for w in windows])
+    else:
+        x = np.stack([np.stack([f.spikes for f in w], axis=-1) for w in windows])  # [B, C, H, W, T]
+        records = backend_layers(net, x, backend)
+        out = records[-1].voltage if records[-1].voltage is not None else records[-1].spikes
     flat = out.reshape(len(windows), -1, out.shape[-1])
     confidence = flat[..., -1] if net.readout == "voltage" else (flat != 0).sum(-1)
     return decide_output(out, net.readout).predictions, confidence
@@ -277,6 +290,7 @@ def run_stream(
     period_us: int,
     backend: str = "emu",
     every: str = "window",
+    reset: str = "window",
     start_us: int | None = None,
     realtime: bool = False,
     max_queue: int | None = None,
@@ -290,6 +304,13 @@ def run_stream(
     """
     if every not in EVERY:
         raise RuntimeConfigError(f"every must be one of {EVERY}, got {every!r}")
+    if reset not in RESETS:
+        raise RuntimeConfigError(f"reset must be one of {RESETS}, got {reset!r}")
+    continuous = None
+    if reset == "never":
+        if backend != "emu":
+            raise RuntimeConfigError("--reset never runs on emu only (NetX resets the neurons every T steps)")
+        continuous = ContinuousEmulator(net)
     timesteps = int(net.timesteps)
     prepare_backend(backend)
     classes = list(net.metadata.get("classes") or [])
@@ -305,6 +326,10 @@ def run_stream(
             frames, ended = queue.take()
             if ended:
                 break
+            if continuous is not None:  # every frame, in order, through the network that keeps its state
+                outputs = continuous.step(np.stack([f.spikes for f in frames], axis=-1))
+                for i, frame in enumerate(frames):
+                    frame.output = outputs[..., i]
             due: list[list[Frame]] = []
             for frame in frames:
                 stats.frames += 1

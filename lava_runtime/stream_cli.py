@@ -78,6 +78,7 @@ def stream_command(args: argparse.Namespace) -> int:
             period,
             backend=args.backend,
             every=args.every,
+            reset=args.reset,
             start_us=args.start_us,
             realtime=args.realtime,
             max_queue=args.max_queue,

@@ -14,8 +14,10 @@ import pytest
 from conftest import ROOT, run_cli
 from dvwriter import write_aedat4
 
+from lava_runtime.emu import ContinuousEmulator, emulate
 from lava_runtime.netfile import read_net
-from train.data.events import encode, to_frames
+from lava_runtime.stream import Frame, FrameCutter, SensorMap, _FrameQueue
+from train.data.events import EVENT_DTYPE, encode, to_frames
 from train.data.synthgesture import SynthGesture
 
 pytest.importorskip("dv_processing")
@@ -178,3 +180,60 @@ def test_other_sensor_needs_crop_or_downsample(recording: dict, tmp_path: Path) 
     ok = stream(recording, str(wide), tmp_path / "crop.jsonl", "--crop", "0,0,128,128")
     assert ok.returncode == 0
     assert stream(recording, str(wide), tmp_path / "pool.jsonl", "--downsample").returncode == 0
+
+
+def test_no_reset_starts_as_the_first_sample_and_keeps_its_state(recording: dict, tmp_path: Path) -> None:
+    """``--reset never``: the first window starts from zero state as ``run``'s sample does; the network then runs on."""
+    out = tmp_path / "never.jsonl"
+    stream(recording, str(recording["base"] / "gestures.aedat4"), out, "--reset", "never")
+    lines = decisions(out)
+    assert len(lines) == SAMPLES
+    assert lines[0]["class"] == recording["predictions"][0] and lines[0]["spike_counts"] == recording["counts"][0]
+    net = read_net(recording["net"])
+    x = np.load(recording["base"] / "x.npy")
+    whole = ContinuousEmulator(net).step(np.concatenate(list(x), axis=-1))
+    chunked = ContinuousEmulator(net)
+    parts = [chunked.step(x[i][..., j : j + 3]) for i in range(SAMPLES) for j in range(0, x.shape[-1], 3)]
+    assert np.array_equal(whole, np.concatenate(parts, axis=-1))  # the state carries from call to call
+    first = emulate(net, x[:1])[-1].spikes[0]
+    assert np.array_equal(whole[..., : x.shape[-1]], first)
+    assert (
+        "--reset never runs on emu only"
+        in stream(
+            recording,
+            str(recording["base"] / "gestures.aedat4"),
+            out,
+            "--reset",
+            "never",
+            "--backend",
+            "sim",
+            check=False,
+        ).stderr
+    )
+
+
+def test_realtime_paces_a_file(recording: dict, tmp_path: Path) -> None:
+    out = tmp_path / "paced.jsonl"
+    stream(recording, str(recording["base"] / "gestures.aedat4"), out, "--realtime", "--max-queue", "64")
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["wall_s"] >= 0.95 * summary["stream_s"] and summary["decisions"] + summary["dropped_frames"] > 0
+
+
+def test_a_source_that_cannot_wait_drops_frames_and_counts_them() -> None:
+    queue = _FrameQueue(capacity=2, block=False)
+    frames = [Frame(k, k, k + 1, 0, np.zeros((2, 1, 1), np.uint8), 0.0) for k in range(5)]
+    for frame in frames:
+        queue.put(frame)
+    assert queue.dropped == 3
+    assert [f.index for f in queue.take()[0]] == [0, 1]
+
+
+def test_frames_follow_the_grid_with_empty_frames_in_gaps() -> None:
+    cutter = FrameCutter(SensorMap((4, 4), 2), period_us=10, encoding="counts", start_us=100)
+    events = np.zeros(4, dtype=EVENT_DTYPE)
+    events["t"] = [95, 100, 105, 131]  # before the grid, frame 0 twice, frame 3
+    events["x"], events["y"], events["p"] = [0, 0, 3, 3], [0, 0, 3, 3], [1, 1, 0, 0]
+    frames = cutter.push(events, 1.0)
+    assert [(f.index, f.t_start, f.events) for f in frames] == [(0, 100, 2), (1, 110, 0), (2, 120, 0)]
+    assert frames[0].spikes[1, 0, 0] == 1 and frames[0].spikes[0, 1, 1] == 1  # sum-pooled 4×4 → 2×2, by polarity
+    assert [(f.index, f.events) for f in cutter.flush()] == [(3, 1)]
