@@ -180,6 +180,7 @@ class Stats:
     wall_s: float = 0.0
     timeline: list[dict[str, Any]] = field(default_factory=list)  # per frame: index, t, events
     error: str | None = None
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM, the way a live stream ends
 
     def summary(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms, dtype=np.float64)
@@ -196,6 +197,7 @@ class Stats:
             # Stream time per wall time: above 1 the network keeps up with a live sensor.
             "realtime_factor": span_s / self.wall_s if self.wall_s > 0 else None,
             "error": self.error,
+            "interrupted": self.interrupted,
         }
 
 
@@ -300,7 +302,8 @@ def run_stream(
 ) -> Stats:
     """Classify ``source`` until it ends or fails; every decision is written to ``out`` (and ``echo``) as it comes.
 
-    A source failure ends the stream with ``Stats.error`` set (the decisions so far are written).
+    A source failure ends the stream with ``Stats.error`` set, Ctrl-C or SIGTERM with
+    ``Stats.interrupted`` (the decisions so far are written either way).
     """
     if every not in EVERY:
         raise RuntimeConfigError(f"every must be one of {EVERY}, got {every!r}")
@@ -372,6 +375,8 @@ def run_stream(
                         stream.write(text + "\n")
                         stream.flush()  # written as it comes: a failure later keeps it
                 _mark(stats.timeline, frames_[-1].index, int(pred), truth)
+    except KeyboardInterrupt:
+        stats.interrupted = True  # how a camera's stream is stopped: the summary still comes
     finally:
         queue.stop = True
         with queue.cond:

@@ -10,6 +10,7 @@ from lava_runtime.deploy import as_netfile
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.event_sources import open_source
 from lava_runtime.stream import default_period_us, run_stream, sensor_map, trained_sensor, write_summary
+from train.cli import EXIT_INTERRUPTED
 from train.data.formats import parse_gesture_labels, read_bytes
 
 
@@ -38,7 +39,7 @@ def format_summary(summary: dict) -> str:
 
 
 def stream_command(args: argparse.Namespace) -> int:
-    """Run ``stream``; 1 (after the summary) if the source failed mid-way."""
+    """Run ``stream``: 0, 2 (after the summary) if the source failed mid-way, 130 if it was stopped."""
     net = as_netfile(args.net)
     if len(net.input_shape) != 3 or net.input_shape[0] != 2 or net.input_shape[1] != net.input_shape[2]:
         raise RuntimeConfigError(f"{args.net}: stream needs a [2, H, H] event-frame input, not {list(net.input_shape)}")
@@ -97,6 +98,9 @@ def stream_command(args: argparse.Namespace) -> int:
 
         plot_timeline(stats, out_path.with_suffix(".png"), list(net.metadata.get("classes") or []))
         print(f"decisions in {out_path}, summary and timeline beside it", file=sys.stderr)
+    if stats.interrupted:
+        print("interrupted: the stream was stopped; the decisions so far are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if stats.error is not None:
         raise RuntimeConfigError(stats.error)
     return 0

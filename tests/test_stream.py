@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +239,25 @@ def test_frames_follow_the_grid_with_empty_frames_in_gaps() -> None:
     assert [(f.index, f.t_start, f.events) for f in frames] == [(0, 100, 2), (1, 110, 0), (2, 120, 0)]
     assert frames[0].spikes[1, 0, 0] == 1 and frames[0].spikes[0, 1, 1] == 1  # sum-pooled 4×4 → 2×2, by polarity
     assert [(f.index, f.events) for f in cutter.flush()] == [(3, 1)]
+
+
+def test_stopping_a_stream_prints_the_summary_and_keeps_the_decisions(recording: dict, tmp_path: Path) -> None:
+    """SIGTERM (or Ctrl-C), the way a camera's stream is stopped: exit 130, decisions and summary on disk."""
+    out = tmp_path / "stopped.jsonl"
+    args = ["-m", "lava_runtime", "stream", "--net", str(recording["net"]), "--realtime", "--quiet"]
+    args += ["--source", str(recording["base"] / "gestures.aedat4"), "--start-us", str(BASE_US), "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.read_text().count("\n") >= 1) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and err.strip().splitlines()[-1].startswith("interrupted: the stream was stopped")
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["interrupted"] and 1 <= summary["decisions"] < SAMPLES
+    assert len(decisions(out)) == summary["decisions"]
