@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lava_runtime.errors import RuntimeConfigError
-from train.data.events import EVENT_DTYPE, make_events
+from train.data.events import make_events
 from train.data.formats import decode_dvs128, parse_aedat2, parse_aedat31, read_bytes
 from train.errors import DatasetError
 
@@ -140,7 +140,7 @@ class DvCamera(EventSource):
 
 
 class AedatFile(EventSource):
-    """An AEDAT 2.0 (jAER DVS128) or 3.1 file, parsed whole by :mod:`train.data.formats`, yielded in chunks."""
+    """A DVS128 AEDAT 2.0 (jAER) or 3.1 file, parsed whole by :mod:`train.data.formats`, yielded in chunks."""
 
     live = False
 
@@ -151,16 +151,17 @@ class AedatFile(EventSource):
             raise StreamSourceError(f"{path}: file not found")
         try:
             if data.startswith(b"#!AER-DAT3"):
-                x, y, p, t = parse_aedat31(data, self.name)
+                x, y, p, t = parse_aedat31(data, self.name, chip="DVS128")
             elif data.startswith(b"#!AER-DAT2"):
-                address, t = parse_aedat2(data, self.name)
+                address, t = parse_aedat2(data, self.name, chip="DVS128")
                 x, y, p, retina = decode_dvs128(address)
                 x, y, p, t = x[retina], y[retina], p[retina], t[retina]
             else:
                 raise StreamSourceError(f"{path}: not an AEDAT 2.0, 3.1 or 4 file (no #!AER-DAT header)")
         except DatasetError as e:
             raise StreamSourceError(str(e)) from None
-        # Neither format records the resolution: both readers decode DVS128 addresses.
+        # Neither format records the resolution: both readers decode DVS128 addresses (and refuse a file
+        # whose header names another chip).
         self.resolution = resolution
         self._events = make_events(x, y, p, t)
 
@@ -200,10 +201,6 @@ def paced(batches: Iterator[np.ndarray], speed: float = 1.0) -> Iterator[np.ndar
             if delay > 0:
                 time.sleep(delay)
         yield events
-
-
-def empty_events() -> np.ndarray:
-    return np.zeros(0, dtype=EVENT_DTYPE)
 
 
 def _text(e: BaseException) -> str:

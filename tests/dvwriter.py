@@ -1,4 +1,5 @@
-"""Event streams for the stream tests, written by dv-processing itself: AEDAT4 files and a DV network server.
+"""Event streams for the stream tests: AEDAT4 files and a DV network server written by dv-processing itself,
+and AEDAT 3.1 files.
 
 Run as a script it is the network server: ``python tests/dvwriter.py PORT EVENTS.npy [STOP_AFTER]``
 listens on 127.0.0.1:PORT (loopback only), prints ``listening``, waits (at most 30 s) for one
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from train.data.formats import AEDAT31_PACKET
 
 BATCH = 2_000  # events per packet, about what a camera sends every few milliseconds
 
@@ -37,6 +40,28 @@ def write_aedat4(path: str | Path, events: np.ndarray, resolution: tuple[int, in
     for start in range(0, len(events), BATCH):
         writer.writeEvents(event_store(events[start : start + BATCH]))
     del writer  # closes the file (writes its index)
+
+
+def write_aedat31(path: str | Path, events: np.ndarray) -> None:
+    """``events`` as a DVS128 AEDAT 3.1 file (jAER/cAER's format; dv-processing writes AEDAT4 only)."""
+    data = (
+        1
+        | (events["p"].astype(np.uint32) << 1)
+        | (events["y"].astype(np.uint32) << 2)
+        | (events["x"].astype(np.uint32) << 17)
+    )
+    t = events["t"].astype(np.int64)
+    chunks = [b"#!AER-DAT3.1\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"]
+    for start in range(0, len(events), BATCH):
+        part = slice(start, start + BATCH)
+        body = np.empty(len(data[part]), dtype=[("data", "<u4"), ("ts", "<i4")])
+        body["data"], body["ts"] = data[part], t[part] & 0x7FFFFFFF
+        overflow = int(t[part][0]) >> 31
+        if int(t[part][-1]) >> 31 != overflow:
+            raise ValueError("a packet may not cross a timestamp overflow")
+        header = AEDAT31_PACKET.pack(1, 1, 8, 4, overflow, len(body), len(body), len(body))
+        chunks += [header, body.tobytes()]
+    Path(path).write_bytes(b"".join(chunks))
 
 
 def serve(port: int, events: np.ndarray, stop_after: int | None = None) -> None:

@@ -4,8 +4,8 @@ network stream give, window for window, the decisions ``run`` gives for the samp
 from __future__ import annotations
 
 import json
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, run_cli
-from dvwriter import write_aedat4
+from dvwriter import write_aedat4, write_aedat31
 
 from lava_runtime.emu import ContinuousEmulator, emulate
 from lava_runtime.netfile import read_net
@@ -98,6 +98,15 @@ def test_aedat4_stream_decides_as_run_emu(recording: dict, tmp_path: Path) -> No
     assert set(summary["latency_ms"]) == {"p50", "p95", "p99"} and summary["realtime_factor"] > 0
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "real-time factor" in proc.stderr
+
+
+def test_aedat31_file_decides_as_the_aedat4_one(recording: dict, tmp_path: Path) -> None:
+    """An AEDAT 3.1 file of the same events (the project's own reader) gives the same decisions."""
+    aedat = tmp_path / "gestures.aedat"
+    write_aedat31(aedat, np.load(recording["base"] / "events.npy"))
+    out = tmp_path / "aedat31.jsonl"
+    stream(recording, str(aedat), out)
+    check_windows(recording, decisions(out))
 
 
 def test_sliding_windows_include_the_sample_windows(recording: dict, tmp_path: Path) -> None:
