@@ -122,6 +122,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="pool a sensor of another size onto the network's input (default: refuse it)",
     )
+    st.add_argument(
+        "--noise-filter",
+        type=int,
+        default=None,
+        metavar="US",
+        help="dv-processing's background-activity filter: drop events with no neighbour event within US µs "
+        "(not the training pipeline's denoise; off by default, as training's default)",
+    )
     st.add_argument("--realtime", action="store_true", help="play a file at its recorded speed (drops frames)")
     st.add_argument(
         "--max-queue", type=int, default=None, help="frames waiting for the network before frames drop (default 4·T)"

@@ -40,12 +40,39 @@ class EventSource:
     name: str
     resolution: tuple[int, int]
     live: bool  # a sensor or network stream: events come at their own pace and cannot wait for the network
+    incoming = 0  # events the source delivered, before any noise filter
+    _filter = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
 
+    def set_noise_filter(self, duration_us: int) -> None:
+        """Keep only events that dv-processing's ``BackgroundActivityNoiseFilter`` passes (support within ``duration_us``)."""
+        raise StreamSourceError(f"{self.name}: --noise-filter works on AEDAT4, network and camera sources")
 
-class DvRecording(EventSource):
+    def _events(self, store) -> np.ndarray:
+        """A dv ``EventStore`` as events, through the noise filter where one is set."""
+        self.incoming += store.size()
+        if self._filter is not None:
+            self._filter.accept(store)
+            store = self._filter.generateEvents()
+        return from_dv(store.numpy())
+
+
+class _DvSource(EventSource):
+    """A source dv-processing reads (its batches are ``dv.EventStore``)."""
+
+    def set_noise_filter(self, duration_us: int) -> None:
+        import datetime
+
+        import dv_processing as dv
+
+        self._filter = dv.noise.BackgroundActivityNoiseFilter(
+            self.resolution, backgroundActivityDuration=datetime.timedelta(microseconds=duration_us)
+        )
+
+
+class DvRecording(_DvSource):
     """An AEDAT4 file through ``dv.io.MonoCameraRecording``."""
 
     live = False
@@ -73,10 +100,10 @@ class DvRecording(EventSource):
             if batch is None:
                 return
             if batch.size():
-                yield from_dv(batch.numpy())
+                yield self._events(batch)
 
 
-class DvNetwork(EventSource):
+class DvNetwork(_DvSource):
     """A DV network event stream ``tcp://host:port`` through ``dv.io.NetworkReader``."""
 
     live = True
@@ -104,10 +131,10 @@ class DvNetwork(EventSource):
                     raise StreamSourceError(f"{self.name}: disconnected (the server closed the stream)")
                 time.sleep(NETWORK_IDLE_S)
             elif batch.size():
-                yield from_dv(batch.numpy())
+                yield self._events(batch)
 
 
-class DvCamera(EventSource):
+class DvCamera(_DvSource):
     """A camera opened by ``dv.io.camera.open`` (the first one found, or the one named)."""
 
     live = True
@@ -136,7 +163,7 @@ class DvCamera(EventSource):
                     raise StreamSourceError(f"{self.name}: disconnected")
                 time.sleep(NETWORK_IDLE_S)
             elif batch.size():
-                yield from_dv(batch.numpy())
+                yield self._events(batch)
 
 
 class AedatFile(EventSource):
@@ -163,11 +190,12 @@ class AedatFile(EventSource):
         # Neither format records the resolution: both readers decode DVS128 addresses (and refuse a file
         # whose header names another chip).
         self.resolution = resolution
-        self._events = make_events(x, y, p, t)
+        self._all = make_events(x, y, p, t)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        for start in range(0, len(self._events), AEDAT_CHUNK):
-            yield self._events[start : start + AEDAT_CHUNK]
+        self.incoming = len(self._all)
+        for start in range(0, len(self._all), AEDAT_CHUNK):
+            yield self._all[start : start + AEDAT_CHUNK]
 
 
 def open_source(spec: str) -> EventSource:

@@ -181,6 +181,7 @@ class Stats:
     timeline: list[dict[str, Any]] = field(default_factory=list)  # per frame: index, t, events
     error: str | None = None
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM, the way a live stream ends
+    filtered_out: int | None = None  # events the noise filter removed (None: no filter)
 
     def summary(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms, dtype=np.float64)
@@ -188,6 +189,7 @@ class Stats:
         span_s = (self.last_t - self.first_t) / 1e6 if self.first_t is not None else 0.0
         return {
             "events": self.events,
+            "events_filtered_out": self.filtered_out,
             "frames": self.frames,
             "decisions": self.decisions,
             "dropped_frames": self.dropped,
@@ -386,6 +388,8 @@ def run_stream(
         stats.dropped = queue.dropped
     reader.join(timeout=5)
     stats.error = queue.error
+    if source._filter is not None:
+        stats.filtered_out = source.incoming - stats.events
     return stats
 
 

@@ -29,13 +29,16 @@ def format_summary(summary: dict) -> str:
     lat = summary["latency_ms"]
     ms = " ".join(f"{k} {v:.2f}" if v is not None else f"{k} n/a" for k, v in lat.items())
     rtf = summary["realtime_factor"]
-    return (
+    filtered = summary["events_filtered_out"]
+    lines = [
         f"{summary['events']} events, {summary['frames']} frames, {summary['decisions']} decisions, "
-        f"{summary['dropped_frames']} dropped frames\n"
-        f"decision latency ms: {ms}\n"
+        f"{summary['dropped_frames']} dropped frames"
+        + (f", {filtered} events removed by the noise filter" if filtered is not None else ""),
+        f"decision latency ms: {ms}",
         f"{summary['stream_s']:.3f} s of stream in {summary['wall_s']:.3f} s: real-time factor "
-        + (f"{rtf:.2f}" if rtf is not None else "n/a")
-    )
+        + (f"{rtf:.2f}" if rtf is not None else "n/a"),
+    ]
+    return "\n".join(lines)
 
 
 def stream_command(args: argparse.Namespace) -> int:
@@ -67,6 +70,10 @@ def stream_command(args: argparse.Namespace) -> int:
     if out_path is not None and not out_path.resolve().parent.is_dir():
         raise RuntimeConfigError(f"output folder {out_path.parent} does not exist")
     source = open_source(args.source)
+    if args.noise_filter is not None:
+        if args.noise_filter < 1:
+            raise RuntimeConfigError("--noise-filter must be at least 1 µs")
+        source.set_noise_filter(args.noise_filter)
     mapping = sensor_map(
         source.name, source.resolution, trained_sensor(net), int(net.input_shape[-1]), _crop(args.crop), args.downsample
     )

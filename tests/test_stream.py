@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, run_cli
-from dvwriter import write_aedat4, write_aedat31
+from dvwriter import event_store, write_aedat4, write_aedat31
 
 from lava_runtime.emu import ContinuousEmulator, emulate
 from lava_runtime.netfile import read_net
@@ -270,3 +270,23 @@ def test_stopping_a_stream_prints_the_summary_and_keeps_the_decisions(recording:
     summary = json.loads(out.with_suffix(".summary.json").read_text())
     assert summary["interrupted"] and 1 <= summary["decisions"] < SAMPLES
     assert len(decisions(out)) == summary["decisions"]
+
+
+def test_noise_filter_is_dv_processings(recording: dict, tmp_path: Path) -> None:
+    """``--noise-filter``: dv-processing's background-activity filter, as it filters the whole recording at once."""
+    import datetime
+
+    import dv_processing as dv
+
+    events = np.load(recording["base"] / "events.npy")
+    reference = dv.noise.BackgroundActivityNoiseFilter((128, 128), datetime.timedelta(microseconds=1000))
+    reference.accept(event_store(events))
+    kept = reference.generateEvents().size()
+    out = tmp_path / "filtered.jsonl"
+    stream(recording, str(recording["base"] / "gestures.aedat4"), out, "--noise-filter", "1000")
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["events"] == kept and summary["events_filtered_out"] == len(events) - kept > 0
+    aedat = tmp_path / "gestures.aedat"
+    write_aedat31(aedat, events[:100])
+    proc = stream(recording, str(aedat), out, "--noise-filter", "1000", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(f"error: {aedat}: --noise-filter")
