@@ -338,7 +338,9 @@ def run_stream(
             due: list[list[Frame]] = []
             for frame in frames:
                 stats.frames += 1
-                stats.timeline.append({"frame": frame.index, "t_us": frame.t_start, "events": frame.events})
+                stats.timeline.append(
+                    {"frame": frame.index, "t_us": frame.t_start, "t_end_us": frame.t_end, "events": frame.events}
+                )
                 if stats.first_t is None:
                     stats.first_t = frame.t_start
                 stats.last_t = frame.t_end

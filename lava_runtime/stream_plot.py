@@ -9,7 +9,7 @@ from train.atomic import atomic_write
 
 
 def plot_timeline(stats: Stats, path: str | Path, classes: list[str]) -> None:
-    """Events per frame above, each decision's class (and the labels CSV's, where given) below."""
+    """Events per frame above, each decision's class (and the labels CSV's, where given) at its window's end below."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +21,8 @@ def plot_timeline(stats: Stats, path: str | Path, classes: list[str]) -> None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
     top.step(t, [r["events"] for r in rows], where="post", lw=0.8)
     top.set_ylabel("events / frame")
-    decided = [(ti, r) for ti, r in zip(t, rows) if "class" in r]
+    # A decision belongs to the end of its window: the end of the frame that completed it.
+    decided = [((r["t_end_us"] - t0) / 1e6, r) for r in rows if "class" in r]
     bottom.plot([ti for ti, _ in decided], [r["class"] for _, r in decided], "o", ms=3, label="decision")
     truth = [(ti, r["truth"]) for ti, r in decided if "truth" in r]
     if truth:
