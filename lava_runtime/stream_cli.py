@@ -54,6 +54,10 @@ def stream_command(args: argparse.Namespace) -> int:
         )
     if net.sigma_delta:
         raise RuntimeConfigError(f"{args.net}: sigma-delta networks are never reset; stream runs resetting networks")
+    if args.backend != "emu":
+        from lava_runtime.backends import run_config
+
+        run_config(args.backend)  # a backend this machine lacks fails before the source is opened
     period = args.frame_us if args.frame_us is not None else default_period_us(net)
     if period is None:
         raise RuntimeConfigError(f"{args.net}: its dataset's samples vary in length; give --frame-us")

@@ -290,3 +290,13 @@ def test_noise_filter_is_dv_processings(recording: dict, tmp_path: Path) -> None
     write_aedat31(aedat, events[:100])
     proc = stream(recording, str(aedat), out, "--noise-filter", "1000", check=False)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(f"error: {aedat}: --noise-filter")
+
+
+def test_a_missing_backend_fails_before_the_stream_starts(recording: dict, tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("lava.magma.compiler.subcompilers.nc") is not None:
+        pytest.skip("lava-loihi is installed")
+    out = tmp_path / "loihi2.jsonl"
+    proc = stream(recording, str(recording["base"] / "gestures.aedat4"), out, "--backend", "loihi2", check=False)
+    assert proc.returncode == 2 and "lava-loihi" in proc.stderr.strip().splitlines()[-1] and not out.exists()
