@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     st.add_argument(
         "--source",
         required=True,
-        help="an AEDAT4 or AEDAT 2.0/3.1 file, tcp://HOST:PORT (a DV network event stream) or camera[:NAME]",
+        help="an AEDAT4 or AEDAT 2.0/3.1 file, tcp://HOST:PORT (a DV network event stream) or camera[:SERIAL]",
     )
     st.add_argument("--backend", default="emu", choices=("emu", "sim", "loihi2"), help="what runs the network")
     st.add_argument(

@@ -10,6 +10,7 @@ has already decided and reports that one line.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,16 +136,20 @@ class DvNetwork(_DvSource):
 
 
 class DvCamera(_DvSource):
-    """A camera opened by ``dv.io.camera.open`` (the first one found, or the one named)."""
+    """A camera opened by ``dv.io.camera.open`` (the first one found, or the one with this serial number)."""
 
     live = True
 
-    def __init__(self, camera_name: str = "") -> None:
+    def __init__(self, serial: str = "") -> None:
         import dv_processing as dv
 
-        self.name = f"camera:{camera_name}" if camera_name else "camera"
+        self.name = f"camera:{serial}" if serial else "camera"
         try:
-            self._camera = dv.io.camera.open(camera_name) if camera_name else dv.io.camera.open()
+            if not dv.io.camera.discover():  # open() alone fails with a bare index error
+                raise StreamSourceError(f"{self.name}: no camera found (dv-processing sees no iniVation USB camera)")
+            self._camera = dv.io.camera.open(serial) if serial else dv.io.camera.open()
+        except StreamSourceError:
+            raise
         except Exception as e:
             raise StreamSourceError(f"{self.name}: cannot open ({_text(e)})") from None
         resolution = self._camera.getEventResolution()
@@ -173,10 +178,8 @@ class AedatFile(EventSource):
 
     def __init__(self, path: str | Path, resolution: tuple[int, int] = (128, 128)) -> None:
         self.name = str(path)
-        data = read_bytes(path) if Path(path).exists() else None
-        if data is None:
-            raise StreamSourceError(f"{path}: file not found")
         try:
+            data = read_bytes(path)
             if data.startswith(b"#!AER-DAT3"):
                 x, y, p, t = parse_aedat31(data, self.name, chip="DVS128")
             elif data.startswith(b"#!AER-DAT2"):
@@ -199,7 +202,7 @@ class AedatFile(EventSource):
 
 
 def open_source(spec: str) -> EventSource:
-    """The source ``spec`` names: ``tcp://host:port``, ``camera`` / ``camera:NAME``, or a file path."""
+    """The source ``spec`` names: ``tcp://host:port``, ``camera`` / ``camera:SERIAL``, or a file path."""
     if spec.startswith("tcp://"):
         host, _, port = spec[len("tcp://") :].rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -209,7 +212,7 @@ def open_source(spec: str) -> EventSource:
         return DvCamera(spec.partition(":")[2])
     path = Path(spec)
     if not path.is_file():
-        raise StreamSourceError(f"{spec}: file not found (sources: a file, tcp://HOST:PORT, camera[:NAME])")
+        raise StreamSourceError(f"{spec}: file not found (sources: a file, tcp://HOST:PORT, camera[:SERIAL])")
     with path.open("rb") as f:
         head = f.read(16)
     if head.startswith(b"#!AER-DAT4"):
@@ -232,5 +235,6 @@ def paced(batches: Iterator[np.ndarray], speed: float = 1.0) -> Iterator[np.ndar
 
 
 def _text(e: BaseException) -> str:
-    """An exception's message on one line."""
-    return " ".join(str(e).split()) or type(e).__name__
+    """An exception's message on one line, without boost's source location (``[system:111 at /vcpkg/...]``)."""
+    text = re.sub(r"\s*\[system:\d+ at [^\]]*\]", "", " ".join(str(e).split()))
+    return text or type(e).__name__

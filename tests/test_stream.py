@@ -300,3 +300,21 @@ def test_a_missing_backend_fails_before_the_stream_starts(recording: dict, tmp_p
     out = tmp_path / "loihi2.jsonl"
     proc = stream(recording, str(recording["base"] / "gestures.aedat4"), out, "--backend", "loihi2", check=False)
     assert proc.returncode == 2 and "lava-loihi" in proc.stderr.strip().splitlines()[-1] and not out.exists()
+
+
+def test_a_source_that_cannot_be_opened_is_one_line(recording: dict, tmp_path: Path) -> None:
+    refused = stream(recording, f"tcp://127.0.0.1:{_free_port()}", tmp_path / "d.jsonl", check=False)
+    last = refused.stderr.strip().splitlines()[-1]
+    assert refused.returncode == 2 and last.startswith("error: tcp://127.0.0.1:") and "cannot connect" in last
+    assert "/vcpkg/" not in last
+    bad = stream(recording, "tcp://127.0.0.1:http", tmp_path / "d.jsonl", check=False)
+    assert bad.stderr.strip().splitlines()[-1] == "error: tcp://127.0.0.1:http: a network stream is tcp://HOST:PORT"
+
+
+def test_no_camera_is_one_line(recording: dict, tmp_path: Path) -> None:
+    import dv_processing as dv
+
+    if dv.io.camera.discover():
+        pytest.skip("a camera is attached")
+    proc = stream(recording, "camera", tmp_path / "d.jsonl", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: camera: no camera found")
