@@ -9,6 +9,10 @@ arrays instead (``[N, C, H, W, T]`` or ``[N, F, T]`` integers) on any NetX file 
 on ``sim`` and ``emu`` and prints how many output spike trains are identical (``--input X.npy``
 instead of ``--dataset`` checks on arrays).
 
+``python -m lava_runtime stream --net FILE --source SOURCE`` classifies a live event stream (an AEDAT4
+or AEDAT 2.0/3.1 file, ``tcp://HOST:PORT`` of DV's network stream, or ``camera``) and prints one JSON
+line per decision (``lava_runtime/stream.py``).
+
 ``python -m lava_runtime neurobench --run RUN`` computes the report's NeuroBench-style metrics
 with the real ``neurobench`` library and says where they agree (``lava_runtime/nb_metrics.py``).
 """
@@ -75,6 +79,68 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     val.add_argument("--data-root", default=None, help="folder of downloaded datasets (default: data/)")
     val.add_argument("--split", default="test", help="dataset split")
     val.add_argument("--samples", type=int, default=8, help="number of samples to run")
+    st = sub.add_parser(
+        "stream",
+        help="classify a live event stream: a JSON line per decision, latency and real-time factor at the end",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    st.add_argument("--net", required=True, help="exported NetX HDF5 file")
+    st.add_argument(
+        "--source",
+        required=True,
+        help="an AEDAT4 or AEDAT 2.0/3.1 file, tcp://HOST:PORT (a DV network event stream) or camera[:SERIAL]",
+    )
+    st.add_argument("--backend", default="emu", choices=("emu", "sim", "loihi2"), help="what runs the network")
+    st.add_argument(
+        "--every",
+        default="window",
+        choices=("window", "frame"),
+        help="decide every T frames (disjoint windows) or at every frame (sliding window of the last T)",
+    )
+    st.add_argument(
+        "--reset",
+        default="window",
+        choices=("window", "never"),
+        help="window: every decision runs its T frames from zero state, as training ran each sample (matches "
+        "training); never: one run over the whole stream that keeps its state (emu only)",
+    )
+    st.add_argument(
+        "--frame-us",
+        type=int,
+        default=None,
+        help="frame period in µs (default: the training dataset's sample duration / T, where it is fixed)",
+    )
+    st.add_argument(
+        "--start-us",
+        type=int,
+        default=None,
+        help="stream time (µs) where the frame grid starts, e.g. a labels CSV's first start (default: the first event)",
+    )
+    st.add_argument("--crop", default=None, metavar="X,Y,W,H", help="use only this region of the sensor")
+    st.add_argument(
+        "--downsample",
+        action="store_true",
+        help="pool a sensor of another size onto the network's input (default: refuse it)",
+    )
+    st.add_argument(
+        "--noise-filter",
+        type=int,
+        default=None,
+        metavar="US",
+        help="dv-processing's background-activity filter: drop events with no neighbour event within US µs "
+        "(not the training pipeline's denoise; off by default, as training's default)",
+    )
+    st.add_argument("--realtime", action="store_true", help="play a file at its recorded speed (drops frames)")
+    st.add_argument(
+        "--max-queue", type=int, default=None, help="frames waiting for the network before frames drop (default 4·T)"
+    )
+    st.add_argument("--labels", default=None, help="labels CSV in DVS Gesture's format (class,start_us,end_us)")
+    st.add_argument(
+        "--out",
+        default=None,
+        help="decisions as JSON lines, written as they come (summary beside it: .summary.json)",
+    )
+    st.add_argument("--quiet", action="store_true", help="do not echo the decisions on stdout")
     nb = sub.add_parser(
         "neurobench",
         help="the report's NeuroBench metrics from the real neurobench library",
@@ -160,6 +226,10 @@ def _main(argv: list[str] | None) -> int:
         return validate(args)
     if args.command == "neurobench":
         return neurobench(args)
+    if args.command == "stream":
+        from lava_runtime.stream_cli import stream_command
+
+        return stream_command(args)
     report_path = Path(args.report) if args.report else Path(args.net).with_name("report.json")
     if not report_path.parent.is_dir():
         raise RuntimeConfigError(f"report folder {report_path.parent} does not exist")

@@ -129,15 +129,19 @@ class _LayerKernel:
         # PyDenseModelBitAcc: arithmetic right shift by the shared exponent (floor for negative sums).
         return torch.floor(a / float(1 << -layer.weight_exp))
 
-    def neurons(self, a: torch.Tensor, trace: torch.Tensor | None = None) -> torch.Tensor:
+    def neurons(
+        self, a: torch.Tensor, trace: torch.Tensor | None = None, state: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """CUBA dynamics over ``a`` ``[T, B, *shape]`` from zero state; step ``t`` applies gain row ``t``.
 
         ``trace`` (``[T, B, *shape]``), where given, receives the voltage after each step (a voltage readout).
+        ``state``, where given, is ``[u, v]`` to start from (empty: zero) and receives them at the end, so that
+        calls over consecutive chunks of a stream are one run without resets (``stream --reset never``).
         """
         if self.float:
-            return self._float_neurons(a, trace)
-        u = torch.zeros_like(a[0])
-        v = torch.zeros_like(a[0])
+            return self._float_neurons(a, trace, state)
+        u = state[0] if state else torch.zeros_like(a[0])
+        v = state[1] if state else torch.zeros_like(a[0])
         out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
         for t in range(a.shape[0]):
             x = a[t] * float(1 << ACT_SHIFT)
@@ -159,12 +163,16 @@ class _LayerKernel:
             out[t] = s
             if trace is not None:
                 trace[t] = v
+        if state is not None:
+            state[:] = [u, v]
         return out
 
-    def _float_neurons(self, a: torch.Tensor, trace: torch.Tensor | None = None) -> torch.Tensor:
+    def _float_neurons(
+        self, a: torch.Tensor, trace: torch.Tensor | None = None, state: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """``PyLifResetModelFloat`` (and the float gain model), operation for operation."""
-        u = torch.zeros_like(a[0])
-        v = torch.zeros_like(a[0])
+        u = state[0] if state else torch.zeros_like(a[0])
+        v = state[1] if state else torch.zeros_like(a[0])
         out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
         for t in range(a.shape[0]):
             x = a[t]
@@ -179,6 +187,8 @@ class _LayerKernel:
             out[t] = s
             if trace is not None:
                 trace[t] = v
+        if state is not None:
+            state[:] = [u, v]
         return out
 
 
@@ -327,3 +337,53 @@ def _emulate(
         )
         for k, (name, layer) in enumerate(zip(net.layer_names, net.layers))
     ]
+
+
+class ContinuousEmulator:
+    """The network over an endless stream without resets, a chunk of frames per call (``stream --reset never``).
+
+    Each layer's neurons keep their state from one call to the next. Layer ``k``'s step ``j``
+    integrates layer ``k - 1``'s step ``j`` (the records' local time), so a frame's output is known
+    as soon as the frame is in. Per-timestep gains belong to a sample's ``T`` steps and have no
+    place in an endless stream, so such networks are refused.
+    """
+
+    def __init__(self, net: str | Path | NetFile, arithmetic: str = "fixed") -> None:
+        net = net if isinstance(net, NetFile) else read_net(net)
+        if arithmetic not in ARITHMETIC:
+            raise RuntimeConfigError(f"unknown arithmetic {arithmetic!r}; choose one of {', '.join(ARITHMETIC)}")
+        if net.sigma_delta or any(layer.gain is not None for layer in net.layers):
+            raise RuntimeConfigError(
+                f"{net.path}: per-timestep gains or sigma-delta layers need a reset every T frames"
+            )
+        dev = torch.device("cpu")
+        payload = COUNT_MAX if net.graded_input else 1
+        self.net = net
+        self.kernels = [
+            _LayerKernel(layer, dev, arithmetic, payload if k == 0 else 1) for k, layer in enumerate(net.layers)
+        ]
+        self.state: list[list[torch.Tensor]] = [[] for _ in net.layers]
+        self.graded = net.input_neurons or net.graded_input
+        self.voltage = net.readout == "voltage"
+
+    def step(self, frames: np.ndarray) -> np.ndarray:
+        """Frames ``[C, H, W, n]`` in → the output layer ``[*lava_shape, n]``: spikes, or a voltage readout's voltage."""
+        x = np.moveaxis(frames, -1, 0)[:, None]  # [n, 1, C, H, W]
+        n = x.shape[0]
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)  # many small operations: one thread is fastest (see emulate)
+        try:
+            with torch.inference_mode():
+                s = torch.as_tensor(x.astype(np.float64) if self.graded else x != 0)
+                trace = None
+                for k, kernel in enumerate(self.kernels):
+                    a = kernel.synapse(s.reshape(n, *s.shape[2:]))
+                    a = a.reshape(n, 1, *a.shape[1:])
+                    if k == len(self.kernels) - 1 and self.voltage:
+                        trace = torch.zeros(a.shape, dtype=torch.float64)
+                    s = kernel.neurons(a, trace, self.state[k])
+        finally:
+            torch.set_num_threads(previous)
+        out = (trace if trace is not None else s)[:, 0]  # [n, C, H, W] or [n, F]
+        out = out.permute(3, 2, 1, 0) if out.ndim == 4 else out.permute(1, 0)  # Lava's (W, H, C) order, steps last
+        return out.numpy() if trace is not None else out.numpy().astype(np.uint8)
