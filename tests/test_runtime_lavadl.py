@@ -22,8 +22,6 @@ def stock_netx(path, x: np.ndarray, input_neurons: bool) -> np.ndarray:
     layer: ``reset_offset`` 0 where input neurons see frame 0 at step 1, else 1.
     """
     from lava.lib.dl import netx
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
@@ -39,13 +37,21 @@ def stock_netx(path, x: np.ndarray, input_neurons: bool) -> np.ndarray:
     sink = Sink(shape=net.out.shape, buffer=steps)
     source.s_out.connect(net.layers[0].neuron.a_in if input_neurons else net.inp)
     net.out.connect(sink.a_in)
+    return _run_windows(net, sink, steps, lag, n, t)[1]
+
+
+def _run_windows(net, sink, steps: int, lag: int, n: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run a wired stock network on the fixed-point simulator: the sink's stream and its ``n`` windows of ``t`` after ``lag``."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
     try:
         net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         out = sink.data.get()
     finally:
         net.stop()
     window = out[..., lag : lag + n * t].reshape(*out.shape[:-1], n, t)
-    return np.moveaxis(window, -2, 0)
+    return out, np.moveaxis(window, -2, 0)
 
 
 @pytest.mark.lava
@@ -266,8 +272,6 @@ def stock_netx_with_lavadl_resets(path, x: np.ndarray, resets: bool = True) -> t
     leaves the Reset processes out (the wiring of lava-dl's SDNN tests, which have no resets).
     """
     from lava.lib.dl import netx
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.reset import Reset
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
@@ -286,13 +290,7 @@ def stock_netx_with_lavadl_resets(path, x: np.ndarray, resets: bool = True) -> t
     for i, layer in enumerate(net.layers if resets else []):
         for var in (layer.neuron.u, layer.neuron.v):
             Reset(interval=t, offset=i - 1).connect_var(var)
-    try:
-        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        out = sink.data.get()
-    finally:
-        net.stop()
-    window = out[..., lag : lag + n * t].reshape(*out.shape[:-1], n, t)
-    return out, np.moveaxis(window, -2, 0)
+    return _run_windows(net, sink, steps, lag, n, t)
 
 
 @pytest.mark.lava
