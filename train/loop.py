@@ -275,7 +275,8 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
 def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> None:
     """Refuse to resume a run with options that would make it a different run."""
     now = cfg.to_dict()
-    saved = {"val_fraction": 0.0, **saved}  # runs from before validation held nothing out
+    # Runs from before validation held nothing out; options added since take their defaults.
+    saved = {**TrainConfig().to_dict(), "val_fraction": 0.0, **saved}
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k))
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed)
