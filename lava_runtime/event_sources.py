@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,20 @@ class _DvSource(EventSource):
             self.resolution, backgroundActivityDuration=datetime.timedelta(microseconds=duration_us)
         )
 
+    def _poll(self, reader: Any, failed: str, closed: str) -> Iterator[np.ndarray]:
+        """Batches of a live dv-processing reader (network stream or camera) until it stops; then one error line."""
+        while True:
+            try:
+                batch = reader.getNextEventBatch()
+            except Exception as e:  # the server or camera went away, or sent garbage
+                raise StreamSourceError(f"{self.name}: {failed} ({_text(e)})") from None
+            if batch is None:
+                if not reader.isRunning():
+                    raise StreamSourceError(f"{self.name}: {closed}")
+                time.sleep(NETWORK_IDLE_S)
+            elif batch.size():
+                yield self._events(batch)
+
 
 class DvRecording(_DvSource):
     """An AEDAT4 file through ``dv.io.MonoCameraRecording``."""
@@ -122,17 +137,7 @@ class DvNetwork(_DvSource):
         self.resolution = tuple(int(v) for v in self._reader.getEventResolution())
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        while True:
-            try:
-                batch = self._reader.getNextEventBatch()
-            except Exception as e:  # the server closed the connection or sent garbage
-                raise StreamSourceError(f"{self.name}: disconnected ({_text(e)})") from None
-            if batch is None:
-                if not self._reader.isRunning():
-                    raise StreamSourceError(f"{self.name}: disconnected (the server closed the stream)")
-                time.sleep(NETWORK_IDLE_S)
-            elif batch.size():
-                yield self._events(batch)
+        return self._poll(self._reader, "disconnected", "disconnected (the server closed the stream)")
 
 
 class DvCamera(_DvSource):
@@ -158,17 +163,7 @@ class DvCamera(_DvSource):
         self.resolution = tuple(int(v) for v in resolution)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        while True:
-            try:
-                batch = self._camera.getNextEventBatch()
-            except Exception as e:
-                raise StreamSourceError(f"{self.name}: stopped ({_text(e)})") from None
-            if batch is None:
-                if not self._camera.isRunning():
-                    raise StreamSourceError(f"{self.name}: disconnected")
-                time.sleep(NETWORK_IDLE_S)
-            elif batch.size():
-                yield self._events(batch)
+        return self._poll(self._camera, "stopped", "disconnected")
 
 
 class AedatFile(EventSource):
