@@ -1,7 +1,8 @@
 """Is SMA worth deploying? Accuracy, spikes and energy of the baselines and SMA over seeds.
 
 Trains ``vgg`` (3×3), ``vgg7`` (7×7 convs where SMA sits: the like-for-like baseline, since a
-folded SMA layer deploys as one 7×7 conv plus a gain), ``sma-vgg``, ``sma-azo-vgg`` and ``ma-vgg``
+folded SMA layer deploys as one 7×7 conv plus a gain), ``sma-vgg``, ``sma-azo-vgg`` (linear SMA),
+``sma-vgg-spiking`` and ``sma-azo-vgg-spiking`` (the authors' block, ``sma_form: spiking``) and ``ma-vgg``
 (MA-SNN's temporal-channel attention, folded into a 3×3 conv plus a gain) for each seed on each
 dataset (``--models`` picks some), exports every run and measures it on the emulator (the chip's fixed
 point). Prints one table of mean ± std over seeds: validation accuracy (model selection), test
@@ -15,6 +16,7 @@ the config's own (1-3-5-7) is the sma-vgg model run itself, not trained twice. W
     python bench/accuracy.py --quick        # smoke run: tiny sets, 1 epoch, 2 seeds (a minute or two)
     python bench/accuracy.py --datasets synthgesture --no-ablation --models vgg ma-vgg
     python bench/accuracy.py --datasets synthgesture --models --scales 1-3 1-3-5   # ablation sets only
+    python bench/accuracy.py --configs dvsgesture-small --no-ablation   # the 128×128 DVS Gesture net
 
 Runs whose row is already in ``--out``'s ``rows.json`` are not repeated, so an interrupted bench
 resumes and benches of different models into one ``--out`` combine into one table.
@@ -40,7 +42,12 @@ from train.atomic import atomic_write, atomic_write_json
 from train.config import CONFIG_DIR, load_config
 from train.loop import train
 
-MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg")
+# Bench rows: a model, or a model with options (the authors' spiking SMA block beside the linear one).
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "sma-vgg-spiking": ("sma-vgg", {"sma_form": "spiking"}),
+    "sma-azo-vgg-spiking": ("sma-azo-vgg", {"sma_form": "spiking"}),
+}
+MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg", *VARIANTS)
 SCALES = ([1], [1, 3], [1, 3, 5], [1, 3, 5, 7])
 QUICK_SCALES = ([1], [1, 3, 5, 7])
 QUICK = {
@@ -52,15 +59,29 @@ QUICK = {
     "epochs": 1,
     "batch_size": 8,
 }
-COLUMNS = ("val", "test", "test_best_epoch", "fixed_point", "static_fixed_point", "spikes", "synops", "energy_uj")
+COLUMNS = (
+    "val",
+    "test",
+    "test_best_epoch",
+    "folded_float",
+    "fixed_point",
+    "static_fixed_point",
+    "neurons",
+    "spikes",
+    "synops",
+    "energy_uj",
+)
 
 
 def run_one(
     dataset: str, model: str, seed: int, out: Path, args: argparse.Namespace, kernels: list[int] | None = None
 ) -> dict[str, Any]:
     """Train, export and emulate one configuration; its row of figures."""
-    cfg = load_config(CONFIG_DIR / f"{dataset}.yaml")
-    cfg.model, cfg.seed, cfg.cache_dir, cfg.data_root = model, seed, str(args.cache_dir), args.data_root
+    cfg = load_config(CONFIG_DIR / f"{dataset}.yaml")  # ``dataset`` names a config; the data is its dataset
+    cfg.model, options = VARIANTS.get(model, (model, {}))
+    for key, value in options.items():
+        setattr(cfg, key, value)
+    cfg.seed, cfg.cache_dir, cfg.data_root = seed, str(args.cache_dir), args.data_root
     if args.quick:
         for key, value in QUICK.items():
             setattr(cfg, key, value)
@@ -76,7 +97,7 @@ def run_one(
     export, _, _ = export_run(run, run / "model.net")
     report = run_dataset(
         run / "model.net",
-        dataset,
+        cfg.dataset,
         "test",
         samples=None,
         backend="emu",
@@ -94,8 +115,10 @@ def run_one(
         "test": metrics["test_accuracy_selected"],
         # The paper's protocol (best test epoch): optimistic, reported beside the validation-selected test.
         "test_best_epoch": metrics["test_accuracy_best_epoch"]["accuracy"],
+        "folded_float": export["accuracy"]["folded_float"],
         "fixed_point": export["accuracy"]["fixed_point"],
         "static_fixed_point": export["accuracy"]["static_fixed_point"],
+        "neurons": sum(layer["neurons"] for layer in export["layers"]),
         "spikes": report["totals"]["spikes"] / n,
         "synops": report["totals"]["synops"] / n,
         "energy_uj": report["totals"]["energy_per_inference_j"] * 1e6,
@@ -152,10 +175,10 @@ def _cell(values: list[float | None], scale: float = 1.0, digits: int = 1) -> st
 def table(rows: list[dict[str, Any]], key: str) -> str:
     """Markdown table of mean ± std over seeds, one line per ``(dataset, key)`` group."""
     head = (
-        f"| dataset | {key} | seeds | val % | test % | best test epoch % (paper, optimistic) | fixed point % | "
-        "static fixed point % | spikes/inf | synops/inf | energy/inf (µJ) |"
+        f"| config | {key} | seeds | val % | test % (dynamic) | best test epoch % (paper, optimistic) | "
+        "folded float % | fixed point % | static fixed point % | neurons | spikes/inf | synops/inf | energy/inf (µJ) |"
     )
-    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         name = row["model"] if key == "model" else "-".join(map(str, row["kernels"]))
@@ -164,9 +187,9 @@ def table(rows: list[dict[str, Any]], key: str) -> str:
         col = {c: [r.get(c) for r in group] for c in COLUMNS}  # rows of older benches lack test_best_epoch
         lines.append(
             f"| {dataset} | {name} | {len(group)} | {_cell(col['val'], 100)} | {_cell(col['test'], 100)} | "
-            f"{_cell(col['test_best_epoch'], 100)} | "
+            f"{_cell(col['test_best_epoch'], 100)} | {_cell(col['folded_float'], 100)} | "
             f"{_cell(col['fixed_point'], 100)} | {_cell(col['static_fixed_point'], 100)} | "
-            f"{_cell(col['spikes'], digits=0)} | {_cell(col['synops'], digits=0)} | "
+            f"{_cell(col['neurons'], digits=0)} | {_cell(col['spikes'], digits=0)} | {_cell(col['synops'], digits=0)} | "
             f"{_cell(col['energy_uj'], digits=2)} |"
         )
     return "\n".join(lines)
@@ -179,7 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="smoke run: tiny synthgesture, 1 epoch, 2 seeds, ablation sets 1 and 1-3-5-7",
     )
-    p.add_argument("--datasets", nargs="+", default=None, help="default: synthgesture ndigits (quick: synthgesture)")
+    p.add_argument(
+        "--datasets",
+        "--configs",
+        nargs="+",
+        default=None,
+        help="configs in train/configs by name: a dataset's own config is named after it, dvsgesture-small is "
+        "the 128x128 DVS Gesture net on synthgesture (default: synthgesture ndigits; quick: synthgesture)",
+    )
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default 3; quick 2)")
     p.add_argument("--epochs", type=int, default=None, help="override each config's epochs")
     p.add_argument("--no-ablation", action="store_true", help="skip the number-of-scales ablation")

@@ -12,9 +12,17 @@ def test_quick_accuracy_bench_writes_the_table_rows_and_plot(tmp_path):
     proc = run_cli("bench/accuracy.py", "--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
     rows = json.loads((out / "rows.json").read_text())
     models = [r for r in rows if r["kernels"] is None]
-    assert sorted({r["model"] for r in models}) == ["ma-vgg", "sma-azo-vgg", "sma-vgg", "vgg", "vgg7"]
-    # 5 models × 2 seeds, and the ablation set 1 × 2 seeds: set 1-3-5-7 is the config's own, the sma-vgg runs.
-    assert len(models) == 10 and len(rows) == 12
+    assert sorted({r["model"] for r in models}) == [
+        "ma-vgg",
+        "sma-azo-vgg",
+        "sma-azo-vgg-spiking",
+        "sma-vgg",
+        "sma-vgg-spiking",
+        "vgg",
+        "vgg7",
+    ]
+    # 7 models × 2 seeds, and the ablation set 1 × 2 seeds: set 1-3-5-7 is the config's own, the sma-vgg runs.
+    assert len(models) == 14 and len(rows) == 16
     assert [r["kernels"] for r in rows if r["kernels"]] == [[1], [1]]
     for r in rows:
         assert all(0.0 <= r[k] <= 1.0 for k in ("test", "fixed_point", "static_fixed_point"))
@@ -26,6 +34,9 @@ def test_quick_accuracy_bench_writes_the_table_rows_and_plot(tmp_path):
         fan_in[r["model"]] = [layer["fan_in"] for layer in export["layers"]]
     assert fan_in["vgg7"] == fan_in["sma-vgg"] == fan_in["sma-azo-vgg"] != fan_in["vgg"]
     assert fan_in["ma-vgg"] == fan_in["vgg"]  # a folded MA layer keeps its 3×3 conv (the gain carries the attention)
+    # The spiking form: the SMA layer is a 15×15 conv (3×3 stride 2 composed with 7×7) then a grouped 1×1 of N = 4.
+    spiking = fan_in["sma-vgg-spiking"]
+    assert len(spiking) == len(fan_in["vgg"]) + 1 and spiking[2] == 4 and spiking[1] == 15 * 15 * fan_in["vgg"][1] // 9
     table = (out / "table.md").read_text()
     assert "| synthgesture | vgg7 | 2 |" in table and "| synthgesture | 1 | 2 |" in table
     ablation = table.split("## Number of SMA scales")[1]

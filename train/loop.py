@@ -34,7 +34,7 @@ from train.data import Augment, FrameDataset, FrameSubset
 from train.data.splits import validation_split
 from train.decision import predict
 from train.errors import CheckpointError, ConfigError
-from train.models import build_model
+from train.models import build_model, check_options
 from train.models.readout import make_loss
 from train.monitor import EpochMonitor, format_rates, silent_warning
 
@@ -312,6 +312,7 @@ def train(
         loss_fn = make_loss(cfg.readout, cfg.loss, cfg.true_rate, cfg.false_rate)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    check_options(cfg)
     lr_factor(cfg)
     amp = cfg.amp and proc.device.type == "cuda"  # mixed precision needs CUDA; on CPU the flag is ignored
     run_dir = Path(out_dir)

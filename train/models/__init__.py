@@ -11,6 +11,7 @@ from train.models.ma_vgg import MAVGG
 from train.models.norm import NORMS
 from train.models.pool import POOLS
 from train.models.readout import READOUTS
+from train.models.sma_spiking import SMA_FORMS
 from train.models.sma_vgg import SMAVGG, attention_layers
 from train.models.vgg import VGG, wide_conv
 
@@ -18,10 +19,30 @@ MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg")
 FOLDED = ("none", "per-timestep", "static")
 
 
-def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
-    """The network named by ``cfg.model``, sized for ``cfg`` and ``num_classes``."""
+def check_options(cfg: TrainConfig) -> None:
+    """Raise :class:`ConfigError` for a model option outside its choices (before anything is binned)."""
     if cfg.model not in MODELS:
         raise ConfigError(f"unknown model {cfg.model!r}; known: {', '.join(MODELS)}")
+    if cfg.norm not in NORMS:
+        raise ConfigError(f"norm must be one of {NORMS}, got {cfg.norm!r}")
+    if cfg.pool not in POOLS:
+        raise ConfigError(f"pool must be one of {POOLS}, got {cfg.pool!r}")
+    if cfg.readout not in READOUTS:
+        raise ConfigError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
+    if cfg.folded not in FOLDED:
+        raise ConfigError(f"folded must be one of {FOLDED}, got {cfg.folded!r}")
+    if cfg.sma_form not in SMA_FORMS:
+        raise ConfigError(f"sma_form must be one of {SMA_FORMS}, got {cfg.sma_form!r}")
+    if cfg.sma_form == "spiking" and cfg.folded != "none":
+        raise ConfigError(
+            "folded (deploy-aware fine-tuning) needs sma_form: linear; the spiking form deploys as two layers "
+            "per SMA block and has no trainable folded shell"
+        )
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
+    """The network named by ``cfg.model``, sized for ``cfg`` and ``num_classes``."""
+    check_options(cfg)
     common = dict(
         in_channels=2,
         input_size=cfg.input_size,
@@ -35,14 +56,6 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         bias=cfg.bias,
         pool=cfg.pool,
     )
-    if cfg.norm not in NORMS:
-        raise ConfigError(f"norm must be one of {NORMS}, got {cfg.norm!r}")
-    if cfg.pool not in POOLS:
-        raise ConfigError(f"pool must be one of {POOLS}, got {cfg.pool!r}")
-    if cfg.readout not in READOUTS:
-        raise ConfigError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
-    if cfg.folded not in FOLDED:
-        raise ConfigError(f"folded must be one of {FOLDED}, got {cfg.folded!r}")
     if cfg.model in ("vgg", "vgg7"):
         if cfg.folded != "none":
             raise ConfigError(
@@ -76,6 +89,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
                 azo=cfg.model == "sma-azo-vgg",
                 azo_delta_t=cfg.azo_delta_t,
                 azo_delta_c=cfg.azo_delta_c,
+                form=cfg.sma_form,
             )
     except ValueError as e:
         raise ConfigError(f"model {cfg.model!r}: {e}") from None

@@ -26,10 +26,12 @@ from train.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
 from train.errors import FoldError
 from train.models.folded import FoldedConv
 from train.models.ma import MAConv
-from train.models.norm import neuron_bias, scale_neuron
+from train.models.norm import AffineBatchNorm, deploy_norm, fold_affine, neuron_bias, scale_neuron
 from train.models.sma import SMAConv
+from train.models.sma_spiking import SpikingSMAConv
 
-AttentionBlock = SMAConv | MAConv
+AttentionBlock = SMAConv | SpikingSMAConv | MAConv
+ATTENTION_BLOCKS = (SMAConv, SpikingSMAConv, MAConv)
 
 WEIGHT_LIMIT = FILE_WEIGHT_RANGE[1] / W_SCALE  # largest weight SLAYER's quantize_8bit (and NetX) keeps, in float units
 
@@ -106,14 +108,14 @@ def calibrate_on(net: torch.nn.Module, spikes: np.ndarray, batch_size: int = 32)
     )
 
 
-def sma_blocks(net: torch.nn.Module) -> list[SMAConv]:
-    """The SMA blocks of a network, in order."""
-    return [b for b in net.blocks if isinstance(b, SMAConv)]
+def sma_blocks(net: torch.nn.Module) -> list[SMAConv | SpikingSMAConv]:
+    """The SMA blocks of a network (either form), in order."""
+    return [b for b in net.blocks if isinstance(b, (SMAConv, SpikingSMAConv))]
 
 
 def attention_blocks(net: torch.nn.Module) -> list[AttentionBlock]:
     """The blocks export folds (SMA and MA), in order."""
-    return [b for b in net.blocks if isinstance(b, (SMAConv, MAConv))]
+    return [b for b in net.blocks if isinstance(b, ATTENTION_BLOCKS)]
 
 
 def uniform_stats(block: AttentionBlock) -> torch.Tensor:
@@ -203,8 +205,9 @@ def deployable(
     timesteps: int,
     per_timestep: bool = True,
     quantized: bool = True,
+    groups: int = 1,
 ) -> FoldedConv:
-    """A :class:`FoldedConv` ('same' padding) of a float ``kernel [Cout, Cin, K, K]`` and gain ``[T, Cout]``.
+    """A :class:`FoldedConv` ('same' padding) of a float ``kernel [Cout, Cin/groups, K, K]`` and gain ``[T, Cout]``.
 
     ``per_timestep`` False moves the gain's time mean into the kernel. The kernel is scaled by a
     power of two that fills the 8-bit weight range before it is rounded, taken back exactly.
@@ -250,6 +253,7 @@ def deployable(
         per_timestep=per_timestep,
         neuron=neuron,
         quantized=quantized,
+        groups=groups,
     )
     with torch.no_grad():
         folded.synapse.weight.copy_(kernel[..., None])
@@ -258,20 +262,117 @@ def deployable(
     return folded
 
 
+def fold_spiking(
+    block: SpikingSMAConv, s: torch.Tensor, per_timestep: bool = True, quantized: bool = True
+) -> tuple[list[FoldedConv], float]:
+    """The two chip layers of a spiking-form SMA block, and the factorisation's relative error.
+
+    1. The branches: one conv ``Cin → N·C`` with the composed kernels (``composed_kernel``) and the
+       branch neurons (their norm folded), a stock NetX conv layer.
+    2. The attention: ``s ≈ g·r`` as for the linear form; a grouped 1×1 conv ``N·C → C`` (groups
+       ``C``, weight ``r[n, c]`` on input ``c·N + n``) with the gain ``g[t, c]`` and the output neuron.
+
+    The block's norms are folded here, stage by stage (``deploy_norms`` leaves the block as trained):
+    a batch norm's scale into the stage's weights, its shift into the neuron bias.
+    """
+    n, c = len(block.branches), block.out_channels
+    if tuple(s.shape) != (n, block.timesteps, c):
+        raise ValueError(f"SMA attention statistics must be [N, T, C] = {[n, block.timesteps, c]}, got {list(s.shape)}")
+    g, r, err = factorize(s.to(torch.float64))
+    kernel = block.composed_kernel().detach().double()
+    cin = block.lead.in_channels
+    branches = chip_stage(
+        kernel, None, block.branch_neuron, cin, n * c, block.stride, block.timesteps, False, quantized, 1
+    )
+    attention = chip_stage(
+        r.t().reshape(c, n, 1, 1), g, block.neuron, n * c, c, 1, block.timesteps, per_timestep, quantized, c
+    )
+    return [branches, attention], err
+
+
+def chip_stage(
+    kernel: torch.Tensor,
+    gain: torch.Tensor | None,
+    neuron: torch.nn.Module,
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    timesteps: int,
+    per_timestep: bool,
+    quantized: bool,
+    groups: int,
+) -> FoldedConv:
+    """One :class:`FoldedConv` of a float kernel and gain whose ``neuron`` still has its trained norm.
+
+    ``quantized`` False keeps the norm and float weights (``folded_float``). Otherwise a batch norm
+    is folded into the weights and the bias (:func:`~train.models.norm.fold_affine`, which also fills
+    the weight range), any other norm takes its chip form and :func:`deployable` fills the range.
+    """
+    gain = torch.ones(timesteps, out_channels, dtype=kernel.dtype) if gain is None else gain
+    if not per_timestep:
+        kernel, gain = kernel * gain.mean(dim=0).view(-1, 1, 1, 1), torch.ones_like(gain)
+    size = kernel.shape[-1]
+    stage = FoldedConv(
+        {},
+        in_channels,
+        out_channels,
+        size,
+        timesteps,
+        stride=stride,
+        padding=size // 2,
+        gain=gain.float(),
+        per_timestep=per_timestep,
+        neuron=neuron,
+        quantized=False,
+        groups=groups,
+    )
+    with torch.no_grad():
+        stage.synapse.weight.copy_(kernel.float()[..., None])
+    if not quantized:
+        return stage
+    if isinstance(stage.neuron.norm, AffineBatchNorm):
+        fold_affine(stage)  # weights and threshold scaled to fill the 8-bit range, bias on its grid
+        stage.quantize()
+        return stage
+    deploy_norm(stage)
+    weight = stage.synapse.weight.detach()[..., 0]
+    return deployable(
+        weight,
+        stage.gain.detach(),
+        stage.neuron,
+        in_channels,
+        out_channels,
+        stride,
+        timesteps,
+        per_timestep,
+        True,
+        groups,
+    )
+
+
 def fold_network(
     net: torch.nn.Module, stats: list[torch.Tensor], per_timestep: bool = True, quantized: bool = True
 ) -> tuple[torch.nn.Module, list[float]]:
     """A copy of ``net`` with every attention block replaced by its folded form; also the errors.
 
-    Raises :class:`FoldError` for a layer without an exact folded form (:func:`check_foldable`).
+    A spiking-form SMA block becomes two layers (:func:`fold_spiking`). Raises :class:`FoldError`
+    for a layer without an exact folded form (:func:`check_foldable`).
     """
     check_foldable(net)
     folded = copy.deepcopy(net)
     errors = []
-    k = 0
-    for i, block in enumerate(folded.blocks):
-        if isinstance(block, (SMAConv, MAConv)):
-            folded.blocks[i], err = fold_block(block, stats[k], per_timestep, quantized)
-            errors.append(err)
-            k += 1
+    blocks: list[torch.nn.Module] = []
+    for block in folded.blocks:
+        if not isinstance(block, ATTENTION_BLOCKS):
+            blocks.append(block)
+            continue
+        s = stats[len(errors)]
+        if isinstance(block, SpikingSMAConv):
+            stages, err = fold_spiking(block, s, per_timestep, quantized)
+        else:
+            stage, err = fold_block(block, s, per_timestep, quantized)
+            stages = [stage]
+        blocks.extend(stages)
+        errors.append(err)
+    folded.blocks = torch.nn.ModuleList(blocks)
     return folded.eval(), errors

@@ -1,4 +1,4 @@
-"""The deployable form of an SMA layer: one conv synapse, a per-timestep gain, a CUBA neuron.
+"""The deployable form of an attention layer: one conv synapse, a per-timestep gain, a CUBA neuron.
 
 Export folds an :class:`~train.models.sma.SMAConv` into this block (``train/models/fold.py``); deploy-
 aware fine-tuning trains it directly. The gain ``g[t, c]`` multiplies the synaptic current
@@ -55,6 +55,7 @@ class FoldedConv(torch.nn.Module):
         per_timestep: bool = True,
         neuron: slayer.neuron.cuba.Neuron | None = None,
         quantized: bool = True,
+        groups: int = 1,
     ) -> None:
         super().__init__()
         # Folding keeps the SMA block's own neuron (same decays and threshold, learnt or not).
@@ -67,6 +68,7 @@ class FoldedConv(torch.nn.Module):
             kernel_size,
             stride=stride,
             padding=padding,
+            groups=groups,
             pre_hook_fx=self.neuron.quantize_8bit if quantized else None,
         )
         init = torch.ones(timesteps, out_features) if gain is None else gain.detach().clone().float()
@@ -83,6 +85,11 @@ class FoldedConv(torch.nn.Module):
     def shape(self) -> torch.Size | None:
         """Output shape ``(C, H, W)`` once the block has seen an input."""
         return self.neuron.shape
+
+    def quantize(self) -> None:
+        """From here on, weights and gain as the chip holds them (after a fold computed them in float)."""
+        self.quantized = True
+        self.synapse.pre_hook_fx = self.neuron.quantize_8bit
 
     def quantized_gain(self) -> torch.Tensor:
         """The gain as the chip applies it, with a straight-through gradient (float when not ``quantized``)."""

@@ -163,6 +163,8 @@ def scale_neuron(block: torch.nn.Module, factor: float) -> None:
 
 def deploy_norm(block: torch.nn.Module) -> None:
     """Replace a block's trained norm by its chip form, in place (a no-op without one)."""
+    if getattr(block, "folds_own_norms", False):  # folded with its stages (train.models.fold.fold_spiking)
+        return
     neuron = getattr(block, "neuron", None)
     norm = getattr(neuron, "norm", None)
     if norm is None or isinstance(norm, NeuronBias):

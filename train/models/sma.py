@@ -17,7 +17,7 @@ synapse. AZO (``train.models.azo``), when given, acts on the per-scale terms in 
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from lava.lib.dl import slayer
@@ -43,8 +43,70 @@ class MultiscaleSE(torch.nn.Module):
         return torch.softmax(logits.unflatten(-1, (self.scales, self.features)), dim=-2)
 
 
-class SMAConv(ScaledCurrentBlock):
-    """SMA block: N conv synapses + temporal/channel multiscale SE attention + CUBA neuron."""
+class MultiscaleAttention(ScaledCurrentBlock):
+    """What both SMA forms share: the temporal and channel SE over N scales, AZO, and the weighted sum.
+
+    A subclass sets ``timesteps``, ``temporal``, ``channel`` (:class:`MultiscaleSE`), ``azo`` and
+    ``last_attention``, and computes the per-scale terms ``M_n`` and the pooled ``avgpool_{H,W}(Y)``.
+    """
+
+    timesteps: int
+    temporal: MultiscaleSE
+    channel: MultiscaleSE
+    azo: AttentionZoneout | None
+    last_attention: dict[str, torch.Tensor]
+
+    def _attention(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``W_α [B, N, T]`` and ``W_β [B, N, T, C]`` from ``avgpool_{H,W}(Y)`` ``[B, T, C]``."""
+        w_alpha = self.temporal(pooled.mean(dim=2))  # [B, N, T]
+        w_beta = self.channel(pooled).transpose(1, 2)  # [B, T, N, C] → [B, N, T, C]
+        return w_alpha, w_beta
+
+    def attention_scale(self) -> torch.Tensor:
+        """The last forward's attention product ``W_α · W_β`` per sample, ``[B, N, T, C]`` (what calibration averages)."""
+        return self.last_attention["temporal"][..., None] * self.last_attention["channel"]
+
+    def _check_timesteps(self, x: torch.Tensor) -> None:
+        if x.shape[-1] != self.timesteps:
+            raise ValueError(
+                f"{type(self).__name__} was built for T={self.timesteps} timesteps (its temporal attention has one "
+                f"weight per step), got an input with T={x.shape[-1]}"
+            )
+
+    def weighted_sum(
+        self, m: list[torch.Tensor], pooled: Callable[[], torch.Tensor], scale: torch.Tensor | None, batch: int
+    ) -> torch.Tensor:
+        """``Z [B, C, H, W, T]`` from the N per-scale terms ``m`` (frames ``[B·T, C, H, W]``).
+
+        Without ``scale`` the attention is computed from ``pooled()`` (``[B, T, C]``) and AZO acts in
+        training; a fixed ``scale`` ``s[n, t, c]`` (``[N, T, C]`` or per sample ``[B, N, T, C]``)
+        replaces ``W_α·W_β``, and then no attention is computed and ``last_attention`` is left as it was.
+        """
+        b, n, c = batch, len(m), m[0].shape[1]
+        if scale is None:
+            w_alpha, w_beta = self._attention(pooled())
+            self.last_attention = {"temporal": w_alpha.detach(), "channel": w_beta.detach()}
+            scale = w_alpha[..., None] * w_beta
+        elif tuple(scale.shape[-3:]) != (n, self.timesteps, c) or scale.dim() not in (3, 4):
+            raise ValueError(
+                f"{type(self).__name__}: scale must be [N, T, C] = {[n, self.timesteps, c]} "
+                f"(optionally with a batch axis), got {list(scale.shape)}"
+            )
+        else:
+            w_alpha = w_beta = None
+        if scale.dim() == 3:
+            scale = scale.expand(b, *scale.shape)
+        s = scale.transpose(1, 2)  # [B, T, N, C]
+        if self.azo is not None and self.azo.training and w_alpha is not None:
+            mask = self.azo.select(w_alpha, w_beta).transpose(1, 2)
+        else:
+            mask = None
+        z = scale_sum(m, s.reshape(b * self.timesteps, n, c), mask)  # [B·T, C, H', W']
+        return z.unflatten(0, (b, -1)).permute(0, 2, 3, 4, 1)
+
+
+class SMAConv(MultiscaleAttention):
+    """SMA block (linear form): N conv synapses + temporal/channel multiscale SE attention + CUBA neuron."""
 
     def __init__(
         self,
@@ -94,11 +156,7 @@ class SMAConv(ScaledCurrentBlock):
 
     def _frames(self, x: torch.Tensor) -> torch.Tensor:
         """Input ``[B, C, H, W, T]`` as frames ``[B·T, C, H, W]``."""
-        if x.shape[-1] != self.timesteps:
-            raise ValueError(
-                f"SMAConv was built for T={self.timesteps} timesteps (its temporal attention has one "
-                f"weight per step), got an input with T={x.shape[-1]}"
-            )
+        self._check_timesteps(x)
         b, c, h, w, t = x.shape
         # Not channels-last: torch 2.3's oneDNN writes past its workspace in the backward of a strided
         # 1×1 convolution on channels-last input with few input channels (oneDNN issue #6035; here
@@ -147,19 +205,9 @@ class SMAConv(ScaledCurrentBlock):
         pixel_weight = torch.einsum("ocij,iy,jx->ocyx", mean_kernel, window(h, ho), window(w, wo)) / (ho * wo)
         return frames.reshape(bt, -1) @ pixel_weight.reshape(pixel_weight.shape[0], -1).T
 
-    def _attention(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``W_α [B, N, T]`` and ``W_β [B, N, T, C]`` from ``avgpool_{H,W}(Y)`` ``[B, T, C]``."""
-        w_alpha = self.temporal(pooled.mean(dim=2))  # [B, N, T]
-        w_beta = self.channel(pooled).transpose(1, 2)  # [B, T, N, C] → [B, N, T, C]
-        return w_alpha, w_beta
-
     def attention(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Softmax weights ``W_α [B, N, T]`` and ``W_β [B, N, T, C]`` from ``M [B, N, C, H, W, T]``."""
         return self._attention(m.mean(dim=(1, 3, 4)).transpose(1, 2))  # avgpool_{H,W}(mean_n M_n): [B, T, C]
-
-    def attention_scale(self) -> torch.Tensor:
-        """The last forward's attention product ``W_α · W_β`` per sample, ``[B, N, T, C]`` (what calibration averages)."""
-        return self.last_attention["temporal"][..., None] * self.last_attention["channel"]
 
     def current(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The neuron's input ``Z [B, C, H, W, T]``; a fixed ``scale`` ``s[n, t, c]`` replaces W_α·W_β.
@@ -169,27 +217,8 @@ class SMAConv(ScaledCurrentBlock):
         """
         frames, weights = self._frames(x), self._weights()
         m = self._branch_frames(frames, weights)  # N × [B·T, C, H', W']
-        b, n, c = x.shape[0], len(self.branches), m[0].shape[1]
-        if scale is None:
-            w_alpha, w_beta = self._attention(self._pooled_from_input(frames, weights).unflatten(0, (x.shape[0], -1)))
-            self.last_attention = {"temporal": w_alpha.detach(), "channel": w_beta.detach()}
-            scale = w_alpha[..., None] * w_beta
-        elif tuple(scale.shape[-3:]) != (n, self.timesteps, c) or scale.dim() not in (3, 4):
-            raise ValueError(
-                f"SMAConv: scale must be [N, T, C] = {[n, self.timesteps, c]} "
-                f"(optionally with a batch axis), got {list(scale.shape)}"
-            )
-        else:
-            w_alpha = w_beta = None
-        if scale.dim() == 3:
-            scale = scale.expand(b, *scale.shape)
-        s = scale.transpose(1, 2)  # [B, T, N, C]
-        if self.azo is not None and self.azo.training and w_alpha is not None:
-            mask = self.azo.select(w_alpha, w_beta).transpose(1, 2)
-        else:
-            mask = None
-        z = scale_sum(m, s.reshape(b * self.timesteps, n, c), mask)  # [B·T, C, H', W']
-        return z.unflatten(0, (b, -1)).permute(0, 2, 3, 4, 1)
+        b = x.shape[0]
+        return self.weighted_sum(m, lambda: self._pooled_from_input(frames, weights).unflatten(0, (b, -1)), scale, b)
 
 
 def scale_sum(m: list[torch.Tensor], s: torch.Tensor, zoneout: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,7 +8,9 @@ from typing import Any, Sequence
 import torch
 
 from train.models.azo import AttentionZoneout, paper_deltas
+from train.models.norm import neuron_params
 from train.models.sma import SMAConv
+from train.models.sma_spiking import SMA_FORMS, SpikingSMAConv
 from train.models.vgg import VGG, plain_conv
 
 
@@ -33,7 +35,11 @@ def attention_layers(layers: Sequence[int] | None, num_convs: int, what: str) ->
 
 
 class SMAVGG(VGG):
-    """The VGG of ``train.models.vgg`` with SMA blocks (stride 2, same widths) at ``sma_layers``."""
+    """The VGG of ``train.models.vgg`` with SMA blocks (stride 2, same widths) at ``sma_layers``.
+
+    ``form``: ``linear`` (:class:`~train.models.sma.SMAConv`, branches read the input and stay linear)
+    or ``spiking`` (:class:`~train.models.sma_spiking.SpikingSMAConv`, the authors' block).
+    """
 
     def __init__(
         self,
@@ -51,8 +57,11 @@ class SMAVGG(VGG):
         azo: bool = False,
         azo_delta_t: int | None = None,
         azo_delta_c: int | None = None,
+        form: str = "linear",
         **options: Any,
     ) -> None:
+        if form not in SMA_FORMS:
+            raise ValueError(f"sma_form must be one of {SMA_FORMS}, got {form!r}")
         layers = attention_layers(sma_layers, len(channels), "SMA")
         n = len(kernel_sizes)
 
@@ -70,6 +79,25 @@ class SMAVGG(VGG):
                         f"1 <= delta_c <= {cout} channels, got delta_t={dt}, delta_c={dc}"
                     )
                 zoneout = AttentionZoneout(dt, dc)
+            if form == "spiking":  # branch neurons: the layer's norm (or bias) on each of the N·C channels
+                branch = neuron_params(
+                    {**neuron, "requires_grad": False},
+                    options.get("norm", "none"),
+                    n * cout,
+                    bias=options.get("bias", False),
+                )
+                return SpikingSMAConv(
+                    params,
+                    branch,
+                    cin,
+                    cout,
+                    timesteps,
+                    kernel_sizes,
+                    stride=stride,
+                    temporal_reduction=temporal_reduction,
+                    channel_reduction=channel_reduction,
+                    azo=zoneout,
+                )
             # Uniform attention weighs each of N independent branches by 1/N², so Z's spread is
             # N^-1.5 of one branch: scaling the plain conv's weight_scale of 2 by N^1.5 starts the
             # SMA layer near the plain conv's firing rate (measured: 0.030 vs 0.044, ×1 gives 0.012).
@@ -89,9 +117,10 @@ class SMAVGG(VGG):
         # options: the VGG's own (norm, dropout, readout, bias, pool)
         super().__init__(in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, **options)
         self.sma_layers = layers
+        self.sma_form = form
         self.sizing_timesteps = timesteps
 
     @property
-    def sma_blocks(self) -> list[SMAConv]:
+    def sma_blocks(self) -> list[SMAConv | SpikingSMAConv]:
         """The SMA blocks, in network order."""
-        return [b for b in self.blocks if isinstance(b, SMAConv)]
+        return [b for b in self.blocks if isinstance(b, (SMAConv, SpikingSMAConv))]
