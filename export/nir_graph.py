@@ -54,6 +54,24 @@ def sma_form(net: NetFile) -> str:
     return "static" if net.metadata.get("sma") else "none"
 
 
+def ungrouped(weight: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped conv's kernel ``[Cout, Cin/groups, kh, kw]`` as the equal dense one ``[Cout, Cin, kh, kw]``.
+
+    NIR's ``Conv2d`` infers its input channels as ``weight.shape[1]``, so a grouped conv (a max pool's
+    depthwise conv, the spiking SMA form's 1×1 sum over branches) fails the graph's type check; the
+    dense kernel, zero outside each group, computes the same and every client runs it.
+    """
+    if groups == 1:
+        return weight
+    cout, cin_g = weight.shape[:2]
+    per_group = cout // groups
+    dense = np.zeros((cout, cin_g * groups, *weight.shape[2:]), dtype=weight.dtype)
+    for o in range(cout):
+        g = o // per_group
+        dense[o, g * cin_g : (g + 1) * cin_g] = weight[o]
+    return dense
+
+
 def to_nir(net: NetFile, dt: float = DEFAULT_DT) -> nir.NIRGraph:
     """NIR graph ``input → (Conv2d | Affine) + CubaLIF … → output`` of an exported network."""
     if not dt > 0 or not np.isfinite(dt):
@@ -69,11 +87,11 @@ def to_nir(net: NetFile, dt: float = DEFAULT_DT) -> nir.NIRGraph:
         if isinstance(layer, ConvLayer):
             nodes[syn] = nir.Conv2d(
                 input_shape=tuple(layer.input_shape[1:]),
-                weight=layer.weight.astype(np.float64),
+                weight=ungrouped(layer.weight, layer.groups).astype(np.float64),
                 stride=layer.stride,
                 padding=layer.padding,
                 dilation=layer.dilation,
-                groups=layer.groups,
+                groups=1,
                 bias=zero_bias,
             )
         else:

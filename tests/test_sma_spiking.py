@@ -9,8 +9,12 @@ import torch.nn.functional as F
 
 from chipcheck import assert_file_equals_chip, tiny_config
 from export.netx import write_netx
+from export.nir_clients import run_norse
+from export.nir_graph import to_nir, ungrouped
+from export.onnx_graph import run_onnx, write_onnx
 from export.weight_range import fill_weight_range
 from lava_runtime.deploy import validate_arrays
+from lava_runtime.emu import emulate_local
 from lava_runtime.netfile import read_net
 from train.errors import ConfigError
 from train.models import build_model
@@ -40,7 +44,7 @@ def _train_a_little(net: torch.nn.Module) -> None:
     net.train()
     for _ in range(3):
         opt.zero_grad()
-        net(x)[..., -1].pow(2).mean().backward()
+        (net(x).mean(dim=-1) - 0.5).pow(2).mean().backward()  # towards activity, not silence
         opt.step()
     net.eval()
 
@@ -128,6 +132,13 @@ def test_spiking_form_file_equals_torch_spike_for_spike(tmp_path):
     assert netfile.layers[2].groups == c and netfile.layers[2].gain is not None  # grouped 1×1 N·C → C, gain
     records = assert_file_equals_chip(chip, netfile, _spikes())
     assert records[1].spikes.sum() > 0 and records[2].spikes.sum() > 0
+    # ONNX (onnxruntime) runs the grouped 1×1 conv and its gain as the file says, every layer.
+    write_onnx(netfile, tmp_path / "m.onnx")
+    *spikes, voltage = run_onnx(tmp_path / "m.onnx", _spikes(), voltage=True)
+    for rec, got in zip(records[:-1], spikes):
+        ref = rec.spikes.transpose(0, 3, 2, 1, 4) if rec.spikes.ndim == 5 else rec.spikes  # emu is [B, W, H, C, T]
+        np.testing.assert_array_equal(got, ref, err_msg=rec.name)
+    np.testing.assert_array_equal(voltage, records[-1].voltage)
 
 
 @pytest.mark.lava
@@ -146,3 +157,25 @@ def test_spiking_form_refuses_deploy_aware_fine_tuning_and_unknown_forms():
         build_model(tiny_config(T, model="sma-vgg", sma_form="spiking", folded="per-timestep"), num_classes=3)
     with pytest.raises(ConfigError, match="sma_form must be one of"):
         build_model(tiny_config(T, model="sma-vgg", sma_form="spikes"), num_classes=3)
+
+
+def test_grouped_convs_reach_nir_as_dense_kernels_that_compute_the_same():
+    weight = np.random.default_rng(0).integers(-9, 9, (6, 4, 1, 1))  # groups 6: [C, N, 1, 1]
+    dense = ungrouped(weight, 6)
+    x = torch.from_numpy(np.random.default_rng(1).random((2, 24, 5, 5)))
+    grouped = F.conv2d(x, torch.from_numpy(weight).double(), groups=6)
+    torch.testing.assert_close(F.conv2d(x, torch.from_numpy(dense).double()), grouped)
+
+
+def test_spiking_form_static_fold_runs_identically_in_norse(tmp_path):
+    torch.manual_seed(0)
+    net = build_model(tiny_config(T, model="sma-vgg", sma_form="spiking", readout="spikes"), num_classes=3)
+    net.materialize()
+    _train_a_little(net)
+    stats = calibrate(net, [torch.from_numpy(_spikes(6, seed=9).astype(np.float32))])
+    chip = fill_weight_range(fold_network(deploy_norms(net), stats, per_timestep=False)[0])[0]
+    netfile = read_net(write_netx(chip, tmp_path / "m.net", {"timesteps": T}))
+    spikes = _spikes(6)
+    ref = emulate_local(netfile, spikes, "float")
+    assert ref[2].sum() > 0 and ref[-1].sum() > 0
+    assert (run_norse(to_nir(netfile, 1e-3), spikes) == ref[-1]).all()
