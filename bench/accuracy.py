@@ -2,7 +2,7 @@
 
 Trains ``vgg`` (3×3), ``vgg7`` (7×7 convs where SMA sits: the like-for-like baseline, since a
 folded SMA layer deploys as one 7×7 conv plus a gain), ``sma-vgg``, ``sma-azo-vgg`` (linear SMA),
-``sma-vgg-spiking`` and ``sma-azo-vgg-spiking`` (the authors' block, ``sma_form: spiking``) and ``ma-vgg``
+``sma-vgg-spiking`` and ``sma-azo-vgg-spiking`` (the authors' block, ``sma_block: spiking``) and ``ma-vgg``
 (MA-SNN's temporal-channel attention, folded into a 3×3 conv plus a gain) for each seed on each
 dataset (``--models`` picks some), exports every run and measures it on the emulator (the chip's fixed
 point). Prints one table of mean ± std over seeds: validation accuracy (model selection), test
@@ -44,8 +44,8 @@ from train.loop import train
 
 # Bench rows: a model, or a model with options (the authors' spiking SMA block beside the linear one).
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "sma-vgg-spiking": ("sma-vgg", {"sma_form": "spiking"}),
-    "sma-azo-vgg-spiking": ("sma-azo-vgg", {"sma_form": "spiking"}),
+    "sma-vgg-spiking": ("sma-vgg", {"sma_block": "spiking"}),
+    "sma-azo-vgg-spiking": ("sma-azo-vgg", {"sma_block": "spiking"}),
 }
 MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg", *VARIANTS)
 SCALES = ([1], [1, 3], [1, 3, 5], [1, 3, 5, 7])

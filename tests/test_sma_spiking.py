@@ -1,4 +1,4 @@
-"""The authors' SMA block (sma_form: spiking): exact composition, fold into two chip layers, torch = file = emu = Lava."""
+"""The authors' SMA block (sma_block: spiking): exact composition, fold into two chip layers, torch = file = emu = Lava."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ T = 8
 
 def _net(model: str = "sma-azo-vgg", **options: object) -> torch.nn.Module:
     torch.manual_seed(0)
-    net = build_model(tiny_config(T, model=model, sma_form="spiking", **options), num_classes=3)
+    net = build_model(tiny_config(T, model=model, sma_block="spiking", **options), num_classes=3)
     net.materialize()
     return net
 
@@ -153,10 +153,10 @@ def test_spiking_form_validates_on_the_lava_simulator(tmp_path):
 
 
 def test_spiking_form_refuses_deploy_aware_fine_tuning_and_unknown_forms():
-    with pytest.raises(ConfigError, match="sma_form: linear"):
-        build_model(tiny_config(T, model="sma-vgg", sma_form="spiking", folded="per-timestep"), num_classes=3)
-    with pytest.raises(ConfigError, match="sma_form must be one of"):
-        build_model(tiny_config(T, model="sma-vgg", sma_form="spikes"), num_classes=3)
+    with pytest.raises(ConfigError, match="sma_block: linear"):
+        build_model(tiny_config(T, model="sma-vgg", sma_block="spiking", folded="per-timestep"), num_classes=3)
+    with pytest.raises(ConfigError, match="sma_block must be one of"):
+        build_model(tiny_config(T, model="sma-vgg", sma_block="spikes"), num_classes=3)
 
 
 def test_grouped_convs_reach_nir_as_dense_kernels_that_compute_the_same():
@@ -169,7 +169,7 @@ def test_grouped_convs_reach_nir_as_dense_kernels_that_compute_the_same():
 
 def test_spiking_form_static_fold_runs_identically_in_norse(tmp_path):
     torch.manual_seed(0)
-    net = build_model(tiny_config(T, model="sma-vgg", sma_form="spiking", readout="spikes"), num_classes=3)
+    net = build_model(tiny_config(T, model="sma-vgg", sma_block="spiking", readout="spikes"), num_classes=3)
     net.materialize()
     _train_a_little(net)
     stats = calibrate(net, [torch.from_numpy(_spikes(6, seed=9).astype(np.float32))])

@@ -87,7 +87,7 @@ class TrainConfig:
     # "linear": branches read the layer's input and stay linear (folds into one conv + gain);
     # "spiking": the authors' block, a leading 3×3 conv, spiking branches and attention on their spikes
     # (deploys as a conv layer Cin→N·C and a grouped 1×1 conv N·C→C with the gain; train/models/sma_spiking.py).
-    sma_form: str = "linear"
+    sma_block: str = "linear"
     # AZO (sma-azo-vgg): timesteps and channels zoned out; null = the paper's T // 4 and C // 10.
     azo_delta_t: int | None = None
     azo_delta_c: int | None = None

@@ -11,7 +11,7 @@ from train.models.ma_vgg import MAVGG
 from train.models.norm import NORMS
 from train.models.pool import POOLS
 from train.models.readout import READOUTS
-from train.models.sma_spiking import SMA_FORMS
+from train.models.sma_spiking import SMA_BLOCKS
 from train.models.sma_vgg import SMAVGG, attention_layers
 from train.models.vgg import VGG, wide_conv
 
@@ -31,11 +31,11 @@ def check_options(cfg: TrainConfig) -> None:
         raise ConfigError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
     if cfg.folded not in FOLDED:
         raise ConfigError(f"folded must be one of {FOLDED}, got {cfg.folded!r}")
-    if cfg.sma_form not in SMA_FORMS:
-        raise ConfigError(f"sma_form must be one of {SMA_FORMS}, got {cfg.sma_form!r}")
-    if cfg.sma_form == "spiking" and cfg.folded != "none":
+    if cfg.sma_block not in SMA_BLOCKS:
+        raise ConfigError(f"sma_block must be one of {SMA_BLOCKS}, got {cfg.sma_block!r}")
+    if cfg.sma_block == "spiking" and cfg.folded != "none":
         raise ConfigError(
-            "folded (deploy-aware fine-tuning) needs sma_form: linear; the spiking form deploys as two layers "
+            "folded (deploy-aware fine-tuning) needs sma_block: linear; the spiking form deploys as two layers "
             "per SMA block and has no trainable folded shell"
         )
 
@@ -89,7 +89,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
                 azo=cfg.model == "sma-azo-vgg",
                 azo_delta_t=cfg.azo_delta_t,
                 azo_delta_c=cfg.azo_delta_c,
-                form=cfg.sma_form,
+                form=cfg.sma_block,
             )
     except ValueError as e:
         raise ConfigError(f"model {cfg.model!r}: {e}") from None

@@ -1,4 +1,4 @@
-"""SMA in the authors' form (``sma_form: spiking``): a leading conv, spiking branches, attention on their spikes.
+"""SMA in the authors' form (``sma_block: spiking``): a leading conv, spiking branches, attention on their spikes.
 
 As ``SMA VGG/vgg8_dvs128_SMA.py`` of the authors' code (layout ``[B, C, H, W, T]`` here):
 
@@ -31,7 +31,7 @@ from lava.lib.dl import slayer
 from train.models.azo import AttentionZoneout
 from train.models.sma import MultiscaleAttention, MultiscaleSE
 
-SMA_FORMS = ("linear", "spiking")
+SMA_BLOCKS = ("linear", "spiking")
 LEAD_KERNEL = 3
 
 

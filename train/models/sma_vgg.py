@@ -10,7 +10,7 @@ import torch
 from train.models.azo import AttentionZoneout, paper_deltas
 from train.models.norm import neuron_params
 from train.models.sma import SMAConv
-from train.models.sma_spiking import SMA_FORMS, SpikingSMAConv
+from train.models.sma_spiking import SMA_BLOCKS, SpikingSMAConv
 from train.models.vgg import VGG, plain_conv
 
 
@@ -60,8 +60,8 @@ class SMAVGG(VGG):
         form: str = "linear",
         **options: Any,
     ) -> None:
-        if form not in SMA_FORMS:
-            raise ValueError(f"sma_form must be one of {SMA_FORMS}, got {form!r}")
+        if form not in SMA_BLOCKS:
+            raise ValueError(f"sma_block must be one of {SMA_BLOCKS}, got {form!r}")
         layers = attention_layers(sma_layers, len(channels), "SMA")
         n = len(kernel_sizes)
 
@@ -117,7 +117,7 @@ class SMAVGG(VGG):
         # options: the VGG's own (norm, dropout, readout, bias, pool)
         super().__init__(in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, **options)
         self.sma_layers = layers
-        self.sma_form = form
+        self.sma_block = form
         self.sizing_timesteps = timesteps
 
     @property
