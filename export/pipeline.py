@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from export.constraints import SOURCES, check, footprint
 from export.netx import ExportError, write_netx
 from export.verify import accuracy_table, fixed_point_accuracy, torch_accuracy
 from export.weight_range import fill_weight_range
+from lava_runtime.deploy import run_arrays
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import read_net
 from lava_runtime.netmodel import NetFile
@@ -29,6 +31,7 @@ from train.models.folded import FoldedConv
 from train.models.norm import deploy_norms, scale_neuron
 
 SMA_MODES = ("per-timestep", "static")
+COST_SAMPLES = 64  # test samples whose spikes, synops and energy export.json averages (emu, the file's fixed point)
 
 
 def write_checked(net: torch.nn.Module, out: Path, metadata: dict[str, Any]) -> NetFile:
@@ -174,12 +177,26 @@ def export_run(
         fixed,
         static_fixed,
     )
+    report["per_inference"] = inference_cost(netfile, spikes[:COST_SAMPLES])
     report["layers"] = [dataclasses.asdict(row) for row in footprint(netfile)]
     report["cores_estimate"] = sum(row["cores"] for row in report["layers"])
     report["limits_sources"] = SOURCES
     report["seconds"] = time.perf_counter() - t0
     atomic_write_json(out.with_name("export.json"), report)
     return report, forms.folded, netfile
+
+
+def inference_cost(netfile: NetFile, spikes: Any) -> dict[str, Any]:
+    """Neurons, and spikes, synops and energy (Loihi per-op model) per inference of ``netfile`` on ``spikes`` (emu)."""
+    run = run_arrays(netfile, spikes, backend="emu")
+    n, totals = run["samples"], run["totals"]
+    return {
+        "samples": n,
+        "neurons": int(sum(np.prod(layer.shape) for layer in netfile.layers)),
+        "spikes": totals["spikes"] / n,
+        "synops": totals["synops"] / n,
+        "energy_uj": totals["energy_per_inference_j"] * 1e6,
+    }
 
 
 def static_fold_file(run_dir: str | Path, out: str | Path, calib_samples: int = 256) -> NetFile:

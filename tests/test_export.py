@@ -66,6 +66,9 @@ def test_export_json_reports_three_accuracies_and_a_layer_table(exported):
     assert names == ["0:conv", "1:conv", "2:dense", "3:dense"]
     assert report["layers"][1]["fan_in"] == 4 * 7 * 7
     assert report["cores_estimate"] >= 4
+    cost = report["per_inference"]  # emu on the first test samples: the file's fixed point
+    assert cost["neurons"] == sum(row["neurons"] for row in report["layers"])
+    assert cost["samples"] >= 1 and cost["spikes"] > 0 and cost["synops"] > 0 and cost["energy_uj"] > 0
     # The selected checkpoint, chosen on validation, is what was exported; calibration took 16 train-part samples.
     metrics = json.loads((exported["per-timestep"].parent / "metrics.json").read_text())
     assert report["checkpoint"] == "best.pt" and report["selection"] == "val_accuracy"
