@@ -18,10 +18,12 @@ from export.constraints import SOURCES, check, footprint
 from export.netx import ExportError, write_netx
 from export.verify import accuracy_table, fixed_point_accuracy, torch_accuracy
 from export.weight_range import fill_weight_range
-from lava_runtime.deploy import run_arrays
+from lava_runtime.emu import emulate
+from lava_runtime.energy import load_energy_model
 from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.netfile import read_net
 from lava_runtime.netmodel import NetFile
+from lava_runtime.report import build_report
 from train.atomic import atomic_write_json
 from train.config import TrainConfig
 from train.data import calibration_spikes
@@ -188,7 +190,8 @@ def export_run(
 
 def inference_cost(netfile: NetFile, spikes: Any) -> dict[str, Any]:
     """Neurons, and spikes, synops and energy (Loihi per-op model) per inference of ``netfile`` on ``spikes`` (emu)."""
-    run = run_arrays(netfile, spikes, backend="emu")
+    # The emulator directly, not lava_runtime.deploy: export must not load the Lava backends.
+    run = build_report(emulate(netfile, spikes), None, {"backend": "emu"}, 0.0, energy=load_energy_model(None))
     n, totals = run["samples"], run["totals"]
     return {
         "samples": n,
