@@ -5,12 +5,15 @@ DEMO_DIR ?= runs/demo
 
 .PHONY: setup test demo bench clean
 
+# PYTHON=/path/to/python3.X picks the Python (3.10, 3.11 or 3.12); the default is the newest found.
 setup:
-	@bash scripts/setup.sh
+	@VENV=$(VENV) bash scripts/setup.sh
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
+# PYTEST_ARGS picks tests or options, e.g. make test PYTEST_ARGS="tests/test_pipeline.py -x".
+PYTEST_ARGS ?=
 test:
-	@$(PY) -m pytest -q; rc=$$?; \
+	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 demo:
