@@ -72,11 +72,15 @@ def test_run_cli_turns_user_errors_into_2_and_interrupts_into_130(capsys):
 
 def test_project_scripts_name_the_documented_mains():
     import importlib
+    import sys
     from pathlib import Path
 
-    import tomli
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
 
-    scripts = tomli.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
     assert set(scripts) == {"sma-train", "sma-finetune", "sma-analyze", "sma-export", "sma-lava"}
     for target in scripts.values():
         module, name = target.split(":")

@@ -129,15 +129,31 @@ def test_cli_resume_reads_the_run_config(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "device" in proc.stderr
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_torchrun_with_two_gloo_processes_trains_on_the_whole_set(tmp_path):
     import yaml
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(tiny(tmp_path, epochs=2, batch_size=4).to_dict()))
+    # A static rendezvous on a free local port: torchrun's --standalone (c10d) rendezvous segfaults with
+    # torch 2.3 on Python 3.12, and this one works with every torch of the constraints files.
     run_cli(
         "-m",
         "torch.distributed.run",
-        "--standalone",
+        "--nnodes",
+        "1",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
         "--nproc_per_node",
         "2",
         "train/run.py",

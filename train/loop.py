@@ -153,7 +153,7 @@ def evaluate(
         for x, y in loader:
             x, y = x.to(device), y.to(device)
             out = net(x)
-            loss_sum += float(loss_fn(out, y)) * len(y)
+            loss_sum += loss_fn(out, y).item() * len(y)
             correct += int((predict(out, readout) == y.cpu().numpy()).sum())
             total += len(y)
     loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc or Process(torch.device(device)))
