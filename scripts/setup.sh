@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# One-command setup: pick a supported Python (3.12, else 3.11, else 3.10, or the one PYTHON names), create
-# $VENV (.venv), install the project and the pinned stack of that Python (constraints.txt on 3.10,
-# constraints-py312.txt on 3.11 and 3.12). Re-running on a ready machine only checks a stamp and exits.
+# One-command setup: pick a supported Python (3.12, else 3.11, else 3.10, or the one PYTHON names: a path,
+# a command or a version such as 3.10), create $VENV (.venv), install the project and the pinned stack of
+# that Python (constraints.txt on 3.10, constraints-py312.txt on 3.11 and 3.12). Re-running on a ready
+# machine only checks a stamp and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 STAMP="$VENV/.setup-stamp"
 SUPPORTED="3.12 3.11 3.10" # newest first: the order make setup tries them
+WHY_NOT="lava-nc 0.10 / lava-dl 0.6 need Python >= 3.10 and numpy<2, which has no Python 3.13 wheels"
 
 # "3.12.1" for a Python that runs, nothing otherwise (python2 prints its version too, so it can be refused).
 pyversion() { [ -n "$1" ] && "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || true; }
@@ -30,6 +32,17 @@ find_python() { # $1: "3.12"; prints a python of that minor version
     return 1
 }
 
+if [[ "${PYTHON:-}" =~ ^3\.[0-9]+$ ]]; then # PYTHON=3.10: a version, looked for as make setup looks for any
+    if ! is_supported "$PYTHON"; then
+        echo "setup: refusing PYTHON=$PYTHON: supported are 3.10, 3.11 and 3.12 ($WHY_NOT)" >&2
+        exit 1
+    fi
+    if ! found=$(find_python "$PYTHON"); then
+        echo "setup: PYTHON=$PYTHON: no Python $PYTHON found on PATH, under pyenv or through uv (e.g. pyenv install $PYTHON)" >&2
+        exit 1
+    fi
+    PYTHON=$found
+fi
 if [ -n "${PYTHON:-}" ]; then
     ver=$(pyversion "$PYTHON")
     if [ -z "$ver" ]; then
@@ -37,7 +50,7 @@ if [ -n "${PYTHON:-}" ]; then
         exit 1
     fi
     if ! is_supported "$(minor "$ver")"; then
-        echo "setup: refusing PYTHON=$PYTHON (Python $ver): supported are 3.10, 3.11 and 3.12 (lava-nc 0.10 / lava-dl 0.6 need numpy<2, which rules out 3.13)" >&2
+        echo "setup: refusing PYTHON=$PYTHON (Python $ver): supported are 3.10, 3.11 and 3.12 ($WHY_NOT)" >&2
         exit 1
     fi
     PY=$PYTHON
