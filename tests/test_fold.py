@@ -92,7 +92,7 @@ def test_folding_constant_attention_is_exact():
     s = g.unsqueeze(0) * (4 * torch.rand(n, c).double() + 1).unsqueeze(1)
     folded, err = fold_block(block, s)
     assert err < 1e-9
-    assert float(folded.gain.max()) > float(g.max())
+    assert folded.gain.max().item() > g.max().item()
     with torch.no_grad():
         mismatch = (block.forward_scaled(x, s.float()) != folded(x)).float().mean().item()
     assert mismatch < 0.02, mismatch

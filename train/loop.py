@@ -387,7 +387,7 @@ def train(
     if isinstance(loss_fn, torch.nn.Module):
         loss_fn = loss_fn.to(proc.device)
     monitor = EpochMonitor(net, cfg.readout)
-    scaler = torch.cuda.amp.GradScaler(enabled=amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
     for epoch in range(start, cfg.epochs + 1):
         if sampler is not None:
