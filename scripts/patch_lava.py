@@ -8,7 +8,7 @@ encoder, the values are the same. Intel archived Lava, so no release will carry 
 
 The file is changed only when its sha256 is the released lava-nc 0.10.0 one; a file that is already
 patched is left as it is; any other file is refused (exit 1) with the reason. See docs/design.md,
-"lava-nc on Python 3.11 and 3.12". Usage: ``.venv/bin/python scripts/patch_lava.py``.
+"lava-nc on Python 3.11 and 3.12". Usage: ``.venv/bin/python scripts/patch_lava.py [FILE]``.
 """
 
 from __future__ import annotations
@@ -47,10 +47,12 @@ def find() -> Path | None:
     return None
 
 
-def main() -> int:
-    path = find()
-    if path is None:
-        print(f"patch_lava: {REL} not found for {sys.executable}: is lava-nc installed?", file=sys.stderr)
+def main(argv: list[str] | None = None) -> int:
+    """Patch the installed file, or the one path given (tests use a copy)."""
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0]) if args else find()
+    if path is None or not path.is_file():
+        print(f"patch_lava: {path or REL} not found for {sys.executable}: is lava-nc installed?", file=sys.stderr)
         return 1
     text = path.read_bytes().decode()
     digest = sha256(text)
