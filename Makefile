@@ -5,7 +5,7 @@ DEMO_DIR ?= runs/demo
 
 .PHONY: setup test demo bench clean
 
-# PYTHON=/path/to/python3.X picks the Python (3.10, 3.11 or 3.12); the default is the newest found.
+# PYTHON=3.10 (or a path to a python) picks the Python: 3.10, 3.11 or 3.12; the default is the newest found.
 setup:
 	@VENV=$(VENV) bash scripts/setup.sh
 
