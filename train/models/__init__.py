@@ -23,16 +23,10 @@ def check_options(cfg: TrainConfig) -> None:
     """Raise :class:`ConfigError` for a model option outside its choices (before anything is binned)."""
     if cfg.model not in MODELS:
         raise ConfigError(f"unknown model {cfg.model!r}; known: {', '.join(MODELS)}")
-    if cfg.norm not in NORMS:
-        raise ConfigError(f"norm must be one of {NORMS}, got {cfg.norm!r}")
-    if cfg.pool not in POOLS:
-        raise ConfigError(f"pool must be one of {POOLS}, got {cfg.pool!r}")
-    if cfg.readout not in READOUTS:
-        raise ConfigError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
-    if cfg.folded not in FOLDED:
-        raise ConfigError(f"folded must be one of {FOLDED}, got {cfg.folded!r}")
-    if cfg.sma_block not in SMA_BLOCKS:
-        raise ConfigError(f"sma_block must be one of {SMA_BLOCKS}, got {cfg.sma_block!r}")
+    choices = {"norm": NORMS, "pool": POOLS, "readout": READOUTS, "folded": FOLDED, "sma_block": SMA_BLOCKS}
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise ConfigError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
     if cfg.sma_block == "spiking" and cfg.folded != "none":
         raise ConfigError(
             "folded (deploy-aware fine-tuning) needs sma_block: linear; the spiking form deploys as two layers "

@@ -195,6 +195,39 @@ def fold_block(
     return folded, err
 
 
+def _holding(
+    kernel: torch.Tensor,
+    gain: torch.Tensor,
+    neuron: torch.nn.Module,
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    timesteps: int,
+    per_timestep: bool,
+    quantized: bool,
+    groups: int,
+) -> FoldedConv:
+    """A :class:`FoldedConv` ('same' padding) whose synapse holds ``kernel`` as it is."""
+    size = kernel.shape[-1]
+    conv = FoldedConv(
+        {},
+        in_channels,
+        out_channels,
+        size,
+        timesteps,
+        stride=stride,
+        padding=size // 2,
+        gain=gain,
+        per_timestep=per_timestep,
+        neuron=neuron,
+        quantized=quantized,
+        groups=groups,
+    )
+    with torch.no_grad():
+        conv.synapse.weight.copy_(kernel[..., None])
+    return conv
+
+
 def deployable(
     kernel: torch.Tensor,
     gain: torch.Tensor,
@@ -240,23 +273,9 @@ def deployable(
     kernel = kernel / 2**shift
     if shift > 0 and per_timestep:
         gain = gain * 2**shift
-    size = kernel.shape[-1]
-    folded = FoldedConv(
-        {},
-        in_channels,
-        out_channels,
-        size,
-        timesteps,
-        stride=stride,
-        padding=size // 2,
-        gain=gain,
-        per_timestep=per_timestep,
-        neuron=neuron,
-        quantized=quantized,
-        groups=groups,
+    folded = _holding(
+        kernel, gain, neuron, in_channels, out_channels, stride, timesteps, per_timestep, quantized, groups
     )
-    with torch.no_grad():
-        folded.synapse.weight.copy_(kernel[..., None])
     if shift < 0 or (shift > 0 and not per_timestep):
         scale_neuron(folded, 2.0**-shift)
     return folded
@@ -311,23 +330,9 @@ def chip_stage(
     gain = torch.ones(timesteps, out_channels, dtype=kernel.dtype) if gain is None else gain
     if not per_timestep:
         kernel, gain = kernel * gain.mean(dim=0).view(-1, 1, 1, 1), torch.ones_like(gain)
-    size = kernel.shape[-1]
-    stage = FoldedConv(
-        {},
-        in_channels,
-        out_channels,
-        size,
-        timesteps,
-        stride=stride,
-        padding=size // 2,
-        gain=gain.float(),
-        per_timestep=per_timestep,
-        neuron=neuron,
-        quantized=False,
-        groups=groups,
+    stage = _holding(
+        kernel.float(), gain.float(), neuron, in_channels, out_channels, stride, timesteps, per_timestep, False, groups
     )
-    with torch.no_grad():
-        stage.synapse.weight.copy_(kernel.float()[..., None])
     if not quantized:
         return stage
     if isinstance(stage.neuron.norm, AffineBatchNorm):

@@ -66,6 +66,14 @@ class MultiscaleAttention(ScaledCurrentBlock):
         """The last forward's attention product ``W_α · W_β`` per sample, ``[B, N, T, C]`` (what calibration averages)."""
         return self.last_attention["temporal"][..., None] * self.last_attention["channel"]
 
+    @classmethod
+    def _odd_sizes(cls, kernel_sizes: tuple[int, ...]) -> tuple[int, ...]:
+        """``kernel_sizes`` as ints; a ValueError unless each is odd and positive (centred branches)."""
+        sizes = tuple(int(k) for k in kernel_sizes)
+        if not sizes or any(k < 1 or k % 2 == 0 for k in sizes):
+            raise ValueError(f"{cls.__name__}: kernel sizes must be odd and positive, got {sizes}")
+        return sizes
+
     def _check_timesteps(self, x: torch.Tensor) -> None:
         if x.shape[-1] != self.timesteps:
             raise ValueError(
@@ -122,10 +130,7 @@ class SMAConv(MultiscaleAttention):
         azo: AttentionZoneout | None = None,
     ) -> None:
         super().__init__()
-        kernel_sizes = tuple(int(k) for k in kernel_sizes)
-        if not kernel_sizes or any(k < 1 or k % 2 == 0 for k in kernel_sizes):
-            raise ValueError(f"SMAConv: kernel sizes must be odd and positive ('same' padding), got {kernel_sizes}")
-        self.kernel_sizes, self.timesteps = kernel_sizes, int(timesteps)
+        self.kernel_sizes, self.timesteps = self._odd_sizes(kernel_sizes), int(timesteps)
         self.neuron = slayer.neuron.cuba.Neuron(**neuron_params)
         self.branches = torch.nn.ModuleList(
             slayer.synapse.Conv(
@@ -137,10 +142,10 @@ class SMAConv(MultiscaleAttention):
                 weight_scale=weight_scale,
                 pre_hook_fx=self.neuron.quantize_8bit,
             )
-            for k in kernel_sizes
+            for k in self.kernel_sizes
         )
-        self.temporal = MultiscaleSE(self.timesteps, len(kernel_sizes), temporal_reduction)
-        self.channel = MultiscaleSE(out_features, len(kernel_sizes), channel_reduction)
+        self.temporal = MultiscaleSE(self.timesteps, len(self.kernel_sizes), temporal_reduction)
+        self.channel = MultiscaleSE(out_features, len(self.kernel_sizes), channel_reduction)
         self.azo = azo
         self.last_attention: dict[str, torch.Tensor] = {}
 

@@ -55,10 +55,7 @@ class SpikingSMAConv(MultiscaleAttention):
         azo: AttentionZoneout | None = None,
     ) -> None:
         super().__init__()
-        kernel_sizes = tuple(int(k) for k in kernel_sizes)
-        if not kernel_sizes or any(k < 1 or k % 2 == 0 for k in kernel_sizes):
-            raise ValueError(f"SpikingSMAConv: kernel sizes must be odd and positive, got {kernel_sizes}")
-        self.kernel_sizes, self.timesteps, self.stride = kernel_sizes, int(timesteps), int(stride)
+        self.kernel_sizes, self.timesteps, self.stride = self._odd_sizes(kernel_sizes), int(timesteps), int(stride)
         self.neuron = slayer.neuron.cuba.Neuron(**neuron_params)
         # One neuron group for all branches: N·C channels, channel-major (c·N + n).
         self.branch_neuron = slayer.neuron.cuba.Neuron(**branch_params)
@@ -67,10 +64,10 @@ class SpikingSMAConv(MultiscaleAttention):
             in_features, out_features, LEAD_KERNEL, stride=stride, weight_scale=weight_scale
         )
         self.branches = torch.nn.ModuleList(
-            slayer.synapse.Conv(out_features, out_features, k, weight_scale=weight_scale) for k in kernel_sizes
+            slayer.synapse.Conv(out_features, out_features, k, weight_scale=weight_scale) for k in self.kernel_sizes
         )
-        self.temporal = MultiscaleSE(self.timesteps, len(kernel_sizes), temporal_reduction)
-        self.channel = MultiscaleSE(out_features, len(kernel_sizes), channel_reduction)
+        self.temporal = MultiscaleSE(self.timesteps, len(self.kernel_sizes), temporal_reduction)
+        self.channel = MultiscaleSE(out_features, len(self.kernel_sizes), channel_reduction)
         self.azo = azo
         self.last_attention: dict[str, torch.Tensor] = {}
 

@@ -79,6 +79,12 @@ class SMAVGG(VGG):
                         f"1 <= delta_c <= {cout} channels, got delta_t={dt}, delta_c={dc}"
                     )
                 zoneout = AttentionZoneout(dt, dc)
+            shared = {
+                "stride": stride,
+                "temporal_reduction": temporal_reduction,
+                "channel_reduction": channel_reduction,
+                "azo": zoneout,
+            }
             if form == "spiking":  # branch neurons: the layer's norm (or bias) on each of the N·C channels
                 branch = neuron_params(
                     {**neuron, "requires_grad": False},
@@ -86,33 +92,11 @@ class SMAVGG(VGG):
                     n * cout,
                     bias=options.get("bias", False),
                 )
-                return SpikingSMAConv(
-                    params,
-                    branch,
-                    cin,
-                    cout,
-                    timesteps,
-                    kernel_sizes,
-                    stride=stride,
-                    temporal_reduction=temporal_reduction,
-                    channel_reduction=channel_reduction,
-                    azo=zoneout,
-                )
+                return SpikingSMAConv(params, branch, cin, cout, timesteps, kernel_sizes, **shared)
             # Uniform attention weighs each of N independent branches by 1/N², so Z's spread is
             # N^-1.5 of one branch: scaling the plain conv's weight_scale of 2 by N^1.5 starts the
             # SMA layer near the plain conv's firing rate (measured: 0.030 vs 0.044, ×1 gives 0.012).
-            return SMAConv(
-                params,
-                cin,
-                cout,
-                timesteps,
-                kernel_sizes,
-                stride=stride,
-                temporal_reduction=temporal_reduction,
-                channel_reduction=channel_reduction,
-                weight_scale=2 * n**1.5,
-                azo=zoneout,
-            )
+            return SMAConv(params, cin, cout, timesteps, kernel_sizes, weight_scale=2 * n**1.5, **shared)
 
         # options: the VGG's own (norm, dropout, readout, bias, pool)
         super().__init__(in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, **options)
