@@ -33,12 +33,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from chipnet.atomic import atomic_write, atomic_write_json
+from chipnet.progress import progress_bar
 from export.pipeline import export_run
 from lava_runtime.deploy import run_dataset
 from lava_runtime.report import plot_accuracy_energy
-from train.atomic import atomic_write, atomic_write_json
 from train.config import CONFIG_DIR, load_config
 from train.loop import train
 
@@ -252,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = [job for job in jobs if row_key(dict(zip(("dataset", "model", "seed", "kernels"), job))) not in done]
     if len(todo) < len(jobs):
         print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already in {args.out / 'rows.json'}: not repeated")
-    for dataset, model, seed, kernels in tqdm(todo, desc="bench runs", unit="run"):
+    for dataset, model, seed, kernels in progress_bar(todo, desc="bench runs", unit="run"):
         rows.append(run_one(dataset, model, seed, args.out, args, list(kernels) if kernels else None))
         atomic_write_json(args.out / "rows.json", rows)  # a partial table survives an interrupted bench
     text = "## Models\n\n" + table([r for r in rows if r["kernels"] is None], "model")

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.netx import write_netx
+from chipnet.netfile import read_net
+from chipnet.netwriter import write_net
 from lava_runtime import emu
 from lava_runtime.deploy import load_samples
-from lava_runtime.netfile import read_net
 from lava_runtime.simulate import simulate
 from train.config import TrainConfig
 from train.models import build_model
@@ -36,7 +36,7 @@ def gesture_sized_net(path: Path, timesteps: int) -> Path:
     torch.manual_seed(0)
     cfg = TrainConfig(input_size=32, timesteps=timesteps, channels=[16, 32, 64], hidden=64)
     model = build_model(cfg, num_classes=11)
-    write_netx(
+    write_net(
         model,
         path,
         {

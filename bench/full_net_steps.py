@@ -17,11 +17,11 @@ import json
 import time
 
 import torch
-from tqdm import tqdm
 
+from chipnet.decision import decide_output
+from chipnet.progress import progress_bar
 from train.config import load_config
 from train.data import FrameDataset
-from train.decision import decide_output
 from train.loop import make_optimizer, seed_everything
 from train.models import build_model
 from train.models.readout import logits, make_loss
@@ -63,7 +63,7 @@ def main() -> None:
     batches = iter(loader)
     net.train()
     losses, t0 = [], time.perf_counter()
-    for _ in tqdm(range(args.steps), desc="steps"):
+    for _ in progress_bar(range(args.steps), desc="steps"):
         try:
             x, y = next(batches)
         except StopIteration:

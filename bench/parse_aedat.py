@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.events import make_events
-from train.data.formats import parse_aedat31, read_bytes
+from chipnet.events import make_events
+from chipnet.formats import parse_aedat31, read_bytes
 
 HEADER = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"
 PER_PACKET = 4096

@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's packages, and the AEDAT4 writer the tests use
 
 from dvwriter import write_aedat4  # noqa: E402
+
+from chipnet.netfile import read_net  # noqa: E402
 from lava_runtime.event_sources import open_source  # noqa: E402
-from lava_runtime.netfile import read_net  # noqa: E402
 from lava_runtime.stream import default_period_us, run_stream, sensor_map, trained_sensor  # noqa: E402
 from train.data.synthgesture import SynthGesture  # noqa: E402
 

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from lava.lib.dl import slayer
 
 from train.allocator import keep_freed_memory

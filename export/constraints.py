@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chipnet.chip import DECAY_MAX, FILE_WEIGHT_RANGE, VTH_MAX, WEIGHT_FULL_SCALE
+from chipnet.errors import SmaLavaError
+from chipnet.netmodel import ConvLayer, NetFile
 from lava_runtime.counting import topology
-from lava_runtime.netmodel import ConvLayer, NetFile
-from train.chip import DECAY_MAX, FILE_WEIGHT_RANGE, VTH_MAX, WEIGHT_FULL_SCALE
-from train.errors import SmaLavaError
 
 NEURONS_PER_CORE = 8192
 SYNAPSES_PER_CORE = 120_000_000 // 128

@@ -22,7 +22,7 @@ import nir
 import numpy as np
 import torch
 
-from export.netx import ExportError
+from chipnet.errors import ExportError
 
 SNNTORCH_DT = 1e-4  # hard-coded in snntorch.import_nir
 

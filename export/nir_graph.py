@@ -31,10 +31,10 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from export.netx import ExportError
-from lava_runtime.netmodel import ConvLayer, NetFile
-from train.chip import DECAY_UNITY
-from train.atomic import atomic_write
+from chipnet.atomic import atomic_write
+from chipnet.chip import DECAY_UNITY
+from chipnet.errors import ExportError
+from chipnet.netmodel import ConvLayer, NetFile
 
 # A zero decay as a finite time constant: 1 - 2**-60 rounds to 1 in float32 and float64 alike.
 PERFECT_INTEGRATOR_STEPS = 2.0**60

@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from lava_runtime.netmodel import ConvLayer, NetFile
-from train.atomic import atomic_write
-from train.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS, W_SCALE
+from chipnet.atomic import atomic_write
+from chipnet.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS, W_SCALE
+from chipnet.netmodel import ConvLayer, NetFile
 
 OPSET = 17
 IR_VERSION = 8  # opset 17's IR version; newer onnx packages default to IRs that onnxruntime may not read yet

@@ -14,10 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from export.netx import ExportError
+from chipnet.cli import run_cli
+from chipnet.errors import CheckpointError, ConfigError, ExportError
 from export.pipeline import SMA_MODES, export_run, format_table, write_nir_for
-from train.cli import run_cli
-from train.errors import CheckpointError, ConfigError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

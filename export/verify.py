@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from chipnet.decision import accuracy, predict
+from chipnet.netmodel import NetFile
 from lava_runtime import emu
-from lava_runtime.netmodel import NetFile
-from train.decision import accuracy, predict
 
 
 def torch_accuracy(net: torch.nn.Module, spikes: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> float:
-    """Accuracy of a SLAYER network classified by its readout's rule (``train.decision``)."""
+    """Accuracy of a SLAYER network classified by its readout's rule (``chipnet.decision``)."""
     net.eval()
     readout = getattr(net, "readout", "spikes")
     correct = 0

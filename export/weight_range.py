@@ -13,7 +13,7 @@ import copy
 
 import torch
 
-from train.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
+from chipnet.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
 from train.models.norm import chip_bias, scale_neuron
 
 

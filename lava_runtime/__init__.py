@@ -1,3 +1,5 @@
-"""Run exported networks as Lava processes (CPU simulator or Loihi 2) and report on them."""
+"""Run exported networks as Lava processes (CPU simulator or Loihi 2), or on the emulator, and report on them.
 
-import train  # noqa: F401,E402  (imports lava-dl quietly before anything else does)
+Lava itself is loaded only by ``graph``, ``simulate``, ``float_units`` and ``processes/`` (through
+:mod:`lava_runtime.lava_start`); everything else here reads files, emulates and reports without it.
+"""

@@ -13,8 +13,8 @@ instead of ``--dataset`` checks on arrays).
 or AEDAT 2.0/3.1 file, ``tcp://HOST:PORT`` of DV's network stream, or ``camera``) and prints one JSON
 line per decision (``lava_runtime/stream.py``).
 
-``python -m lava_runtime neurobench --run RUN`` computes the report's NeuroBench-style metrics
-with the real ``neurobench`` library and says where they agree (``lava_runtime/nb_metrics.py``).
+The check of the report's NeuroBench-style metrics against the real ``neurobench`` library
+refolds a trained run, so it lives beside the export: ``python -m export.neurobench --run RUN``.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ import json
 import sys
 from pathlib import Path
 
+from chipnet.cli import run_cli
+from chipnet.errors import RuntimeConfigError
 from lava_runtime.backends import BACKENDS
-from lava_runtime.deploy import as_netfile, load_arrays, run_arrays, run_dataset, validate_arrays, validate_dataset
 from lava_runtime.energy import DEFAULT_MODEL
-from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.report import compare_reports, write_report
-from train.cli import run_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -141,38 +140,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="decisions as JSON lines, written as they come (summary beside it: .summary.json)",
     )
     st.add_argument("--quiet", action="store_true", help="do not echo the decisions on stdout")
-    nb = sub.add_parser(
-        "neurobench",
-        help="the report's NeuroBench metrics from the real neurobench library",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    nb.add_argument("--run", required=True, help="training run folder (checkpoint.pt, export.json)")
-    nb.add_argument("--samples", type=int, default=None, help="test samples (default: the whole split)")
-    nb.add_argument("--out", default=None, help="comparison JSON (default: RUN/neurobench.json)")
     return p.parse_args(argv)
-
-
-def neurobench(args: argparse.Namespace) -> int:
-    """Print NeuroBench's figures beside the emu report's and write them as JSON; 1 if any disagrees."""
-    from lava_runtime.nb_metrics import compare, format_comparison
-    from train.atomic import atomic_write_json
-
-    if args.samples is not None and args.samples < 1:
-        raise RuntimeConfigError("--samples must be at least 1")
-    out = Path(args.out) if args.out else Path(args.run) / "neurobench.json"
-    if not out.parent.is_dir():
-        raise RuntimeConfigError(f"output folder {out.parent} does not exist")
-    result = compare(args.run, args.samples)
-    atomic_write_json(out, {k: v for k, v in result.items() if k != "neurobench_raw"})
-    print(format_comparison(result))
-    print(f"written to {out}")
-    return 0 if all(result["agree"].values()) else 1
 
 
 def validate(args: argparse.Namespace) -> int:
     """Print the share of samples whose output spike trains agree and the first mismatch; 1 if any."""
     if args.samples < 1:
         raise RuntimeConfigError("--samples must be at least 1")
+    from lava_runtime.deploy import as_netfile, load_arrays, validate_arrays, validate_dataset
+
     if args.input is not None:
         net = as_netfile(args.net)  # read once
         result = validate_arrays(net, load_arrays(net, args.input)[0])
@@ -224,8 +200,6 @@ def _main(argv: list[str] | None) -> int:
         return compare(args.reports)
     if args.command == "validate":
         return validate(args)
-    if args.command == "neurobench":
-        return neurobench(args)
     if args.command == "stream":
         from lava_runtime.stream_cli import stream_command
 
@@ -239,6 +213,9 @@ def _main(argv: list[str] | None) -> int:
         raise RuntimeConfigError("--labels goes with --input (a dataset has its own labels)")
     if args.spikes is not None and not Path(args.spikes).resolve().parent.is_dir():
         raise RuntimeConfigError(f"spikes folder {Path(args.spikes).parent} does not exist")
+    # Loaded here, not at the top: ``compare`` reads two JSON files and needs no torch or datasets.
+    from lava_runtime.deploy import as_netfile, load_arrays, run_arrays, run_dataset
+
     # Ctrl-C or SIGTERM leaves through run_cli once the Lava runtime has been stopped on the way out.
     if args.input is not None:
         net = as_netfile(args.net)  # read once

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING
 
-from lava_runtime.errors import RuntimeConfigError
+from chipnet.errors import RuntimeConfigError
 
 if TYPE_CHECKING:  # Lava is imported where a run config is built: deploy imports this module without it
     from lava.magma.core.run_configs import AbstractLoihiRunCfg

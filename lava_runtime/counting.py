@@ -16,10 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from lava_runtime.netmodel import ConvLayer, InputLayer, Layer
+from chipnet.netmodel import ConvLayer, InputLayer, Layer
 
 
 @dataclass
@@ -57,6 +55,9 @@ def conv_fanout(
     gradient of the summed output with respect to each input is exactly the number of output
     neurons it reaches. The layouts follow ``lava.proc.conv.utils.conv`` (a true convolution).
     """
+    import torch  # here, not at the top: reading reports (``compare``) must not load torch
+    import torch.nn.functional as F
+
     mask = (np.asarray(weight) != 0)[:, ::-1, ::-1].transpose(0, 3, 2, 1).astype(np.float64)  # Cout, Cin, ky, kx
     w, h, c = input_shape
     x = torch.ones((1, c, h, w), dtype=torch.float64, requires_grad=True)

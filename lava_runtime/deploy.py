@@ -8,16 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from chipnet.errors import DatasetError, RuntimeConfigError
+from chipnet.netfile import read_net
+from chipnet.netmodel import NetFile
 from lava_runtime.backends import EMULATED
 from lava_runtime.emu import emulate
 from lava_runtime.energy import load_energy_model
-from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netfile import read_net
-from lava_runtime.netmodel import NetFile
-from lava_runtime.report import build_report
 from lava_runtime.records import Agreement, LayerRecord, compare_records, output_agreement, to_lava_order
+from lava_runtime.report import build_report
 from train.data import FrameDataset
-from train.errors import DatasetError
 
 
 def as_netfile(net: str | Path | NetFile) -> NetFile:

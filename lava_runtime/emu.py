@@ -24,12 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chipnet.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS
+from chipnet.errors import RuntimeConfigError
+from chipnet.events import COUNT_MAX
+from chipnet.netfile import read_net
+from chipnet.netmodel import ConvLayer, DenseLayer, InputLayer, Layer, NetFile
 from lava_runtime.counting import synops_from_spikes, topology
-from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netfile import read_net
-from lava_runtime.netmodel import ConvLayer, DenseLayer, InputLayer, Layer, NetFile
-from train.chip import ACT_SHIFT, DECAY_UNITY, STATE_BITS
-from train.data.events import COUNT_MAX
 from lava_runtime.records import Agreement, LayerRecord, compare_records, to_lava_order  # noqa: F401 (re-exported)
 from lava_runtime.sdnn_emu import emulate_sigma_delta
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from lava_runtime.errors import RuntimeConfigError
+from chipnet.errors import RuntimeConfigError
 
 DEFAULT_MODEL = Path(__file__).with_name("energy_models") / "loihi1_davies2018.yaml"
 

@@ -1,9 +1,9 @@
 """Where a stream's events come from: AEDAT4 files, AEDAT 2.0/3.1 files, DV network streams, cameras.
 
-Every source yields time-sorted event batches as :data:`train.data.events.EVENT_DTYPE` arrays
+Every source yields time-sorted event batches as :data:`chipnet.events.EVENT_DTYPE` arrays
 (``x, y, p, t``, ``t`` in µs) and knows its sensor's ``(width, height)``. AEDAT4, network streams
 and cameras are read by dv-processing (iniVation's own library, the one DV uses); AEDAT 2.0/3.1
-by the project's readers in :mod:`train.data.formats`. A source that fails mid-way (truncated
+by the project's readers in :mod:`chipnet.formats`. A source that fails mid-way (truncated
 file, dropped connection) raises :class:`StreamSourceError` naming it: the stream keeps what it
 has already decided and reports that one line.
 """
@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from lava_runtime.errors import RuntimeConfigError
-from train.data.events import make_events
-from train.data.formats import decode_dvs128, parse_aedat2, parse_aedat31, read_bytes
-from train.errors import DatasetError
+from chipnet.errors import DatasetError, RuntimeConfigError
+from chipnet.events import make_events
+from chipnet.formats import decode_dvs128, parse_aedat2, parse_aedat31, read_bytes
 
 AEDAT_CHUNK = 65_536  # events per batch when a whole AEDAT 2.0/3.1 file is parsed at once
 NETWORK_IDLE_S = 0.002  # poll interval of a network stream or camera with no new batch
@@ -167,7 +166,7 @@ class DvCamera(_DvSource):
 
 
 class AedatFile(EventSource):
-    """A DVS128 AEDAT 2.0 (jAER) or 3.1 file, parsed whole by :mod:`train.data.formats`, yielded in chunks."""
+    """A DVS128 AEDAT 2.0 (jAER) or 3.1 file, parsed whole by :mod:`chipnet.formats`, yielded in chunks."""
 
     live = False
 

@@ -35,8 +35,8 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.proc.sdn.process import Delta, Sigma, SigmaDelta
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
-from lava_runtime.errors import RuntimeConfigError
-from train.chip import ACT_SHIFT, DECAY_UNITY
+from chipnet.chip import ACT_SHIFT, DECAY_UNITY
+from chipnet.errors import RuntimeConfigError
 
 
 def dense_float_weights(weights: np.ndarray, proc_params: dict[str, Any]) -> np.ndarray:

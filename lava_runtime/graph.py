@@ -14,7 +14,6 @@ a :class:`~lava_runtime.processes.gain_lif.GainLIFReset` neuron (built by
 
 from __future__ import annotations
 
-import lava_runtime.lava_start  # noqa: F401  (before any Lava import: see its doc)
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +27,16 @@ from lava.proc.io.source import RingBuffer as SourceBuffer
 from lava.proc.monitor.process import Monitor
 from lava.proc.sdn.process import Delta, Sigma, SigmaDelta
 
+import lava_runtime.lava_start  # noqa: F401  (before any Lava import: see its doc)
+from chipnet.errors import RuntimeConfigError
 from lava_runtime.counting import Topology, conv_fanout, dense_fanout
-from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.float_units import to_float_units
 from lava_runtime.processes.activity import ActivityCounter
 from lava_runtime.processes.gain_lif import GainLIFReset
 from lava_runtime.processes.gain_network import GainNetwork
 from lava_runtime.records import stream_steps
 
-COUNT_BITS = 8  # event counts reach the first synapse as 8-bit graded messages (train.data.events.COUNT_MAX)
+COUNT_BITS = 8  # event counts reach the first synapse as 8-bit graded messages (chipnet.events.COUNT_MAX)
 
 
 @dataclass

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from chipnet.errors import RuntimeConfigError
 from lava_runtime.counting import Topology
-from lava_runtime.errors import RuntimeConfigError
 
 
 @dataclass

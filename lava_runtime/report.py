@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from chipnet.atomic import atomic_write, atomic_write_json
+from chipnet.decision import decide, decide_graded, decide_voltage
 from lava_runtime.energy import EnergyModel, ann_comparison, layer_energy
 from lava_runtime.records import LayerRecord
-from train.decision import decide, decide_graded, decide_voltage
-from train.atomic import atomic_write, atomic_write_json
 
 WEIGHT_BYTES = 1  # 8-bit weight mantissas
 GAIN_BYTES = 2  # 12-bit gain mantissas in 16-bit words
@@ -134,7 +134,7 @@ def build_report(
         "timesteps": int(timesteps),
         "accuracy": None if labels is None else float((predictions == labels).mean()) if samples else 0.0,
         "agreement": agreement,
-        # Sigma-delta networks: the largest output sum over the sample's steps (train.decision.decide_graded).
+        # Sigma-delta networks: the largest output sum over the sample's steps (chipnet.decision.decide_graded).
         "decision": "output voltage at the end of the window"
         if voltage is not None
         else "graded output sum"

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lava_runtime.counting import synops_from_spikes, topology
-from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netmodel import (
+from chipnet.errors import RuntimeConfigError
+from chipnet.netmodel import (
     SDNN_MESSAGE_SHIFT,
     SDNN_STATE_SHIFT,
     ConvLayer,
@@ -29,6 +28,7 @@ from lava_runtime.netmodel import (
     Layer,
     NetFile,
 )
+from lava_runtime.counting import synops_from_spikes, topology
 from lava_runtime.records import LayerRecord, stream_steps, to_lava_order
 
 _INT32 = 1 << 32

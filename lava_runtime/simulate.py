@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import lava_runtime.lava_start  # noqa: F401  (before any Lava import: see its doc)
 import contextlib
 import math
 import signal
@@ -15,14 +14,15 @@ import numpy as np
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import AbstractLoihiRunCfg
-from tqdm import tqdm
 
+import lava_runtime.lava_start  # noqa: F401  (before any Lava import: see its doc)
+from chipnet.errors import RuntimeConfigError
+from chipnet.netfile import read_metadata, read_net
+from chipnet.netmodel import ConvLayer, DenseLayer, NetFile
+from chipnet.progress import progress_bar
 from lava_runtime.backends import run_config, run_on_loihi2
 from lava_runtime.counting import synops_from_spikes
-from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.graph import Graph, build_graph
-from lava_runtime.netfile import read_metadata, read_net
-from lava_runtime.netmodel import ConvLayer, DenseLayer, NetFile
 from lava_runtime.records import LayerRecord, local_windows, stream_steps, to_lava_order
 
 
@@ -173,7 +173,7 @@ def run_graph(
     with stop_on_signals():
         try:
             supervisor.start()
-            with tqdm(total=samples, desc="lava run", unit="sample", disable=not progress, leave=False) as bar:
+            with progress_bar(total=samples, desc="lava run", unit="sample", enabled=progress, leave=False) as bar:
                 done = 0
                 while done < samples:
                     step = min(chunk, samples - done)

@@ -2,8 +2,8 @@
 
 Events from a source (:mod:`lava_runtime.event_sources`) are cut into frames of ``period_us`` on a
 grid that starts at ``start_us`` or the first event (frame ``k`` holds ``[t0 + k·P, t0 + (k+1)·P)``) and each frame
-is binned by the dataset pipeline's own code (:func:`train.data.events.to_frames` with one
-timestep over exactly that span, then :func:`~train.data.events.encode`). A sample of ``T·P`` µs
+is binned by the dataset pipeline's own code (:func:`chipnet.events.to_frames` with one
+timestep over exactly that span, then :func:`~chipnet.events.encode`). A sample of ``T·P`` µs
 binned by the dataset and the ``T`` frames that cover it are therefore the same tensor.
 
 A decision runs its window of the last ``T`` frames from zero state (``reset="window"``): each
@@ -12,7 +12,7 @@ window is what training and ``run`` call a sample, so this is the mode that matc
 (:class:`lava_runtime.emu.ContinuousEmulator`) and decides on the outputs of the window's frames:
 cheaper per decision, but the network then sees a history it never saw in training.
 ``every="frame"`` decides at every frame over a sliding window; ``every="window"`` every ``T``
-frames over disjoint windows. The rule is ``run``'s (:func:`train.decision.decide_output`).
+frames over disjoint windows. The rule is ``run``'s (:func:`chipnet.decision.decide_output`).
 
 A reader thread cuts frames into a bounded queue; the network takes every frame queued at once
 (one batched backend call). A file read as fast as possible waits for the network; a live source
@@ -33,14 +33,13 @@ from typing import IO, Any
 
 import numpy as np
 
+from chipnet.decision import decide_output
+from chipnet.errors import RuntimeConfigError, SmaLavaError
+from chipnet.events import encode, to_frames
+from chipnet.netmodel import NetFile
 from lava_runtime.deploy import backend_layers, prepare_backend
 from lava_runtime.emu import ContinuousEmulator
-from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.event_sources import EventSource, StreamSourceError, paced
-from lava_runtime.netmodel import NetFile
-from train.data.events import encode, to_frames
-from train.decision import decide_output
-from train.errors import SmaLavaError
 
 EVERY = ("frame", "window")
 RESETS = ("window", "never")
@@ -425,6 +424,6 @@ def default_period_us(net: NetFile) -> int | None:
 
 def write_summary(stats: Stats, path: str | Path) -> None:
     """The end summary as JSON (atomically)."""
-    from train.atomic import atomic_write_json
+    from chipnet.atomic import atomic_write_json
 
     atomic_write_json(path, stats.summary())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from chipnet.atomic import atomic_write
 from lava_runtime.stream import Stats
-from train.atomic import atomic_write
 
 
 def plot_timeline(stats: Stats, path: str | Path, classes: list[str]) -> None:

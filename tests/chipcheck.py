@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from chipnet.netmodel import NetFile
 from lava_runtime import emu
-from lava_runtime.netmodel import NetFile
 from lava_runtime.records import LayerRecord
 from train.config import TrainConfig
 

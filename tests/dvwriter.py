@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.formats import AEDAT31_PACKET
+from chipnet.formats import AEDAT31_PACKET
 
 BATCH = 2_000  # events per packet, about what a camera sends every few milliseconds
 

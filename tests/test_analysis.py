@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_cli
+
 from train.config import NeuronConfig, TrainConfig
 from train.loop import load_checkpoint, load_datasets, train
 

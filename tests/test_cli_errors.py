@@ -39,12 +39,10 @@ def test_train_with_unknown_dataset(tmp_path):
 
 
 def test_run_cli_turns_user_errors_into_2_and_interrupts_into_130(capsys):
+    from chipnet.cli import run_cli as wrap
+    from chipnet.errors import CheckpointError, ConfigError, DatasetError, ExportError, RuntimeConfigError, SmaLavaError
     from export.constraints import ConstraintError
-    from export.netx import ExportError
     from lava_runtime.energy import EnergyModelError
-    from lava_runtime.errors import RuntimeConfigError
-    from train.cli import run_cli as wrap
-    from train.errors import CheckpointError, ConfigError, DatasetError, SmaLavaError
 
     for cls in (
         DatasetError,

@@ -1,7 +1,7 @@
 import pytest
 
+from chipnet.errors import ConfigError
 from train.config import TrainConfig, load_config
-from train.errors import ConfigError
 
 
 def test_yaml_round_trip(tmp_path):
@@ -33,7 +33,8 @@ def test_missing_and_malformed_files(tmp_path):
         load_config(notmap)
 
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 _values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),

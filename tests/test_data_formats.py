@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from lava.lib.dl.slayer import io as slayer_io
 
-from conftest import run_cli
+from chipnet.errors import DatasetError
+from chipnet.formats import parse_aedat31, parse_atis_bin
 from train.data import FrameDataset, event_dataset
-from train.data.formats import parse_aedat31, parse_atis_bin
-from train.errors import DatasetError
 
 # ---------------------------------------------------------------- writers (independent of the readers)
 

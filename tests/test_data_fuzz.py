@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from train.data.formats import (
+from chipnet.errors import DatasetError
+from chipnet.formats import (
     parse_aedat2,
     parse_aedat31,
     parse_atis_bin,
@@ -14,7 +16,6 @@ from train.data.formats import (
     parse_name_list,
     parse_npy,
 )
-from train.errors import DatasetError
 
 PARSERS = [parse_aedat31, parse_aedat2, parse_atis_bin, parse_npy, parse_gesture_labels, parse_name_list]
 # Valid openings, so that random bytes also reach the code past each header.

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from chipnet.errors import DatasetError
+from chipnet.events import denoise, make_events, to_frames
 from train.data import Augment, FrameDataset, event_dataset
-from train.data.events import denoise, make_events, to_frames
 from train.data.ndigits import NDigits
-from train.errors import DatasetError
 
 
 def reference_denoise(events: np.ndarray, width: int, height: int, filter_time: int) -> np.ndarray:

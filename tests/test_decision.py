@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from train.decision import UNDECIDED, accuracy, decide
+from chipnet.decision import UNDECIDED, accuracy, decide
 
 
 def _spikes(*trains: str) -> np.ndarray:
@@ -45,7 +45,7 @@ def test_torch_and_numpy_inputs_agree_and_shapes_flatten():
 
 def test_graded_outputs_decide_by_the_largest_sum():
     """Sigma-delta outputs: the class with the largest sum over the steps; a shared maximum is undecided."""
-    from train.decision import decide_graded
+    from chipnet.decision import decide_graded
 
     values = np.array(
         [

@@ -7,13 +7,14 @@ import json
 import h5py
 import numpy as np
 import pytest
-
 from conftest import lava_run, run_cli
-from lava_runtime import emu
-from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netfile import ConvLayer, NetFile, read_net
-from lava_runtime.simulate import simulate
 from netfactory import conv, dense, slayer_net, write_net
+
+from chipnet.errors import RuntimeConfigError
+from chipnet.netfile import read_net
+from chipnet.netmodel import ConvLayer, NetFile
+from lava_runtime import emu
+from lava_runtime.simulate import simulate
 from train.data import FrameDataset
 from train.loop import load_checkpoint
 

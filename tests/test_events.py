@@ -1,6 +1,6 @@
 import numpy as np
 
-from train.data.events import make_events, to_frames, to_spikes
+from chipnet.events import make_events, to_frames, to_spikes
 
 
 def test_to_frames_counts_every_event_in_its_bin():

@@ -9,14 +9,14 @@ import nir
 import numpy as np
 import onnx
 import pytest
+from conftest import run_cli
 from lava.lib.dl import netx
 
-from conftest import run_cli
+from chipnet.netfile import read_net
 from export.constraints import ConstraintError, check
 from export.nir_graph import write_nir
 from export.onnx_graph import run_onnx
 from lava_runtime import emu
-from lava_runtime.netfile import read_net
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +78,9 @@ def test_export_json_reports_three_accuracies_and_a_layer_table(exported):
 
 
 def test_fixed_point_accuracy_is_the_emulators(exported, tiny_sma_run):
+    from chipnet.decision import predict
     from export.verify import fixed_point_accuracy
     from train.data import FrameDataset
-    from train.decision import predict
     from train.loop import load_checkpoint
 
     _, cfg, _ = load_checkpoint(tiny_sma_run)

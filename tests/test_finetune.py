@@ -6,8 +6,8 @@ import json
 
 import h5py
 import torch
-
 from conftest import run_cli
+
 from train.loop import load_checkpoint
 from train.models.folded import FoldedConv
 

@@ -8,11 +8,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from lava.lib.dl import netx
 
-from conftest import run_cli
+from chipnet.errors import ConfigError, FoldError, SmaLavaError
 from train.config import TrainConfig
-from train.errors import ConfigError, FoldError, SmaLavaError
 from train.models import build_model
 from train.models.fold import attention_blocks, calibrate, fold_block, fold_network
 from train.models.folded import FoldedConv
@@ -130,7 +130,7 @@ def test_folding_constant_attention_is_exact():
 
 
 def test_calibration_is_the_mean_attention_and_the_fold_exports_its_gain(tmp_path):
-    from export.netx import write_netx
+    from chipnet.netwriter import write_net
 
     torch.manual_seed(4)
     net = build_model(_cfg(channels=[4, 6]), 3)
@@ -147,7 +147,7 @@ def test_calibration_is_the_mean_attention_and_the_fold_exports_its_gain(tmp_pat
     assert stats.shape == (T, 6) and 0 < float(stats.min()) and float(stats.max()) < 1
     folded, errors = fold_network(net, [stats])
     assert errors == [0.0] and [type(b).__name__ for b in folded.blocks][:2] == ["Conv", "FoldedConv"]
-    path = write_netx(folded, tmp_path / "m.net", {"timesteps": T})
+    path = write_net(folded, tmp_path / "m.net", {"timesteps": T})
     with h5py.File(path) as h:
         assert h["layer/2/gain_mant"].shape == (T, 6) and h["layer/2/weight"].shape == (6, 4, 3, 3)
         mant, exp = h["layer/2/gain_mant"][()], int(h["layer/2/gain_exp"][()])
@@ -229,8 +229,8 @@ def test_folded_torch_emulator_and_onnx_spike_alike(tiny_ma_run, tmp_path):
 
 @pytest.mark.lava
 def test_lava_sim_matches_the_emulator_and_validate_agrees(exported_ma):
+    from chipnet.netfile import read_net
     from lava_runtime import emu
-    from lava_runtime.netfile import read_net
     from lava_runtime.simulate import simulate
 
     x = (np.random.default_rng(5).random((3, 2, 16, 16, 8)) < 0.3).astype(np.uint8)

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from lava_runtime import emu
-from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netfile import ConvLayer, DenseLayer, chip_dense_weights, read_net
 from netfactory import conv, dense, slayer_net, write_net
+
+from chipnet.errors import RuntimeConfigError
+from chipnet.netfile import chip_dense_weights, read_net
+from chipnet.netmodel import ConvLayer, DenseLayer
+from lava_runtime import emu
 
 T = 6
 

@@ -9,7 +9,7 @@ from conftest import run_cli
 
 def test_neurobench_agrees_with_the_emu_report_where_definitions_coincide(tiny_sma_run, tmp_path):
     out = tmp_path / "nb.json"
-    proc = run_cli("-m", "lava_runtime", "neurobench", "--run", str(tiny_sma_run), "--samples", "12", "--out", str(out))
+    proc = run_cli("-m", "export.neurobench", "--run", str(tiny_sma_run), "--samples", "12", "--out", str(out))
     result = json.loads(out.read_text())
     assert result["samples"] == 12 and "effective_acs_per_sample" in proc.stdout
     nb, report = result["neurobench"], result["report"]
@@ -24,5 +24,5 @@ def test_neurobench_agrees_with_the_emu_report_where_definitions_coincide(tiny_s
 
 
 def test_neurobench_cli_errors_are_one_line(tmp_path):
-    proc = run_cli("-m", "lava_runtime", "neurobench", "--run", str(tmp_path), check=False)
+    proc = run_cli("-m", "export.neurobench", "--run", str(tmp_path), check=False)
     assert proc.returncode == 2 and "no checkpoint" in proc.stderr and "Traceback" not in proc.stderr

@@ -7,14 +7,14 @@ import copy
 import nir
 import numpy as np
 import pytest
-
 from conftest import TINY_CONFIG, run_cli
-from export.netx import ExportError
+from netfactory import conv, dense, write_net
+
+from chipnet.errors import ExportError
+from chipnet.netfile import read_net
 from export.nir_clients import run_norse, run_snntorch
 from export.nir_graph import PERFECT_INTEGRATOR_STEPS, to_nir, write_nir
 from lava_runtime.emu import emulate_local
-from lava_runtime.netfile import read_net
-from netfactory import conv, dense, write_net
 
 # The `make demo` network's shape (train/configs/demo.yaml), trained briefly on a small set.
 DEMO_SIZED = (

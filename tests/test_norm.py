@@ -8,12 +8,12 @@ import pytest
 import torch
 from lava.lib.dl import slayer
 
-from export.netx import write_netx
+from chipnet.errors import ConfigError
+from chipnet.netfile import read_net
+from chipnet.netwriter import write_net
 from export.weight_range import fill_weight_range
 from lava_runtime import emu
-from lava_runtime.netfile import read_net
 from train.config import TrainConfig
-from train.errors import ConfigError
 from train.models import build_model
 from train.models.fold import calibrate, fold_network, sma_blocks
 from train.models.norm import NeuronBias, chip_bias, deploy_norms, norm_factory
@@ -95,7 +95,7 @@ def test_chip_form_equals_the_trained_norm_and_the_file_spike_for_spike(model, n
     chip = _chip_form(net)
     biases = [chip_bias(b) for b in chip.blocks if chip_bias(b) is not None]
     assert len(biases) == 2 and all(bool((bias != 0).any()) for bias in biases)
-    path = write_netx(chip, tmp_path / "m.net", {"timesteps": T})
+    path = write_net(chip, tmp_path / "m.net", {"timesteps": T})
     with h5py.File(path) as h:
         assert "bias" in h["layer/1"] and "weight_exp" not in h["layer/1/neuron"]
     netfile = read_net(path)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import lava_run, run_cli
 from lava.lib.dl import netx
 
-from conftest import lava_run, run_cli
+from chipnet.decision import predict
 from lava_runtime.simulate import simulate
 from train.data import FrameDataset
-from train.decision import predict
 from train.loop import load_checkpoint
 
 

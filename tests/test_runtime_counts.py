@@ -6,14 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from lava.proc.conv.utils import conv_to_sparse, output_shape
-
 from conftest import run_cli
+from lava.proc.conv.utils import conv_to_sparse, output_shape
+from netfactory import LayerSpec, synapse, write_net
+
 from lava_runtime.counting import conv_fanout, dense_fanout, synops_from_spikes
 from lava_runtime.energy import load_energy_model
 from lava_runtime.report import build_report
 from lava_runtime.simulate import simulate
-from netfactory import LayerSpec, synapse, write_net
 from train.data import FrameDataset
 
 T = 5

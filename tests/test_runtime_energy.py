@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from conftest import lava_run, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import lava_run, run_cli
 from lava_runtime.energy import DEFAULT_MODEL, REQUIRED, EnergyModel, EnergyModelError, load_energy_model
 
 GOOD = {

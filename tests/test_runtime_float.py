@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from netfactory import LayerSpec, write_net
 
+from chipnet.errors import RuntimeConfigError
 from lava_runtime.emu import emulate
-from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.float_units import dense_float_weights
 from lava_runtime.simulate import simulate
-from netfactory import LayerSpec, write_net
 
 T = 6
 

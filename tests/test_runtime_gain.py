@@ -6,11 +6,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from netfactory import LayerSpec, reference, to_lava_order, write_net
 
-from lava_runtime.errors import RuntimeConfigError
+from chipnet.errors import RuntimeConfigError
 from lava_runtime.processes.gain_lif import GainLIFReset
 from lava_runtime.simulate import simulate
-from netfactory import LayerSpec, reference, to_lava_order, write_net
 
 T = 6
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import lavadl_nets
 import numpy as np
 import pytest
 
-import lavadl_nets
+from chipnet.netfile import read_net
 from lava_runtime.emu import emulate
-from lava_runtime.netfile import read_net
 from lava_runtime.records import to_lava_order
 
 T = 6
@@ -103,7 +103,7 @@ def test_sigma_delta_sim_matches_emu_in_every_layer_and_carries_state_across_sam
 
 
 def test_sigma_delta_float_backends_are_refused(tmp_path):
-    from lava_runtime.errors import RuntimeConfigError
+    from chipnet.errors import RuntimeConfigError
 
     path = lavadl_nets.sdnn_dense(tmp_path / "net.net")
     with pytest.raises(RuntimeConfigError, match="sigma-delta networks run in fixed point only"):
@@ -216,7 +216,7 @@ def test_cli_runs_a_sigma_delta_file_and_saves_graded_output(tmp_path, capsys):
 def test_refused_files_say_why_in_one_line(tmp_path):
     import h5py
 
-    from lava_runtime.errors import RuntimeConfigError
+    from chipnet.errors import RuntimeConfigError
 
     def edited(make, name, edit):
         path = make(tmp_path / name)
@@ -297,8 +297,8 @@ def stock_netx_with_lavadl_resets(path, x: np.ndarray, resets: bool = True) -> t
 def test_tiny_net_features_run_on_emu_and_sim_as_on_stock_netx_with_lavadl_resets(tmp_path):
     """tiny.net's features (LOIHI input neurons with a transform bias, biased stride-2 convs, 5-D weights,
     graded payloads): ``run --input`` on emu and sim saves stock NetX's output, spike for spike."""
+    from chipnet.netmodel import InputLayer
     from lava_runtime.__main__ import main
-    from lava_runtime.netmodel import InputLayer
 
     path = lavadl_nets.loihi_tiny(tmp_path / "tiny.net")
     net = read_net(path)

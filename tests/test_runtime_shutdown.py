@@ -11,13 +11,13 @@ import time
 import numpy as np
 import psutil
 import pytest
-
 from conftest import ROOT, lava_run, run_cli
 from lava_failing.failing_sink import FailingSink
+from netfactory import LayerSpec, write_net
+
 from lava_runtime.backends import run_config
 from lava_runtime.graph import build_graph
 from lava_runtime.simulate import LavaRunError, run_graph
-from netfactory import LayerSpec, write_net
 
 T = 6
 

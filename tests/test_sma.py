@@ -8,11 +8,11 @@ import sys
 
 import pytest
 import torch
+from conftest import ROOT
 from lava.lib.dl import slayer
 
-from conftest import ROOT
+from chipnet.errors import ConfigError
 from train.config import TrainConfig
-from train.errors import ConfigError
 from train.models import build_model
 from train.models.sma import SMAConv
 from train.models.sma_vgg import default_sma_layers

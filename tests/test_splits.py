@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from test_data_formats import AEDAT31_HEADER, packet, polarity, write_ibm_gesture
+
+from chipnet.errors import ConfigError
 from train.config import TrainConfig
 from train.data import calibration_spikes, event_dataset
 from train.data.splits import stratified_subset, validation_split
-from train.errors import ConfigError
 from train.loop import load_selected, load_splits
 
 LABELS = np.repeat([0, 1, 2], [40, 20, 10])[np.random.default_rng(0).permutation(70)]  # unbalanced, shuffled

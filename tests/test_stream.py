@@ -16,10 +16,10 @@ import pytest
 from conftest import ROOT, run_cli
 from dvwriter import event_store, write_aedat4, write_aedat31
 
+from chipnet.events import EVENT_DTYPE, encode, to_frames
+from chipnet.netfile import read_net
 from lava_runtime.emu import ContinuousEmulator, emulate
-from lava_runtime.netfile import read_net
 from lava_runtime.stream import Frame, FrameCutter, SensorMap, _FrameQueue
-from train.data.events import EVENT_DTYPE, encode, to_frames
 from train.data.synthgesture import SynthGesture
 
 pytest.importorskip("dv_processing")

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from chipnet.errors import DatasetError
 from train.data import FrameDataset, event_dataset
 from train.data.synthgesture import SynthGesture
-from train.errors import DatasetError
 
 
 def test_samples_are_deterministic_per_seed_and_differ_across_seeds():

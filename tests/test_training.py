@@ -8,11 +8,11 @@ import platform
 
 import pytest
 import torch
-
 from conftest import run_cli
+
+from chipnet.errors import CheckpointError, ConfigError
 from train.allocator import keep_freed_memory
 from train.config import NeuronConfig, TrainConfig
-from train.errors import CheckpointError, ConfigError
 from train.loop import load_checkpoint, train
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from train.errors import CheckpointError
+from chipnet.errors import CheckpointError
 from train.loop import load_checkpoint, load_datasets
 from train.models.sma import SMAConv
 
@@ -75,8 +75,9 @@ def analyze(
     show: int = 4,
 ) -> dict[str, Any]:
     """Write ``scale_importance_block<i>.png``, ``spike_rates.png`` and ``analysis.json`` for ``run``."""
-    from train.plots import scale_importance as plot_importance, spike_rate_maps
-    from train.atomic import atomic_write_json
+    from chipnet.atomic import atomic_write_json
+    from train.plots import scale_importance as plot_importance
+    from train.plots import spike_rate_maps
 
     net, cfg, state = load_checkpoint(run, checkpoint)
     out = Path(out_dir or run)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from chipnet.cli import run_cli
 from train.analysis import analyze
-from train.cli import run_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

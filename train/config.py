@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from train.errors import ConfigError
+from chipnet.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 

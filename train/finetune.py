@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from train.cli import run_cli
-from train.errors import ConfigError
+from chipnet.cli import run_cli
+from chipnet.errors import ConfigError
 from train.data import calibration_spikes
 from train.loop import load_datasets, load_selected, train
 from train.models.fold import attention_blocks, calibrate_on, fold_network

@@ -27,13 +27,14 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
+from chipnet.atomic import atomic_write, atomic_write_json
+from chipnet.decision import predict
+from chipnet.errors import CheckpointError, ConfigError
+from chipnet.progress import progress_bar
 from train.allocator import keep_freed_memory
-from train.atomic import atomic_write, atomic_write_json
 from train.config import TrainConfig
 from train.data import Augment, FrameDataset, FrameSubset
 from train.data.splits import validation_split
-from train.decision import predict
-from train.errors import CheckpointError, ConfigError
 from train.models import build_model, check_options
 from train.models.readout import make_loss
 from train.monitor import EpochMonitor, format_rates, silent_warning
@@ -146,7 +147,7 @@ def evaluate(
     proc: Process | None = None,
     readout: str = "spikes",
 ) -> tuple[float, float]:
-    """Mean loss and accuracy (``train.decision``, the rule of ``readout``) of ``net`` over ``loader`` (summed over processes)."""
+    """Mean loss and accuracy (``chipnet.decision``, the rule of ``readout``) of ``net`` over ``loader`` (summed over processes)."""
     net.eval()
     total, correct, loss_sum = 0, 0, 0.0
     with torch.no_grad():
@@ -395,7 +396,7 @@ def train(
         model.train()
         t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
         lr = optimizer.param_groups[0]["lr"]
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not proc.main)
+        bar = progress_bar(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, enabled=proc.main)
         monitor.reset()
         for x, y in bar:
             x, y = x.to(proc.device), y.to(proc.device)

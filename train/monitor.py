@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from train.decision import decide_output
+from chipnet.decision import decide_output
 
 
 def _block_name(index: int, block: torch.nn.Module) -> str:

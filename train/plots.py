@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from train.atomic import atomic_write  # noqa: E402
+from chipnet.atomic import atomic_write  # noqa: E402
 
 
 def save_figure(fig: "plt.Figure", path: str | Path) -> Path:

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from chipnet.cli import run_cli
 from train.config import load_config
 from train.data import download_dataset
 from train.data.summary import inspect_dataset
-from train.cli import run_cli
 from train.loop import train
 
 

@@ -28,7 +28,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat
 from lava.proc.lif.process import LIFReset
 
-from train.chip import ACT_SHIFT, GAIN_EXP_MAX, GAIN_MANT_MAX
+from chipnet.chip import ACT_SHIFT, GAIN_EXP_MAX, GAIN_MANT_MAX
 
 
 def gain_step(time_step: int, reset_offset: int, timesteps: int) -> int:

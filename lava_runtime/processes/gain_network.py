@@ -19,7 +19,9 @@ from lava.magma.core.decorator import implements
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_runtime.errors import RuntimeConfigError
+from chipnet.errors import RuntimeConfigError
+from chipnet.netfile import read_gain
+from chipnet.netmodel import GAIN_MANT
 from lava_runtime.processes.gain_lif import GainLIFReset
 
 
@@ -32,14 +34,14 @@ def _gain_neuron_params(layer_config: Any, reset_interval: int | None, reset_off
         layer_config["neuron"], reset_interval=reset_interval, reset_offset=reset_offset, spike_exp=spike_exp
     )
     params["neuron_proc"] = GainLIFReset
-    params["gain_mant"] = np.asarray(layer_config.f["gain_mant"][()]).astype(np.int64)
-    params["gain_exp"] = int(np.asarray(layer_config.f["gain_exp"][()]).reshape(-1)[0])
+    gain = read_gain(layer_config.f, layer_config.f.name)
+    params["gain_mant"], params["gain_exp"] = gain.mant, gain.exp
     return params
 
 
 def has_gain(layer_config: Any) -> bool:
     """Whether an HDF5 layer group carries a per-timestep gain schedule."""
-    return "gain_mant" in layer_config.keys()
+    return GAIN_MANT in layer_config.keys()
 
 
 class GainNetwork(netx.hdf5.Network):

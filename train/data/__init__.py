@@ -12,20 +12,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from train.atomic import atomic_write
+from chipnet.atomic import atomic_write
+from chipnet.errors import DatasetError
+from chipnet.events import BINNINGS, ENCODINGS, EVENT_DTYPE, denoise, encode, make_events, to_frames, to_spikes
+from chipnet.progress import progress_bar
 from train.data.augment import Augment
 from train.data.cifar10dvs import CIFAR10DVS
 from train.data.dvsgesture import DVSGesture
-from train.data.events import BINNINGS, ENCODINGS, EVENT_DTYPE, denoise, encode, make_events, to_frames, to_spikes
 from train.data.layout import DEFAULT_DATA_ROOT
-from train.data.splits import stratified_subset
 from train.data.ncaltech101 import NCaltech101
 from train.data.ndigits import NDigits
 from train.data.nmnist import NMNIST
+from train.data.splits import stratified_subset
 from train.data.synthgesture import SynthGesture
-from train.errors import DatasetError
 
 DATASETS: dict[str, type] = {
     "synthgesture": SynthGesture,
@@ -186,14 +186,14 @@ class FrameDataset(torch.utils.data.Dataset):
                 binner, batch_size=chunk, num_workers=self.workers, collate_fn=_as_list
             )
             i = 0
-            with tqdm(total=n, desc=f"binning {desc}", leave=False) as bar:
+            with progress_bar(total=n, desc=f"binning {desc}", leave=False) as bar:
                 for batch in loader:
                     for s, label in batch:
                         spikes[i], labels[i] = s, label
                         i += 1
                     bar.update(len(batch))
         else:
-            for i in tqdm(range(n), desc=f"binning {desc}", leave=False):
+            for i in progress_bar(range(n), desc=f"binning {desc}", leave=False):
                 spikes[i], labels[i] = binner[i]
         return spikes, labels
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from train.errors import DatasetError
+from chipnet.errors import DatasetError
 
 
 @dataclass

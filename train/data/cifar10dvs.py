@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.events import make_events
-from train.data.formats import decode_dvs128, parse_aedat2, read_bytes
+from chipnet.events import make_events
+from chipnet.formats import decode_dvs128, parse_aedat2, read_bytes
 from train.data.layout import check_split, class_files, find_dir, missing, seeded_split
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

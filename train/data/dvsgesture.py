@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.events import make_events
-from train.data.formats import parse_aedat31, parse_gesture_labels, parse_name_list, parse_npy, read_bytes
+from chipnet.errors import DatasetError
+from chipnet.events import make_events
+from chipnet.formats import parse_aedat31, parse_gesture_labels, parse_name_list, parse_npy, read_bytes
 from train.data.layout import check_sensor, check_split, download_with_tonic, find_dir, list_files, missing
-from train.errors import DatasetError
 
 CLASSES = (
     "hand_clap",

@@ -9,7 +9,7 @@ from typing import Iterable
 
 import numpy as np
 
-from train.errors import DatasetError
+from chipnet.errors import DatasetError
 
 DEFAULT_DATA_ROOT = "data"
 SPLITS = ("train", "test")

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.events import make_events
-from train.data.formats import parse_atis_bin, read_bytes
+from chipnet.errors import DatasetError
+from chipnet.events import make_events
+from chipnet.formats import parse_atis_bin, read_bytes
 from train.data.layout import (
     check_sensor,
     check_split,
@@ -28,7 +29,6 @@ from train.data.layout import (
     missing,
     seeded_split,
 )
-from train.errors import DatasetError
 
 _DIRS = ("Caltech101", "NCALTECH101/Caltech101", "N-Caltech101/Caltech101")
 _ATIS = (304, 240, 2)

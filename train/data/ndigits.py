@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from train.data.events import make_events
+from chipnet.events import make_events
 from train.data.layout import check_split
 
 _SACCADES = np.array([[0.0, 0.0], [3.5, 7.0], [7.0, 0.0], [0.0, 0.0]])  # pixel offsets, N-MNIST's triangle

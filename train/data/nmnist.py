@@ -3,7 +3,7 @@ saccades; 34×34 pixels, 60 000 train and 10 000 test samples (the official spli
 
 Layout (the release's ``Train.zip`` / ``Test.zip`` unpacked, or tonic's download):
 ``[NMNIST/]Train/<digit>/<nnnnn>.bin`` and ``[NMNIST/]Test/<digit>/<nnnnn>.bin``, each file in the
-40-bit ATIS binary format (:func:`train.data.formats.parse_atis_bin`).
+40-bit ATIS binary format (:func:`chipnet.formats.parse_atis_bin`).
 
 lava-dl's ``slayer.io.read_2d_spikes`` reads the same format (the tests check that both agree),
 but it converts bytes in a Python loop, has no overflow markers, and shifts polarity so that its
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.events import make_events
-from train.data.formats import parse_atis_bin, read_bytes
+from chipnet.events import make_events
+from chipnet.formats import parse_atis_bin, read_bytes
 from train.data.layout import check_sensor, check_split, class_files, download_with_tonic, find_dir, missing
 
 _DIRS = ("NMNIST", "N-MNIST", ".")

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from train.errors import ConfigError
+from chipnet.errors import ConfigError
 
 
 def _shares(counts: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

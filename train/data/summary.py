@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from train.atomic import atomic_write
+from chipnet.atomic import atomic_write
+from chipnet.events import to_frames
 from train.data import event_dataset
-from train.data.events import to_frames
 from train.data.layout import SPLITS
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from chipnet.events import make_events
 from train.data.dvsgesture import CLASSES  # the same eleven gestures, in DVS128 Gesture's order
-from train.data.events import make_events
 
 _SPLIT_IDS = {"train": 0, "test": 1}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from chipnet.errors import ConfigError
 from train.config import TrainConfig
-from train.errors import ConfigError
 from train.models.fold import attention_blocks, fold_network, uniform_stats
 from train.models.ma_vgg import MAVGG
 from train.models.norm import NORMS

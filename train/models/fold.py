@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
-from train.errors import FoldError
+from chipnet.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
+from chipnet.errors import FoldError
 from train.models.folded import FoldedConv
 from train.models.ma import MAConv
 from train.models.norm import AffineBatchNorm, deploy_norm, fold_affine, neuron_bias, scale_neuron

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from lava.lib.dl import slayer
 
-from train.chip import GAIN_EXP_MAX, GAIN_MANT_BITS, GAIN_MANT_MAX
+from chipnet.chip import GAIN_EXP_MAX, GAIN_MANT_BITS, GAIN_MANT_MAX
+from chipnet.netwriter import write_conv_layer
 
 
 def gain_exponent(gain: torch.Tensor, mant_bits: int = GAIN_MANT_BITS) -> int:
@@ -120,26 +121,26 @@ class FoldedConv(torch.nn.Module):
         self._sync_threshold()
         syn = self.synapse
         weight = syn.pre_hook_fx(syn.weight, descale=True).reshape(syn.weight.shape[:-1]).detach().cpu().numpy()
-        handle.create_dataset("type", (1,), "S10", [b"conv"])
-        handle.create_dataset("shape", data=np.array(self.neuron.shape))
-        handle.create_dataset("inChannels", data=syn.in_channels)
-        handle.create_dataset("outChannels", data=syn.out_channels)
-        handle.create_dataset("kernelSize", data=np.array(syn.kernel_size[:-1]))
-        handle.create_dataset("stride", data=np.array(syn.stride[:-1]))
-        handle.create_dataset("padding", data=np.array(syn.padding[:-1]))
-        handle.create_dataset("dilation", data=np.array(syn.dilation[:-1]))
-        handle.create_dataset("groups", data=syn.groups)
-        handle.create_dataset("weight", data=weight)
         norm = self.neuron.norm
+        bias = None
         if norm is not None:  # a chip-form norm (train.models.norm.NeuronBias): its bias, as SLAYER writes it
             if not hasattr(norm, "bias") or hasattr(norm, "weight_exp"):
                 raise ValueError(
                     f"FoldedConv: export the chip form of the norm (deploy_norms), not {type(norm).__name__}"
                 )
-            handle.create_dataset("bias", data=norm.bias.detach().cpu().numpy().flatten())
-        for key, value in self.neuron.device_params.items():
-            handle.create_dataset(f"neuron/{key}", data=value)
-        if self.per_timestep:
-            mant, exp = quantize_gain(self.gain.clamp_min(0))
-            handle.create_dataset("gain_mant", data=mant)
-            handle.create_dataset("gain_exp", data=np.int32(exp))
+            bias = norm.bias.detach().cpu().numpy().flatten()
+        write_conv_layer(
+            handle,
+            shape=tuple(self.neuron.shape),
+            in_channels=syn.in_channels,
+            out_channels=syn.out_channels,
+            kernel_size=tuple(syn.kernel_size[:-1]),
+            stride=tuple(syn.stride[:-1]),
+            padding=tuple(syn.padding[:-1]),
+            dilation=tuple(syn.dilation[:-1]),
+            groups=syn.groups,
+            weight=weight,
+            neuron=self.neuron.device_params,
+            bias=bias,
+            gain=quantize_gain(self.gain.clamp_min(0)) if self.per_timestep else None,
+        )

@@ -23,14 +23,14 @@ scaled) so the torch model export compares against is the one the file holds. Dr
 from __future__ import annotations
 
 import copy
-import math
 import functools
+import math
 from typing import Any, Callable
 
 import torch
 from lava.lib.dl import slayer
 
-from train.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
+from chipnet.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
 
 NORMS = ("none", "mean-only", "weight-scale", "batch")
 

@@ -1,4 +1,4 @@
-"""Output layers (readouts) and the losses that train them; one decision rule each in ``train.decision``.
+"""Output layers (readouts) and the losses that train them; one decision rule each in ``chipnet.decision``.
 
 - ``spikes``: a CUBA dense layer; the class is the neuron with the most spikes (``decide``).
 - ``voltage``: a non-spiking integrator. On the chip it is a CUBA dense layer with a bias, full
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from lava.lib.dl import slayer
 
-from train.chip import VTH_MAX, W_SCALE
+from chipnet.chip import VTH_MAX, W_SCALE
 from train.models.norm import LearnedBias
 
 READOUTS = ("spikes", "voltage")

@@ -13,13 +13,14 @@ shift each layer by one step inside the same ``T`` and so drop the last ``L`` in
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import h5py
-import numpy as np
 import torch
 from lava.lib.dl import slayer
 
+from chipnet.netwriter import write_input_layer
 from train.models.norm import neuron_params
 from train.models.pool import POOLS, SpikeMaxPool
 from train.models.readout import READOUTS, VoltageReadout
@@ -140,9 +141,6 @@ class VGG(torch.nn.Module):
     def export_hdf5(self, handle: h5py.File | h5py.Group) -> None:
         """Write the NetX ``layer`` group: an input layer with its shape, then every block."""
         self.materialize()
-        layers = handle.create_group("layer")
-        inp = layers.create_group("0")
-        inp.create_dataset("type", (1,), "S10", [b"input"])
-        inp.create_dataset("shape", data=np.array(self.input_shape))
+        layers = write_input_layer(handle, tuple(self.input_shape))
         for i, block in enumerate(self.blocks, start=1):
             block.export_hdf5(layers.create_group(str(i)))

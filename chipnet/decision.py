@@ -18,11 +18,22 @@ voltage is shared are undecided. Sigma-delta outputs: :func:`decide_graded`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 UNDECIDED = -1
+# Outputs may be numpy arrays or torch tensors: tensors are read through their own methods, so this
+# module (the rule every backend shares) needs no torch.
+Array = Any
+
+
+def _numpy(x: Array, dtype: str | None = None) -> np.ndarray:
+    """``x`` as a numpy array: a torch tensor is detached and copied to the CPU (as ``dtype`` if given)."""
+    if hasattr(x, "detach"):
+        x = x.detach()
+        x = (x.float() if dtype == "float" else x).cpu().numpy()
+    return np.asarray(x)
 
 
 @dataclass
@@ -34,11 +45,9 @@ class Decision:
     undecided: int  # tied samples that the earliest first spike could not separate either
 
 
-def decide(spikes: np.ndarray | torch.Tensor) -> Decision:
+def decide(spikes: Array) -> Decision:
     """Decide ``N`` samples from output spikes ``[N, ..., T]`` (the neurons flattened as classes)."""
-    if isinstance(spikes, torch.Tensor):
-        spikes = spikes.detach().cpu().numpy()
-    s = np.asarray(spikes)
+    s = _numpy(spikes)
     n, t = s.shape[0], s.shape[-1]
     if n == 0:
         return Decision(np.zeros(0, np.int64), 0, 0)
@@ -54,27 +63,25 @@ def decide(spikes: np.ndarray | torch.Tensor) -> Decision:
     return Decision(pred, int(tied.sum()), int(undecided.sum()))
 
 
-def predict(out: np.ndarray | torch.Tensor, readout: str = "spikes") -> np.ndarray:
+def predict(out: Array, readout: str = "spikes") -> np.ndarray:
     """Predictions only (see :func:`decide_output`)."""
     return decide_output(out, readout).predictions
 
 
-def accuracy(out: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, readout: str = "spikes") -> float:
+def accuracy(out: Array, labels: Array, readout: str = "spikes") -> float:
     """Share of samples whose decision equals the label (undecided samples count as wrong)."""
-    labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    labels = _numpy(labels)
     return float((predict(out, readout) == labels).mean()) if len(labels) else 0.0
 
 
-def decide_graded(values: np.ndarray | torch.Tensor) -> Decision:
+def decide_graded(values: Array) -> Decision:
     """Decide ``N`` samples from graded outputs ``[N, ..., T]`` (sigma-delta ``sigma_output`` layers).
 
     The class is the output neuron with the largest sum over the sample's ``T`` steps (a sigma
     unit sends its decoded activation every step, so the sum is its mean times ``T``). There is
     no first-spike rule for graded values: samples whose largest sum is shared are undecided.
     """
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    v = np.asarray(values)
+    v = _numpy(values)
     n, t = v.shape[0], v.shape[-1]
     if n == 0:
         return Decision(np.zeros(0, np.int64), 0, 0)
@@ -85,11 +92,9 @@ def decide_graded(values: np.ndarray | torch.Tensor) -> Decision:
     return Decision(pred, int(tied.sum()), int(tied.sum()))
 
 
-def decide_voltage(voltage: np.ndarray | torch.Tensor) -> Decision:
+def decide_voltage(voltage: Array) -> Decision:
     """Decide ``N`` samples from the output integrators' voltage traces ``[N, C, T]`` (the last step counts)."""
-    if isinstance(voltage, torch.Tensor):
-        voltage = voltage.detach().float().cpu().numpy()
-    v = np.asarray(voltage)
+    v = _numpy(voltage, "float")
     n = v.shape[0]
     if n == 0:
         return Decision(np.zeros(0, np.int64), 0, 0)
@@ -100,6 +105,6 @@ def decide_voltage(voltage: np.ndarray | torch.Tensor) -> Decision:
     return Decision(pred, int(tied.sum()), int(tied.sum()))
 
 
-def decide_output(out: np.ndarray | torch.Tensor, readout: str = "spikes") -> Decision:
+def decide_output(out: Array, readout: str = "spikes") -> Decision:
     """The decision rule of ``readout`` (``spikes`` or ``voltage``, ``train.models.readout``) on a network output."""
     return decide_voltage(out) if readout == "voltage" else decide(out)

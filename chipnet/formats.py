@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.errors import DatasetError
+from chipnet.errors import DatasetError
 
 AEDAT31_PACKET = struct.Struct("<hhiiiiii")
 POLARITY_EVENT = 1

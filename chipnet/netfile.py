@@ -1,4 +1,4 @@
-"""Reading an exported NetX HDF5 file: the one reader, defensive, into :mod:`lava_runtime.netmodel`'s plain data.
+"""Reading an exported NetX HDF5 file: the one reader, defensive, into :mod:`chipnet.netmodel`'s plain data.
 
 ``read_net(path)`` checks everything stock NetX and our runtime rely on before anything runs
 (groups, datasets, dtypes, shapes between layers, weight and neuron ranges) and returns a
@@ -6,8 +6,8 @@
 :class:`Cuba` parameters, optional per-timestep gains, and the file's JSON attributes. Any
 violation is a :class:`RuntimeConfigError` naming the file, the layer and the problem.
 
-The data model (:class:`NetFile`, the layer classes) lives in :mod:`lava_runtime.netmodel`; its
-names are importable from here too.
+The data model (:class:`NetFile`, the layer classes) lives in :mod:`chipnet.netmodel`; the
+writer is :mod:`chipnet.netwriter`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ from typing import Any
 
 import h5py
 import numpy as np
-from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
-from lava_runtime.errors import RuntimeConfigError
-from lava_runtime.netmodel import (  # noqa: F401 (the data model, re-exported)
+from chipnet.chip import LOIHI_WEIGHT_RANGE
+from chipnet.errors import RuntimeConfigError
+from chipnet.netmodel import (
+    GAIN_EXP,
+    GAIN_MANT,
+    LAYERS,
     ConvLayer,
     Cuba,
     DenseLayer,
@@ -38,7 +41,6 @@ from lava_runtime.netmodel import (  # noqa: F401 (the data model, re-exported)
     SigmaDelta,
     fail,
 )
-from train.chip import LOIHI_WEIGHT_RANGE
 
 MAX_ELEMENTS = 1 << 28  # refuse datasets that would need gigabytes before looking at their values
 
@@ -51,7 +53,7 @@ def _netx_utils() -> Any:
     """
     import lava.lib.dl
 
-    name = "lava_runtime._netx_utils"
+    name = "chipnet._netx_utils"
     if name not in sys.modules:
         path = Path(lava.lib.dl.__path__[0]) / "netx" / "utils.py"
         spec = importlib.util.spec_from_file_location(name, path)
@@ -64,6 +66,9 @@ def _netx_utils() -> Any:
 def chip_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense integer weights → (matrix, exponent) exactly as NetX and Lava's Dense model hold them."""
     # The same library functions the simulator runs, so quirks (clipping, truncation) match bit for bit.
+    # Imported here: reading a file with conv layers only needs no Lava at all.
+    from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+
     with contextlib.redirect_stdout(io.StringIO()):  # NetX prints clipping warnings
         w, num_bits, exp, _ = _netx_utils().optimize_weight_bits(weight.astype(int))
     sign_mode = determine_sign_mode(w)
@@ -232,14 +237,18 @@ def _extras(group: h5py.Group, layer: str, channels: int) -> tuple[np.ndarray | 
     bias = None
     if "bias" in group:
         bias = _ints(group, "bias", layer, max_elements=1 << 20).reshape(-1)
-    gain = None
-    if ("gain_mant" in group) != ("gain_exp" in group):
-        raise fail(layer, "gain_mant and gain_exp must both be present or both absent")
-    if "gain_mant" in group:
-        if group["gain_mant"].dtype.kind not in "iu":
-            raise fail(layer, f"gain_mant has dtype {group['gain_mant'].dtype}, expected integers")
-        gain = Gain(layer, _ints(group, "gain_mant", layer, max_elements=1 << 24), _scalar(group, "gain_exp", layer))
-    return bias, gain
+    return bias, read_gain(group, layer)
+
+
+def read_gain(group: h5py.Group, layer: str) -> Gain | None:
+    """A layer group's per-timestep gain (``gain_mant``/``gain_exp``, docs/netx-format.md), or None."""
+    if (GAIN_MANT in group) != (GAIN_EXP in group):
+        raise fail(layer, f"{GAIN_MANT} and {GAIN_EXP} must both be present or both absent")
+    if GAIN_MANT not in group:
+        return None
+    if group[GAIN_MANT].dtype.kind not in "iu":
+        raise fail(layer, f"{GAIN_MANT} has dtype {group[GAIN_MANT].dtype}, expected integers")
+    return Gain(layer, _ints(group, GAIN_MANT, layer, max_elements=1 << 24), _scalar(group, GAIN_EXP, layer))
 
 
 def _input_transform(g: h5py.Group, name: str, key: str) -> int | None:
@@ -254,9 +263,9 @@ def _input_transform(g: h5py.Group, name: str, key: str) -> int | None:
 
 def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
     """The blocks NetX's ``hdf5.Network`` builds from the file, checked as NetX needs them."""
-    if "layer" not in h or not isinstance(h["layer"], h5py.Group):
+    if LAYERS not in h or not isinstance(h[LAYERS], h5py.Group):
         raise RuntimeConfigError("not a NetX network (no 'layer' group)")
-    groups = h["layer"]
+    groups = h[LAYERS]
     names = set(groups.keys())
     if names != {str(i) for i in range(len(names))}:
         raise RuntimeConfigError(f"layer groups must be named 0..{len(names) - 1}, found {sorted(names)}")

@@ -1,7 +1,9 @@
 """Exception classes shared by the pipeline; each message names the file or layer at fault.
 
 Every error a user can cause derives from :class:`SmaLavaError`; the commands
-(:func:`train.cli.run_cli`) print it as ``error: ...`` and exit with status 2.
+(:func:`chipnet.cli.run_cli`) print it as ``error: ...`` and exit with status 2. Errors of one
+stage only (``ConstraintError``, ``EnergyModelError``, ``LavaRunError``, ...) live beside the code
+that raises them and derive from these.
 """
 
 
@@ -23,3 +25,11 @@ class CheckpointError(SmaLavaError):
 
 class FoldError(SmaLavaError):
     """A trained attention layer has no exact deployable (folded) form, e.g. MA's spatial attention."""
+
+
+class RuntimeConfigError(SmaLavaError):
+    """The network file, backend or options cannot be run as asked."""
+
+
+class ExportError(SmaLavaError):
+    """The model cannot be exported as asked; the message names the layer and the limit."""

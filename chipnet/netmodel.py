@@ -1,6 +1,6 @@
 """An exported NetX HDF5 file as plain data: the layers, their neurons and gains, with the weights the chip holds.
 
-:func:`lava_runtime.netfile.read_net` (the defensive reader) builds these; each dataclass checks
+:func:`chipnet.netfile.read_net` (the defensive reader) builds these; each dataclass checks
 its own invariants (ranges, shapes between a layer's parts) so that no invalid network exists.
 
 Weights are stored as the Lava fixed-point models use them: conv kernels as NetX passes them
@@ -16,8 +16,13 @@ from typing import Any, Union
 
 import numpy as np
 
-from lava_runtime.errors import RuntimeConfigError
-from train.chip import BIAS_RANGE, DECAY_UNITY, GAIN_EXP_RANGE, GAIN_MANT_RANGE, VTH_MANT_FILE_MAX
+from chipnet.chip import BIAS_RANGE, DECAY_UNITY, GAIN_EXP_RANGE, GAIN_MANT_RANGE, VTH_MANT_FILE_MAX
+from chipnet.errors import RuntimeConfigError
+
+# The file's own names (docs/netx-format.md) that the reader and the writer share.
+LAYERS = "layer"  # the group of numbered layer groups: "0" the input, then one per block
+GAIN_MANT = "gain_mant"  # int [T, C]: per-timestep, per-channel gain mantissa of a folded attention layer
+GAIN_EXP = "gain_exp"  # int: the gain's shared exponent
 
 
 def fail(layer: str, problem: str) -> RuntimeConfigError:

@@ -1,6 +1,6 @@
 """One way out of every command: ``sys.exit(run_cli(main))``.
 
-A :class:`~train.errors.SmaLavaError` becomes ``error: <message>`` on stderr and exit status 2;
+A :class:`~chipnet.errors.SmaLavaError` becomes ``error: <message>`` on stderr and exit status 2;
 Ctrl-C or SIGTERM (anywhere, not only mid-run) becomes one ``interrupted`` line and status 130,
 after the cleanup on the way out has run (``finally`` blocks, Lava's stop). Code that needs its
 own SIGTERM handling for a while (``lava_runtime.simulate.stop_on_signals``) installs it and
@@ -13,7 +13,7 @@ import signal
 import sys
 from typing import Callable
 
-from train.errors import SmaLavaError
+from chipnet.errors import SmaLavaError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130

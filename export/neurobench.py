@@ -1,6 +1,6 @@
 """The report's NeuroBench-style metrics computed again by the real ``neurobench`` library.
 
-``python -m lava_runtime neurobench --run RUN`` folds the run as its export did (``export.json``'s
+``python -m export.neurobench --run RUN [--samples N] [--out FILE]`` folds the run as its export did (``export.json``'s
 SMA mode and calibration samples), gives the folded torch model the chip's quantised weights
 (SLAYER's ``quantize_8bit`` applied once, so a weight the chip holds as 0 is 0) and wraps it in
 NeuroBench's ``TorchModel``; it runs NeuroBench's footprint, connection sparsity, activation
@@ -14,10 +14,9 @@ Where the definitions coincide the figures must be equal:
   weights); no MACs, the inputs being binary.
 - connection sparsity: zero weights over all weights of the Conv/Linear layers (NeuroBench rounds
   to 4 decimals).
-- accuracy: the report's decision rule (``train.decision``; NeuroBench's float32 mean).
+- accuracy: the report's decision rule (``chipnet.decision``; NeuroBench's float32 mean).
 - activation sparsity: zero outputs over ``neurons × T × samples``, read at the blocks' outputs,
-  the spikes each layer sends on (SLAYER's ``delay_shift`` included): the report's window. Read
-  at SLAYER's neurons instead it would also count the step that the delay pushes past a sample.
+  the spikes each layer sends on: the report's window.
 
 Where they differ, both are given: the footprint is NeuroBench's bytes of the torch model's
 float32 parameters and buffers, the report's 1 byte per weight and 2 per gain mantissa of the chip.
@@ -28,10 +27,12 @@ with ``quiet=True``, every metric silently reads 0.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,18 +40,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from chipnet import decision
+from chipnet.atomic import atomic_write_json
+from chipnet.cli import run_cli
+from chipnet.errors import RuntimeConfigError
+from export.pipeline import deploy_forms, write_checked
 from lava_runtime.emu import emulate
-from lava_runtime.errors import RuntimeConfigError
 from lava_runtime.report import build_report
-from train import decision
-
-COINCIDE = (
-    "effective_acs_per_sample",
-    "effective_macs_per_sample",
-    "connection_sparsity",
-    "accuracy",
-    "activation_sparsity",
-)
+from train.data import FrameDataset
 
 
 def quantized_copy(folded: torch.nn.Module) -> torch.nn.Module:
@@ -66,15 +63,13 @@ def quantized_copy(folded: torch.nn.Module) -> torch.nn.Module:
 
 def _fold(run_dir: Path, tmp: Path) -> tuple[torch.nn.Module, Any, Any]:
     """The run folded as exported, and its NetX file written to ``tmp``: ``(folded, cfg, netfile)``."""
-    from export.pipeline import deploy_forms, write_checked
-
     export_json = run_dir / "export.json"
     info = json.loads(export_json.read_text()) if export_json.exists() else {}
     forms = deploy_forms(run_dir, info.get("sma_mode", "per-timestep"), int(info.get("calibration_samples", 256)))
     return forms.folded, forms.cfg, write_checked(forms.folded, tmp, forms.metadata())
 
 
-def neurobench_metrics(model: torch.nn.Module, spikes: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def library_metrics(model: torch.nn.Module, spikes: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """NeuroBench's static and workload metrics of a SLAYER-block model on ``spikes`` ``[N, C, H, W, T]``."""
     from neurobench.benchmarks import Benchmark
     from neurobench.metrics.static import ConnectionSparsity, Footprint, ParameterCount
@@ -112,8 +107,6 @@ def neurobench_metrics(model: torch.nn.Module, spikes: np.ndarray, labels: np.nd
 
 def compare(run_dir: str | Path, samples: int | None = None) -> dict[str, Any]:
     """NeuroBench's figures, the emu report's, and for each metric whether they agree or how they differ."""
-    from train.data import FrameDataset
-
     run_dir = Path(run_dir)
     if not (run_dir / "checkpoint.pt").exists():
         raise RuntimeConfigError(f"{run_dir / 'checkpoint.pt'}: no checkpoint (is {run_dir} a training run folder?)")
@@ -136,7 +129,7 @@ def compare(run_dir: str | Path, samples: int | None = None) -> dict[str, Any]:
     )
     t0 = time.perf_counter()
     report = build_report(emulate(netfile, test.spikes), test.labels, {"backend": "emu"}, time.perf_counter() - t0)
-    nb = neurobench_metrics(quantized_copy(folded), test.spikes, test.labels)
+    nb = library_metrics(quantized_copy(folded), test.spikes, test.labels)
     mine = {**report["neurobench"], "accuracy": report["accuracy"]}
     theirs = {
         "effective_acs_per_sample": nb["SynapticOperations"]["Effective_ACs"],
@@ -169,7 +162,7 @@ def compare(run_dir: str | Path, samples: int | None = None) -> dict[str, Any]:
         "definitions": {
             "effective_acs_per_sample": "nonzero input × nonzero weight per synapse layer = the report's synops",
             "connection_sparsity": "zero weights / weights of the Conv/Linear layers (NeuroBench rounds to 4 decimals)",
-            "accuracy": "train.decision (most spikes, then earliest first spike, else undecided); equal as a count "
+            "accuracy": "chipnet.decision (most spikes, then earliest first spike, else undecided); equal as a count "
             "of correct samples (NeuroBench: float32 mean)",
             "activation_sparsity": "zero block outputs / (neurons × T × samples): the spikes each layer sends, "
             "the report's window",
@@ -192,3 +185,30 @@ def format_comparison(result: dict[str, Any]) -> str:
         verdict = ("equal" if result["agree"][key] else "DIFFER") if key in result["agree"] else "differs by definition"
         lines.append(f"{key:26s} {value:>14.6g} {mine:>14.6g}  {verdict}: {result['definitions'].get(key, '')}")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print NeuroBench's figures beside the emu report's and write them as JSON; 1 if any disagrees."""
+    p = argparse.ArgumentParser(
+        prog="python -m export.neurobench",
+        description="the report's NeuroBench metrics from the real neurobench library",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--run", required=True, help="training run folder (checkpoint.pt, export.json)")
+    p.add_argument("--samples", type=int, default=None, help="test samples (default: the whole split)")
+    p.add_argument("--out", default=None, help="comparison JSON (default: RUN/neurobench.json)")
+    args = p.parse_args(argv)
+    if args.samples is not None and args.samples < 1:
+        raise RuntimeConfigError("--samples must be at least 1")
+    out = Path(args.out) if args.out else Path(args.run) / "neurobench.json"
+    if not out.parent.is_dir():
+        raise RuntimeConfigError(f"output folder {out.parent} does not exist")
+    result = compare(args.run, args.samples)
+    atomic_write_json(out, {k: v for k, v in result.items() if k != "neurobench_raw"})
+    print(format_comparison(result))
+    print(f"written to {out}")
+    return 0 if all(result["agree"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
