@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     ref = results[0]
     for r in results:
-        # Each round times the models back to back, so the machine's drift (other tenants, memory
+        # Each round times the models back to back, so the machine's drift (other jobs, memory
         # bandwidth) falls on all of them alike within a round: the ratio is the median of the
         # per-round ratios, not the ratio of medians taken from different moments.
         r["time_ratio"] = statistics.median(a / b for a, b in zip(times[r["model"]], times[ref["model"]]))

@@ -7,7 +7,7 @@ sample step ``t``, the input frame ``x`` ``[1, C, H, W]`` and, per layer ``k``, 
 states ``u_k``, ``v_k`` (int64, Loihi's units); outputs are every layer's spikes ``s_k`` and the
 next states ``*_next``. Running the step ``T`` times from zero states reproduces
 ``lava_runtime.emu`` (and so the Lava fixed-point simulator) spike for spike; the arithmetic is
-that of ``lava_runtime/netfile.py``'s ``Cuba`` and ``Gain``. Netron shows this graph well
+that of ``chipnet/netfile.py``'s ``Cuba`` and ``Gain``. Netron shows this graph well
 (NetX HDF5 files it cannot).
 """
 

@@ -233,7 +233,7 @@ def emulate(
     ``arithmetic`` is ``"fixed"`` (Loihi's integers, as ``sim``) or ``"float"`` (as ``sim-float``).
 
     ``threads`` is torch's CPU thread count during the run (None keeps torch's): the per-step
-    neuron updates are many small operations, and on the shared 2-core machine one thread ran a
+    neuron updates are many small operations, and on a 2-core machine one thread ran a
     264-sample split in 1.4 s where two took 2.8 to 26 s.
     """
     previous = torch.get_num_threads()

@@ -6,7 +6,7 @@ import torch
 
 from chipnet.errors import ConfigError
 from train.config import TrainConfig
-from train.models.fold import attention_blocks, fold_network, uniform_stats
+from train.models.fold import attention_blocks, fold_network
 from train.models.ma_vgg import MAVGG
 from train.models.norm import NORMS
 from train.models.pool import POOLS
@@ -96,6 +96,6 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         for block in attention_blocks(net):
             for synapse in getattr(block, "branches", None) or [block.synapse]:
                 synapse.weight.zero_()
-    uniform = [uniform_stats(b) for b in attention_blocks(net)]
+    uniform = [b.uniform_scale() for b in attention_blocks(net)]
     folded, _ = fold_network(net, uniform, per_timestep=cfg.folded == "per-timestep")
     return folded.train()

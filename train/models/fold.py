@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import torch
@@ -24,14 +24,12 @@ import torch.nn.functional as F
 
 from chipnet.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
 from chipnet.errors import FoldError
+from train.models.attention import AttentionBlock
 from train.models.folded import FoldedConv
-from train.models.ma import MAConv
 from train.models.norm import AffineBatchNorm, deploy_norm, fold_affine, neuron_bias, scale_neuron
-from train.models.sma import SMAConv
-from train.models.sma_spiking import SpikingSMAConv
 
-AttentionBlock = SMAConv | SpikingSMAConv | MAConv
-ATTENTION_BLOCKS = (SMAConv, SpikingSMAConv, MAConv)
+if TYPE_CHECKING:
+    from train.models.sma_spiking import SpikingSMAConv
 
 WEIGHT_LIMIT = FILE_WEIGHT_RANGE[1] / W_SCALE  # largest weight SLAYER's quantize_8bit (and NetX) keeps, in float units
 
@@ -108,44 +106,26 @@ def calibrate_on(net: torch.nn.Module, spikes: np.ndarray, batch_size: int = 32)
     )
 
 
-def sma_blocks(net: torch.nn.Module) -> list[SMAConv | SpikingSMAConv]:
+def sma_blocks(net: torch.nn.Module) -> list[AttentionBlock]:
     """The SMA blocks of a network (either form), in order."""
-    return [b for b in net.blocks if isinstance(b, (SMAConv, SpikingSMAConv))]
+    return [b for b in attention_blocks(net) if b.kind == "sma"]
 
 
 def attention_blocks(net: torch.nn.Module) -> list[AttentionBlock]:
-    """The blocks export folds (SMA and MA), in order."""
-    return [b for b in net.blocks if isinstance(b, ATTENTION_BLOCKS)]
-
-
-def uniform_stats(block: AttentionBlock) -> torch.Tensor:
-    """Statistics of all-ones attention for ``block`` (``[N, T, C]`` SMA, ``[T, C]`` MA): the folded shell's."""
-    if isinstance(block, MAConv):
-        return torch.ones(block.timesteps, block.synapse.out_channels, dtype=torch.float64)
-    return torch.ones(len(block.branches), block.timesteps, block.branches[0].out_channels, dtype=torch.float64)
+    """The blocks export folds (every :class:`~train.models.attention.AttentionBlock`), in order."""
+    return [b for b in net.blocks if isinstance(b, AttentionBlock)]
 
 
 def check_foldable(net: torch.nn.Module) -> None:
     """Raise :class:`FoldError` naming the first attention layer that has no exact folded form.
 
-    MA's spatial attention (TCSA) scales the current by a map ``a_s[t, h, w]`` per output
-    position. A NetX conv layer shares its kernel across positions and the gain is per channel,
-    ``[T, C]``, so not even the map's calibrated mean has an exact representation (the only one,
-    the layer as a dense layer with a per-neuron gain, cannot feed the next conv in NetX).
+    Each block says for itself (:meth:`~train.models.attention.AttentionBlock.check_deployable`);
+    e.g. MA's spatial attention (TCSA) scales the current by a map ``a_s[t, h, w]`` per output
+    position, and a NetX conv layer shares its kernel across positions with a per-channel gain.
     """
     for i, block in enumerate(net.blocks):
-        refuse_spatial(block, f"conv layer {i}")
-
-
-def refuse_spatial(block: torch.nn.Module, where: str) -> None:
-    """Raise :class:`FoldError` if ``block`` (named ``where`` in the message) has MA spatial attention."""
-    if isinstance(block, MAConv) and block.spatial is not None:
-        raise FoldError(
-            f"{where} has MA spatial attention (ma_attention: tcsa), which cannot be exported: its "
-            "per-position map scales the current at each (h, w), but a NetX conv layer shares its weights "
-            "across positions and the per-timestep gain is per channel [T, C] only, so no folded form is "
-            "exact; train with ma_attention: tca (temporal × channel) to deploy"
-        )
+        if isinstance(block, AttentionBlock):
+            block.check_deployable(f"conv layer {i}")
 
 
 def range_shift(peak: float, limit: float = WEIGHT_LIMIT) -> int:
@@ -159,40 +139,18 @@ def range_shift(peak: float, limit: float = WEIGHT_LIMIT) -> int:
 def fold_block(
     block: AttentionBlock, s: torch.Tensor, per_timestep: bool = True, quantized: bool = True
 ) -> tuple[FoldedConv, float]:
-    """The deployable :class:`FoldedConv` of one attention block, and the fold's relative error.
+    """The deployable :class:`FoldedConv` of an attention block that folds into one layer, and the fold's error.
 
     Kernels are taken as the chip holds them (after ``quantize_8bit``); ``per_timestep`` False
     folds the time-averaged gain into the kernel instead (stock NetX, no gain schedule).
     ``quantized`` False keeps the kernel and the gain in float (export's ``folded_float``).
     An SMA block's error is its factorisation's; an MA block's mean ``g[t, c]`` is the gain
-    itself (error 0).
+    itself (error 0). Blocks that deploy as several layers: :func:`fold_network`.
     """
-    if isinstance(block, MAConv):
-        refuse_spatial(block, "this MA block")
-        if tuple(s.shape) != (block.timesteps, block.synapse.out_channels):
-            raise ValueError(
-                f"MA attention statistics must be [T, C] = {[block.timesteps, block.synapse.out_channels]}, "
-                f"got {list(s.shape)}"
-            )
-        kernel, gain, err = block.kernel().detach().float(), s.float(), 0.0
-        synapse = block.synapse
-    else:
-        kernels = [b.pre_hook_fx(b.weight).detach()[..., 0] for b in block.branches]
-        f = fold(kernels, s)
-        kernel, gain, err = f.kernel, f.gain, f.rel_error
-        synapse = block.branches[0]
-    folded = deployable(
-        kernel,
-        gain,
-        block.neuron,
-        synapse.in_channels,
-        synapse.out_channels,
-        synapse.stride[0],
-        block.timesteps,
-        per_timestep,
-        quantized,
-    )
-    return folded, err
+    stages, err = block.fold(s, per_timestep, quantized)
+    if len(stages) != 1:
+        raise ValueError(f"{type(block).__name__} deploys as {len(stages)} layers: fold it with fold_network")
+    return stages[0], err
 
 
 def _holding(
@@ -368,15 +326,10 @@ def fold_network(
     errors = []
     blocks: list[torch.nn.Module] = []
     for block in folded.blocks:
-        if not isinstance(block, ATTENTION_BLOCKS):
+        if not isinstance(block, AttentionBlock):
             blocks.append(block)
             continue
-        s = stats[len(errors)]
-        if isinstance(block, SpikingSMAConv):
-            stages, err = fold_spiking(block, s, per_timestep, quantized)
-        else:
-            stage, err = fold_block(block, s, per_timestep, quantized)
-            stages = [stage]
+        stages, err = block.fold(stats[len(errors)], per_timestep, quantized)
         blocks.extend(stages)
         errors.append(err)
     folded.blocks = torch.nn.ModuleList(blocks)

@@ -28,7 +28,9 @@ from typing import Any
 import torch
 from lava.lib.dl import slayer
 
-from train.models.current_block import ScaledCurrentBlock
+from chipnet.errors import FoldError
+from train.models.attention import AttentionBlock
+from train.models.fold import deployable
 
 ATTENTIONS = ("tca", "tcsa")
 
@@ -50,7 +52,7 @@ class SharedSE(torch.nn.Module):
         return torch.sigmoid(self.mlp(avg) + self.mlp(peak))
 
 
-class MAConv(ScaledCurrentBlock):
+class MAConv(AttentionBlock):
     """MA block: conv synapse → temporal × channel (× spatial) attention on the current → CUBA neuron."""
 
     def __init__(
@@ -99,6 +101,46 @@ class MAConv(ScaledCurrentBlock):
     def kernel(self) -> torch.Tensor:
         """The conv kernel ``[Cout, Cin, k, k]`` as the chip holds it (after ``quantize_8bit``)."""
         return self.synapse.pre_hook_fx(self.synapse.weight)[..., 0]
+
+    kind = "ma"
+
+    def uniform_scale(self) -> torch.Tensor:
+        """All-ones attention ``[T, C]``."""
+        return torch.ones(self.timesteps, self.synapse.out_channels, dtype=torch.float64)
+
+    def check_deployable(self, where: str) -> None:
+        """MA's spatial attention (TCSA) has no exact folded form (:func:`~train.models.fold.check_foldable`)."""
+        if self.spatial is not None:
+            raise FoldError(
+                f"{where} has MA spatial attention (ma_attention: tcsa), which cannot be exported: its "
+                "per-position map scales the current at each (h, w), but a NetX conv layer shares its weights "
+                "across positions and the per-timestep gain is per channel [T, C] only, so no folded form is "
+                "exact; train with ma_attention: tca (temporal × channel) to deploy"
+            )
+
+    def fold(
+        self, scale: torch.Tensor, per_timestep: bool = True, quantized: bool = True
+    ) -> tuple[list[torch.nn.Module], float]:
+        """One :class:`~train.models.folded.FoldedConv`: the 3×3 kernel, the mean ``g[t, c]`` as its gain (exact)."""
+        self.check_deployable("this MA block")
+        if tuple(scale.shape) != (self.timesteps, self.synapse.out_channels):
+            raise ValueError(
+                f"MA attention statistics must be [T, C] = {[self.timesteps, self.synapse.out_channels]}, "
+                f"got {list(scale.shape)}"
+            )
+        syn = self.synapse
+        stage = deployable(
+            self.kernel().detach().float(),
+            scale.float(),
+            self.neuron,
+            syn.in_channels,
+            syn.out_channels,
+            syn.stride[0],
+            self.timesteps,
+            per_timestep,
+            quantized,
+        )
+        return [stage], 0.0
 
     def attention_scale(self) -> torch.Tensor:
         """The last forward's temporal × channel weights ``a_t · a_c`` per sample, ``[B, T, C]``."""

@@ -56,8 +56,3 @@ class MAVGG(VGG):
         super().__init__(in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, **options)
         self.ma_layers = layers
         self.sizing_timesteps = timesteps
-
-    @property
-    def ma_blocks(self) -> list[MAConv]:
-        """The MA blocks, in network order."""
-        return [b for b in self.blocks if isinstance(b, MAConv)]

@@ -22,8 +22,9 @@ from typing import Any, Callable, Iterator
 import torch
 from lava.lib.dl import slayer
 
+from train.models.attention import AttentionBlock
 from train.models.azo import AttentionZoneout
-from train.models.current_block import ScaledCurrentBlock
+from train.models.fold import deployable, fold
 
 
 class MultiscaleSE(torch.nn.Module):
@@ -43,7 +44,7 @@ class MultiscaleSE(torch.nn.Module):
         return torch.softmax(logits.unflatten(-1, (self.scales, self.features)), dim=-2)
 
 
-class MultiscaleAttention(ScaledCurrentBlock):
+class MultiscaleAttention(AttentionBlock):
     """What both SMA forms share: the temporal and channel SE over N scales, AZO, and the weighted sum.
 
     A subclass sets ``timesteps``, ``temporal``, ``channel`` (:class:`MultiscaleSE`), ``azo`` and
@@ -62,9 +63,15 @@ class MultiscaleAttention(ScaledCurrentBlock):
         w_beta = self.channel(pooled).transpose(1, 2)  # [B, T, N, C] → [B, N, T, C]
         return w_alpha, w_beta
 
+    kind = "sma"
+
     def attention_scale(self) -> torch.Tensor:
         """The last forward's attention product ``W_α · W_β`` per sample, ``[B, N, T, C]`` (what calibration averages)."""
         return self.last_attention["temporal"][..., None] * self.last_attention["channel"]
+
+    def uniform_scale(self) -> torch.Tensor:
+        """All-ones attention ``[N, T, C]``."""
+        return torch.ones(len(self.branches), self.timesteps, self.branches[0].out_channels, dtype=torch.float64)
 
     @classmethod
     def _odd_sizes(cls, kernel_sizes: tuple[int, ...]) -> tuple[int, ...]:
@@ -213,6 +220,26 @@ class SMAConv(MultiscaleAttention):
     def attention(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Softmax weights ``W_α [B, N, T]`` and ``W_β [B, N, T, C]`` from ``M [B, N, C, H, W, T]``."""
         return self._attention(m.mean(dim=(1, 3, 4)).transpose(1, 2))  # avgpool_{H,W}(mean_n M_n): [B, T, C]
+
+    def fold(
+        self, scale: torch.Tensor, per_timestep: bool = True, quantized: bool = True
+    ) -> tuple[list[torch.nn.Module], float]:
+        """One :class:`~train.models.folded.FoldedConv`: the branches merged (``s ≈ g·r``), gain ``g``."""
+        kernels = [b.pre_hook_fx(b.weight).detach()[..., 0] for b in self.branches]
+        f = fold(kernels, scale)
+        synapse = self.branches[0]
+        stage = deployable(
+            f.kernel,
+            f.gain,
+            self.neuron,
+            synapse.in_channels,
+            synapse.out_channels,
+            synapse.stride[0],
+            self.timesteps,
+            per_timestep,
+            quantized,
+        )
+        return [stage], f.rel_error
 
     def current(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The neuron's input ``Z [B, C, H, W, T]``; a fixed ``scale`` ``s[n, t, c]`` replaces W_α·W_β.

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from lava.lib.dl import slayer
 
 from train.models.azo import AttentionZoneout
+from train.models.fold import fold_spiking
 from train.models.sma import MultiscaleAttention, MultiscaleSE
 
 SMA_BLOCKS = ("linear", "spiking")
@@ -113,6 +114,12 @@ class SpikingSMAConv(MultiscaleAttention):
         c, n, ho, wo = u.shape[1:]
         u = u.unflatten(0, (b, t)).permute(0, 2, 3, 4, 5, 1).reshape(b, c * n, ho, wo, t)
         return self.branch_neuron(u).view(b, c, n, ho, wo, t)
+
+    def fold(
+        self, scale: torch.Tensor, per_timestep: bool = True, quantized: bool = True
+    ) -> tuple[list[torch.nn.Module], float]:
+        """Two chip layers (:func:`~train.models.fold.fold_spiking`): the composed branch conv, then the attention."""
+        return fold_spiking(self, scale, per_timestep, quantized)
 
     def current(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The output neuron's input ``Z [B, C, H, W, T]``; a fixed ``scale`` ``s[n, t, c]`` replaces W_α·W_β."""
