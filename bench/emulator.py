@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from chipnet.netfile import read_net
-from chipnet.netwriter import write_net
+from chipnet.netwriter import write_netx
 from lava_runtime import emu
 from lava_runtime.deploy import load_samples
 from lava_runtime.simulate import simulate
@@ -36,7 +36,7 @@ def gesture_sized_net(path: Path, timesteps: int) -> Path:
     torch.manual_seed(0)
     cfg = TrainConfig(input_size=32, timesteps=timesteps, channels=[16, 32, 64], hidden=64)
     model = build_model(cfg, num_classes=11)
-    write_net(
+    write_netx(
         model,
         path,
         {

@@ -24,12 +24,12 @@ from chipnet.netmodel import GAIN_EXP, GAIN_MANT, LAYERS
 
 
 class Exportable(Protocol):
-    """What :func:`write_net` writes: an object that fills an open HDF5 file with its layers."""
+    """What :func:`write_netx` writes: an object that fills an open HDF5 file with its layers."""
 
     def export_hdf5(self, handle: h5py.Group) -> None: ...
 
 
-def write_net(net: Exportable, path: str | Path, metadata: Mapping[str, Any]) -> Path:
+def write_netx(net: Exportable, path: str | Path, metadata: Mapping[str, Any]) -> Path:
     """Write ``net`` and ``metadata`` (timesteps, input shape, class names, ...) to ``path`` atomically.
 
     ``metadata`` goes to the file's attributes, each value as JSON.

@@ -47,7 +47,7 @@ from chipnet.errors import RuntimeConfigError
 from export.pipeline import deploy_forms, write_checked
 from lava_runtime.emu import emulate
 from lava_runtime.report import build_report
-from train.data import FrameDataset
+from train.loop import config_dataset
 
 
 def quantized_copy(folded: torch.nn.Module) -> torch.nn.Module:
@@ -115,18 +115,7 @@ def compare(run_dir: str | Path, samples: int | None = None) -> dict[str, Any]:
         folded, cfg, netfile = _fold(run_dir, tmp)
     finally:
         tmp.unlink(missing_ok=True)
-    test = FrameDataset(
-        cfg.dataset,
-        "test",
-        cfg.input_size,
-        cfg.timesteps,
-        cfg.dataset_options,
-        cache_dir=cfg.cache_dir,
-        limit=samples,
-        data_root=cfg.data_root,
-        binning=cfg.binning,
-        encoding=cfg.encoding,
-    )
+    test = config_dataset(cfg, "test", limit=samples)
     t0 = time.perf_counter()
     report = build_report(emulate(netfile, test.spikes), test.labels, {"backend": "emu"}, time.perf_counter() - t0)
     nb = library_metrics(quantized_copy(folded), test.spikes, test.labels)

@@ -18,7 +18,7 @@ from chipnet.atomic import atomic_write_json
 from chipnet.errors import ExportError, RuntimeConfigError
 from chipnet.netfile import read_net
 from chipnet.netmodel import NetFile
-from chipnet.netwriter import write_net
+from chipnet.netwriter import write_netx
 from export.constraints import SOURCES, check, footprint
 from export.verify import accuracy_table, fixed_point_accuracy, torch_accuracy
 from export.weight_range import fill_weight_range
@@ -40,7 +40,7 @@ def write_checked(net: torch.nn.Module, out: Path, metadata: dict[str, Any]) -> 
     """Write the NetX file, read it back with the runtime's validator, check Loihi limits, then publish."""
     tmp = out.with_name(f".{out.name}.{os.getpid()}.check")
     try:
-        write_net(net, tmp, metadata)
+        write_netx(net, tmp, metadata)
         netfile = read_net(tmp)
         check(netfile)
         os.replace(tmp, out)
@@ -54,7 +54,7 @@ def written(net: torch.nn.Module, metadata: dict[str, Any]) -> NetFile:
     """``net`` as the runtime reads it back from a NetX file (written to a temporary file)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.net"
-        write_net(net, path, metadata)
+        write_netx(net, path, metadata)
         return read_net(path)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from lava.lib.dl import slayer
 
-from chipnet.netwriter import write_net
+from chipnet.netwriter import write_netx
 
 
 @dataclass
@@ -229,7 +229,7 @@ def slayer_net(path, t: int) -> None:
             for i, b in enumerate(blocks, start=1):
                 b.export_hdf5(layers.create_group(str(i)))
 
-    write_net(Net(), path, {"timesteps": t, "input_shape": [2, 12, 12]})
+    write_netx(Net(), path, {"timesteps": t, "input_shape": [2, 12, 12]})
 
 
 def synapse(spec: LayerSpec, x: np.ndarray) -> np.ndarray:

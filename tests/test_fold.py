@@ -102,7 +102,7 @@ def test_fold_network_replaces_every_sma_block_and_exports_gains(tmp_path):
     import h5py
     from lava.lib.dl import netx
 
-    from chipnet.netwriter import write_net
+    from chipnet.netwriter import write_netx
     from train.models.fold import calibrate, fold_network
     from train.models.folded import FoldedConv
     from train.models.sma import SMAConv
@@ -117,7 +117,7 @@ def test_fold_network_replaces_every_sma_block_and_exports_gains(tmp_path):
     assert sum(isinstance(b, FoldedConv) for b in folded.blocks) == 1 and len(errors) == 1
     for per_timestep in (True, False):
         f, _ = fold_network(net, stats, per_timestep=per_timestep)
-        path = write_net(f, tmp_path / f"m{per_timestep}.net", {"timesteps": 6})
+        path = write_netx(f, tmp_path / f"m{per_timestep}.net", {"timesteps": 6})
         with h5py.File(path) as h:
             assert ("gain_mant" in h["layer/2"]) == per_timestep
             if per_timestep:

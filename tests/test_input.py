@@ -10,7 +10,7 @@ from chipcheck import assert_file_equals_chip, tiny_config
 from chipnet.errors import RuntimeConfigError
 from chipnet.events import COUNT_MAX
 from chipnet.netfile import read_net
-from chipnet.netwriter import write_net
+from chipnet.netwriter import write_netx
 from export.weight_range import fill_weight_range
 from lava_runtime import emu
 from lava_runtime.deploy import validate_arrays
@@ -68,7 +68,7 @@ def _chip() -> torch.nn.Module:
 
 def test_count_input_file_equals_torch_spike_for_spike(tmp_path):
     chip = _chip()
-    path = write_net(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage", "encoding": "counts"})
+    path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage", "encoding": "counts"})
     netfile = read_net(path)
     assert netfile.graded_input
     x = _counts()
@@ -76,7 +76,7 @@ def test_count_input_file_equals_torch_spike_for_spike(tmp_path):
     records = assert_file_equals_chip(chip, netfile, x)
     assert records[0].spikes.sum() > 0
     # The same file read as binary spikes would be another network: counts matter.
-    binary = read_net(write_net(chip, tmp_path / "b.net", {"timesteps": T, "readout": "voltage"}))
+    binary = read_net(write_netx(chip, tmp_path / "b.net", {"timesteps": T, "readout": "voltage"}))
     assert not np.array_equal(emu.emulate(binary, x, record="all")[0].spikes, records[0].spikes)
     with pytest.raises(RuntimeConfigError, match="event counts must lie in"):
         emu.emulate(netfile, x.astype(np.int32) * 300)
@@ -84,6 +84,6 @@ def test_count_input_file_equals_torch_spike_for_spike(tmp_path):
 
 @pytest.mark.lava
 def test_count_input_validates_on_the_lava_simulator(tmp_path):
-    path = write_net(_chip(), tmp_path / "m.net", {"timesteps": T, "readout": "voltage", "encoding": "counts"})
+    path = write_netx(_chip(), tmp_path / "m.net", {"timesteps": T, "readout": "voltage", "encoding": "counts"})
     agreement = validate_arrays(path, _counts(2))
     assert agreement.identical == 2 and agreement.first_mismatch is None

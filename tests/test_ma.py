@@ -130,7 +130,7 @@ def test_folding_constant_attention_is_exact():
 
 
 def test_calibration_is_the_mean_attention_and_the_fold_exports_its_gain(tmp_path):
-    from chipnet.netwriter import write_net
+    from chipnet.netwriter import write_netx
 
     torch.manual_seed(4)
     net = build_model(_cfg(channels=[4, 6]), 3)
@@ -147,7 +147,7 @@ def test_calibration_is_the_mean_attention_and_the_fold_exports_its_gain(tmp_pat
     assert stats.shape == (T, 6) and 0 < float(stats.min()) and float(stats.max()) < 1
     folded, errors = fold_network(net, [stats])
     assert errors == [0.0] and [type(b).__name__ for b in folded.blocks][:2] == ["Conv", "FoldedConv"]
-    path = write_net(folded, tmp_path / "m.net", {"timesteps": T})
+    path = write_netx(folded, tmp_path / "m.net", {"timesteps": T})
     with h5py.File(path) as h:
         assert h["layer/2/gain_mant"].shape == (T, 6) and h["layer/2/weight"].shape == (6, 4, 3, 3)
         mant, exp = h["layer/2/gain_mant"][()], int(h["layer/2/gain_exp"][()])

@@ -10,7 +10,7 @@ from lava.lib.dl import slayer
 
 from chipnet.errors import ConfigError
 from chipnet.netfile import read_net
-from chipnet.netwriter import write_net
+from chipnet.netwriter import write_netx
 from export.weight_range import fill_weight_range
 from lava_runtime import emu
 from train.config import TrainConfig
@@ -95,7 +95,7 @@ def test_chip_form_equals_the_trained_norm_and_the_file_spike_for_spike(model, n
     chip = _chip_form(net)
     biases = [chip_bias(b) for b in chip.blocks if chip_bias(b) is not None]
     assert len(biases) == 2 and all(bool((bias != 0).any()) for bias in biases)
-    path = write_net(chip, tmp_path / "m.net", {"timesteps": T})
+    path = write_netx(chip, tmp_path / "m.net", {"timesteps": T})
     with h5py.File(path) as h:
         assert "bias" in h["layer/1"] and "weight_exp" not in h["layer/1/neuron"]
     netfile = read_net(path)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from chipcheck import assert_file_equals_chip, tiny_config
 
 from chipnet.netfile import read_net
-from chipnet.netwriter import write_net
+from chipnet.netwriter import write_netx
 from export.weight_range import fill_weight_range
 from lava_runtime.deploy import validate_arrays
 from train.models import build_model
@@ -55,7 +55,7 @@ def test_pooled_network_file_equals_torch_spike_for_spike(model, tmp_path):
     if sma_blocks(net):
         chip, _ = fold_network(chip, calibrate(net, [torch.from_numpy(_spikes(4).astype(np.float32))]))
     chip = fill_weight_range(chip)[0]
-    path = write_net(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
+    path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
     netfile = read_net(path)
     assert [type(layer).__name__ for layer in netfile.layers][:4] == ["ConvLayer"] * 4
     assert netfile.layers[1].groups == 4
@@ -66,6 +66,6 @@ def test_pooled_network_file_equals_torch_spike_for_spike(model, tmp_path):
 @pytest.mark.lava
 def test_pooled_network_validates_on_the_lava_simulator(tmp_path):
     chip = fill_weight_range(deploy_norms(_net("vgg")))[0]
-    path = write_net(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
+    path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
     agreement = validate_arrays(path, _spikes(2))
     assert agreement.identical == 2 and agreement.first_mismatch is None

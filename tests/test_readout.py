@@ -14,7 +14,7 @@ from conftest import TINY_CONFIG, lava_run, run_cli
 from chipnet.decision import UNDECIDED, decide_voltage
 from chipnet.errors import RuntimeConfigError
 from chipnet.netfile import read_net
-from chipnet.netwriter import write_net
+from chipnet.netwriter import write_netx
 from export.onnx_graph import run_onnx, write_onnx
 from export.weight_range import fill_weight_range
 from train.config import TrainConfig
@@ -126,7 +126,7 @@ def test_batch_norm_fold_keeps_the_trained_model():
 @pytest.mark.parametrize("model", ["vgg", "sma-vgg"])
 def test_voltage_readout_file_equals_the_chip_form_value_for_value_on_emu_and_onnx(model, tmp_path):
     chip = _chip(_trained(model))
-    path = write_net(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
+    path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
     netfile = read_net(path)
     assert netfile.readout == "voltage"
     spikes = _spikes()

@@ -10,7 +10,7 @@ from chipcheck import assert_file_equals_chip, tiny_config
 
 from chipnet.errors import ConfigError
 from chipnet.netfile import read_net
-from chipnet.netwriter import write_net
+from chipnet.netwriter import write_netx
 from export.nir_clients import run_norse
 from export.nir_graph import to_nir, ungrouped
 from export.onnx_graph import run_onnx, write_onnx
@@ -125,7 +125,7 @@ def test_spiking_form_file_equals_torch_spike_for_spike(tmp_path):
     stats = calibrate(net, [torch.from_numpy(_spikes(6, seed=9).astype(np.float32))])
     chip, _ = fold_network(deploy_norms(net), stats)
     chip = fill_weight_range(chip)[0]
-    path = write_net(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
+    path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
     netfile = read_net(path)
     c = sma_blocks(net)[0].out_channels
     assert netfile.layers[1].weight.shape[0] == 4 * c  # the branches: one conv Cin → N·C
@@ -147,7 +147,7 @@ def test_spiking_form_validates_on_the_lava_simulator(tmp_path):
     _train_a_little(net)
     stats = calibrate(net, [torch.from_numpy(_spikes(6, seed=9).astype(np.float32))])
     chip = fill_weight_range(fold_network(deploy_norms(net), stats)[0])[0]
-    path = write_net(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
+    path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
     agreement = validate_arrays(path, _spikes(2))
     assert agreement.identical == 2 and agreement.first_mismatch is None
 
@@ -174,7 +174,7 @@ def test_spiking_form_static_fold_runs_identically_in_norse(tmp_path):
     _train_a_little(net)
     stats = calibrate(net, [torch.from_numpy(_spikes(6, seed=9).astype(np.float32))])
     chip = fill_weight_range(fold_network(deploy_norms(net), stats, per_timestep=False)[0])[0]
-    netfile = read_net(write_net(chip, tmp_path / "m.net", {"timesteps": T}))
+    netfile = read_net(write_netx(chip, tmp_path / "m.net", {"timesteps": T}))
     spikes = _spikes(6)
     ref = emulate_local(netfile, spikes, "float")
     assert ref[2].sum() > 0 and ref[-1].sum() > 0

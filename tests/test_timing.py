@@ -8,7 +8,7 @@ import torch
 from lava.lib.dl import slayer
 
 from chipnet.decision import accuracy
-from chipnet.netwriter import write_net
+from chipnet.netwriter import write_netx
 from lava_runtime import emu
 from lava_runtime.simulate import simulate
 from train.models.vgg import VGG
@@ -41,7 +41,7 @@ def test_events_in_the_last_frames_reach_the_output_on_every_backend(tmp_path):
     net = _excitatory_vgg()
     layers = 3  # conv, dense, dense: each one step behind the previous one on the chip
     x = _late_events(3, layers, np.random.default_rng(0))
-    path = write_net(net, tmp_path / "late.net", {"timesteps": T, "input_shape": [2, 8, 8]})
+    path = write_netx(net, tmp_path / "late.net", {"timesteps": T, "input_shape": [2, 8, 8]})
     with torch.no_grad():
         torch_out = net(torch.from_numpy(x.astype(np.float32))).numpy()
     emu_out = emu.emulate(path, x)[-1].spikes

@@ -62,13 +62,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_splits(cfg: TrainConfig) -> tuple[FrameSubset, FrameSubset | None, FrameDataset]:
-    """Train part, validation part (``None`` when ``cfg.val_fraction`` is 0) and test split of ``cfg.dataset``.
-
-    Train and validation are index views of the one cached training split, held out by
-    :func:`validation_split` with ``cfg.seed``; only the train part is augmented.
-    """
-    common = dict(
+def config_dataset(cfg: TrainConfig, split: str, **options: Any) -> FrameDataset:
+    """``split`` of ``cfg.dataset`` binned as ``cfg`` trains on it (``options``: augment, limit, ...)."""
+    return FrameDataset(
+        cfg.dataset,
+        split,
         size=cfg.input_size,
         timesteps=cfg.timesteps,
         options=cfg.dataset_options,
@@ -78,11 +76,20 @@ def load_splits(cfg: TrainConfig) -> tuple[FrameSubset, FrameSubset | None, Fram
         workers=cfg.workers,
         binning=cfg.binning,
         encoding=cfg.encoding,
+        **options,
     )
-    full = FrameDataset(cfg.dataset, "train", augment=Augment.from_options(cfg.augment), **common)
+
+
+def load_splits(cfg: TrainConfig) -> tuple[FrameSubset, FrameSubset | None, FrameDataset]:
+    """Train part, validation part (``None`` when ``cfg.val_fraction`` is 0) and test split of ``cfg.dataset``.
+
+    Train and validation are index views of the one cached training split, held out by
+    :func:`validation_split` with ``cfg.seed``; only the train part is augmented.
+    """
+    full = config_dataset(cfg, "train", augment=Augment.from_options(cfg.augment))
     train_idx, val_idx = validation_split(full.labels, full.groups, cfg.val_fraction, cfg.seed)
     val_set = FrameSubset(full, val_idx) if len(val_idx) else None
-    return FrameSubset(full, train_idx, full.augment), val_set, FrameDataset(cfg.dataset, "test", **common)
+    return FrameSubset(full, train_idx, full.augment), val_set, config_dataset(cfg, "test")
 
 
 def load_datasets(cfg: TrainConfig) -> tuple[FrameSubset, FrameDataset]:
