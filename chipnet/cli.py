@@ -9,9 +9,10 @@ restores this one afterwards.
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 from chipnet.errors import SmaLavaError
 
@@ -42,3 +43,25 @@ def run_cli(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+FOLD_MODES = (
+    "per-timestep",
+    "static",
+)  # how attention reaches the chip: a gain per timestep, or its mean in the weights
+
+
+class Deprecated(argparse.Action):
+    """An old option name that still works for one release and says which name replaces it (its ``metavar``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: str | None = None) -> None:
+        print(f"{parser.prog}: {option} is deprecated, use {self.metavar}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_fold_option(parser: argparse.ArgumentParser, help: str, choices: Sequence[str] = FOLD_MODES) -> None:
+    """``--fold per-timestep|static`` (default per-timestep), with ``--sma`` accepted as a deprecated alias."""
+    parser.add_argument("--fold", default=choices[0], choices=choices, help=f"{help} (default: {choices[0]})")
+    parser.add_argument(
+        "--sma", dest="fold", choices=choices, action=Deprecated, metavar="--fold", help=argparse.SUPPRESS
+    )

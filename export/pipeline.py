@@ -32,7 +32,6 @@ from train.models.fold import attention_blocks, calibrate_on, check_foldable, fo
 from train.models.folded import FoldedConv
 from train.models.norm import deploy_norms, scale_neuron
 
-SMA_MODES = ("per-timestep", "static")
 COST_SAMPLES = 64  # test samples whose spikes, synops and energy export.json averages (emu, the file's fixed point)
 
 
@@ -59,7 +58,7 @@ def written(net: torch.nn.Module, metadata: dict[str, Any]) -> NetFile:
 
 
 def static_form(net: torch.nn.Module) -> torch.nn.Module:
-    """A folded network's ``--sma static`` form: each gain schedule's time mean moved into the weights."""
+    """A folded network's ``--fold static`` form: each gain schedule's time mean moved into the weights."""
     static = copy.deepcopy(net)
     with torch.no_grad():
         for block in static.blocks:
@@ -86,7 +85,7 @@ class DeployForms:
     sma: str  # per-timestep or static
     folded: torch.nn.Module  # what the file holds: folded, quantised, weight range filled
     exact: torch.nn.Module  # the fold with float merged kernels and gains (folded_float)
-    static: torch.nn.Module | None  # the --sma static form (range filled) where the file has gains
+    static: torch.nn.Module | None  # the --fold static form (range filled) where the file has gains
     errors: list[float]  # fold error per attention layer (SMA: its factorisation; MA: 0)
     shifts: list[int]  # power of two each conv/dense layer's weights and threshold were scaled by
     calibration_samples: int
@@ -111,10 +110,10 @@ class DeployForms:
 
 def deploy_forms(run_dir: str | Path, sma: str = "per-timestep", calib_samples: int = 256) -> DeployForms:
     """Load the run's selected checkpoint, calibrate (a seeded stratified training subset) and fold it."""
-    if sma not in SMA_MODES:
-        raise ExportError(f"--sma must be one of {SMA_MODES}, got {sma!r}")
+    if sma not in FOLD_MODES:
+        raise ExportError(f"--fold must be one of {FOLD_MODES}, got {sma!r}")
     net, cfg, state, checkpoint = load_selected(run_dir)
-    if cfg.folded != "none":  # a fine-tuned fold is exported as trained, whatever --sma says
+    if cfg.folded != "none":  # a fine-tuned fold is exported as trained, whatever --fold says
         sma = cfg.folded
     # The chip form of every norm (bias, threshold) before folding and range filling, which scale it.
     chip = deploy_norms(net)
@@ -203,7 +202,7 @@ def inference_cost(netfile: NetFile, spikes: Any) -> dict[str, Any]:
 
 
 def static_fold_file(run_dir: str | Path, out: str | Path, calib_samples: int = 256) -> NetFile:
-    """The run's SMA layers folded with their time-averaged gain in the weights (``--sma static``), written to ``out``.
+    """The run's SMA layers folded with their time-averaged gain in the weights (``--fold static``), written to ``out``.
 
     For clients that cannot apply a per-timestep gain (NIR readers); the calibration is the export's.
     """

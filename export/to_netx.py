@@ -3,8 +3,8 @@
 The run's selected checkpoint is exported: ``best.pt`` (best validation epoch, or the last one
 without validation), ``checkpoint.pt`` for older runs. SMA layers are calibrated on a seeded,
 class-stratified subset of the training part and folded into one conv synapse with a
-per-timestep gain (``--sma per-timestep``) or with the time-averaged gain in the weights
-(``--sma static``, pure stock NetX). ``export.json`` beside the file records which checkpoint,
+per-timestep gain (``--fold per-timestep``) or with the time-averaged gain in the weights
+(``--fold static``, pure stock NetX). ``export.json`` beside the file records which checkpoint,
 the accuracy of the dynamic, folded and fixed-point models and a layer table.
 """
 
@@ -14,9 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from chipnet.cli import run_cli
+from chipnet.cli import Deprecated, add_fold_option, run_cli
 from chipnet.errors import CheckpointError, ConfigError, ExportError
-from export.pipeline import SMA_MODES, export_run, format_table, write_nir_for
+from export.pipeline import export_run, format_table, write_nir_for
+
+NIR_FOLDS = ("static", "as-exported")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,12 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--run", required=True, help="training run folder (exports its selected best.pt; checkpoint.pt for older runs)"
     )
     p.add_argument("--out", default=None, help="output NetX file (default: RUN/model.net)")
-    p.add_argument(
-        "--sma",
-        default="per-timestep",
-        choices=SMA_MODES,
-        help="how SMA / MA attention is folded (default: per-timestep)",
-    )
+    add_fold_option(p, "how attention (SMA, MA) is folded: a gain per timestep, or its mean in the weights")
     p.add_argument(
         "--calib-samples",
         type=int,
@@ -49,11 +46,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Euler step (s) the NIR file is written for: 1e-3 for Norse's default, 1e-4 for snnTorch (default: 1e-3)",
     )
     p.add_argument(
-        "--nir-sma",
+        "--nir-fold",
         default="static",
-        choices=("static", "as-exported"),
-        help="SMA form in the NIR file: gains folded into the weights (static, runs in NIR clients) or "
+        choices=NIR_FOLDS,
+        help="attention in the NIR file: gains folded into the weights (static, runs in NIR clients) or "
         "the exported form, per-timestep gains in metadata only (default: static)",
+    )
+    p.add_argument(
+        "--nir-sma", dest="nir_fold", choices=NIR_FOLDS, action=Deprecated, metavar="--nir-fold", help=argparse.SUPPRESS
     )
     p.add_argument("--view", action="store_true", help="serve the ONNX model in Netron and print its address")
     return p.parse_args(argv)
@@ -77,7 +77,7 @@ def _export(argv: list[str] | None) -> int:
         raise ConfigError(f"--nir-dt must be a positive step in seconds, got {args.nir_dt}")
     if args.calib_samples < 1 or (args.verify_samples is not None and args.verify_samples < 1):
         raise ConfigError("--calib-samples and --verify-samples must be at least 1")
-    report, _, netfile = export_run(args.run, out, args.sma, args.calib_samples, args.verify_samples)
+    report, _, netfile = export_run(args.run, out, args.fold, args.calib_samples, args.verify_samples)
     print(format_table(report))
     print(f"wrote {out} and {out.with_name('export.json')}")
     onnx_path = out.with_suffix(".onnx")
@@ -87,7 +87,7 @@ def _export(argv: list[str] | None) -> int:
         write_onnx(netfile, onnx_path)
         print(f"wrote {onnx_path}")
     if args.nir:
-        nir_path = write_nir_for(args.run, netfile, out, args.nir_sma, args.nir_dt, args.calib_samples)
+        nir_path = write_nir_for(args.run, netfile, out, args.nir_fold, args.nir_dt, args.calib_samples)
         print(f"wrote {nir_path}")
     if args.view:
         import netron

@@ -36,7 +36,7 @@ def accuracy_table(dynamic: float, folded: float, fixed: float, static_fixed: fl
     """export.json's accuracies and the drops between them (percentage points).
 
     ``dynamic``: the trained model; ``folded``: the fold with float merged kernels and gains;
-    ``fixed``: the exported file in the chip's integers; ``static_fixed``: the ``--sma static``
+    ``fixed``: the exported file in the chip's integers; ``static_fixed``: the ``--fold static``
     form in integers (what Loihi 2 runs today; equal to ``fixed`` without gains).
     """
     return {

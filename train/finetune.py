@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chipnet.cli import run_cli
+from chipnet.cli import FOLD_MODES, add_fold_option, run_cli
 from chipnet.errors import ConfigError
 from train.data import calibration_spikes
 from train.loop import load_datasets, load_selected, train
@@ -28,22 +28,22 @@ def finetune(
     run_dir: str | Path,
     out_dir: str | Path,
     epochs: int,
-    sma: str = "per-timestep",
+    fold: str = "per-timestep",
     calib_samples: int = 256,
     lr: float | None = None,
 ) -> dict[str, Any]:
     """Calibrate and fold ``run_dir``'s selected model (``best.pt``), then train the folded form for ``epochs`` into ``out_dir``."""
-    if sma not in ("per-timestep", "static"):
-        raise ConfigError(f"--sma must be per-timestep or static, got {sma!r}")
+    if fold not in FOLD_MODES:
+        raise ConfigError(f"--fold must be one of {FOLD_MODES}, got {fold!r}")
     net, cfg, _, _ = load_selected(run_dir)
     if not attention_blocks(net):
         raise ConfigError(f"{run_dir}: model {cfg.model!r} has no attention blocks to fold (folded={cfg.folded!r})")
     train_set = load_datasets(cfg)[0]  # the train part: the run's validation samples stay held out
     stats = calibrate_on(net, calibration_spikes(train_set, calib_samples, cfg.seed))
-    folded, _ = fold_network(net, stats, per_timestep=sma == "per-timestep")
+    folded, _ = fold_network(net, stats, per_timestep=fold == "per-timestep")
     # A gentler learning rate: the folded weights start close to a good solution.
     tuned = dataclasses.replace(
-        cfg, folded=sma, epochs=epochs, lr=lr if lr is not None else cfg.lr / 10, scheduler="cosine"
+        cfg, folded=fold, epochs=epochs, lr=lr if lr is not None else cfg.lr / 10, scheduler="cosine"
     )
     return train(tuned, out_dir, init_state=folded.state_dict())
 
@@ -53,12 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run", required=True, help="the trained SMA run folder")
     p.add_argument("--epochs", type=int, required=True, help="epochs to train the folded form")
     p.add_argument("--out", default=None, help="run folder to write (default: RUN-finetuned)")
-    p.add_argument(
-        "--sma",
-        default="per-timestep",
-        choices=("per-timestep", "static"),
-        help="keep the per-timestep gain schedule or fold its mean into the weights (default: per-timestep)",
-    )
+    add_fold_option(p, "keep the per-timestep gain schedule or fold its mean into the weights")
     p.add_argument(
         "--calib-samples",
         type=int,
@@ -77,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 def _finetune(argv: list[str] | None) -> int:
     args = parse_args(argv)
     out = args.out if args.out is not None else f"{args.run.rstrip('/')}-finetuned"
-    metrics = finetune(args.run, out, args.epochs, args.sma, args.calib_samples, args.lr)
-    print(f"folded ({args.sma}) test accuracy {metrics['test_accuracy']:.3f}; run written to {out}")
+    metrics = finetune(args.run, out, args.epochs, args.fold, args.calib_samples, args.lr)
+    print(f"folded ({args.fold}) test accuracy {metrics['test_accuracy']:.3f}; run written to {out}")
     return 0
 
 
