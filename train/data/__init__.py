@@ -19,6 +19,7 @@ from chipnet.events import BINNINGS, ENCODINGS, EVENT_DTYPE, denoise, encode, ma
 from chipnet.progress import progress_bar
 from train.data.augment import Augment
 from train.data.cifar10dvs import CIFAR10DVS
+from train.data.dataset import EventDataset
 from train.data.dvsgesture import DVSGesture
 from train.data.layout import DEFAULT_DATA_ROOT
 from train.data.ncaltech101 import NCaltech101
@@ -27,13 +28,17 @@ from train.data.nmnist import NMNIST
 from train.data.splits import stratified_subset
 from train.data.synthgesture import SynthGesture
 
-DATASETS: dict[str, type] = {
-    "synthgesture": SynthGesture,
-    "ndigits": NDigits,
-    "dvsgesture": DVSGesture,
-    "cifar10dvs": CIFAR10DVS,
-    "ncaltech101": NCaltech101,
-    "nmnist": NMNIST,
+# Keyed by each class's own ``name``, so the registry and the datasets' messages cannot disagree.
+DATASETS: dict[str, type[EventDataset]] = {
+    cls.name: cls
+    for cls in (
+        SynthGesture,
+        NDigits,
+        DVSGesture,
+        CIFAR10DVS,
+        NCaltech101,
+        NMNIST,
+    )
 }
 CACHE_VERSION = 2  # bump when parsing or binning changes, so old caches are not reused
 
@@ -41,6 +46,7 @@ __all__ = [
     "DATASETS",
     "EVENT_DTYPE",
     "Augment",
+    "EventDataset",
     "FrameDataset",
     "FrameSubset",
     "calibration_spikes",
@@ -53,21 +59,21 @@ __all__ = [
 ]
 
 
-def _dataset_class(name: str) -> type:
+def _dataset_class(name: str) -> type[EventDataset]:
     try:
         return DATASETS[name]
     except KeyError:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
 
 
-def event_dataset(name: str, split: str, data_root: str | os.PathLike | None = None, **options: Any):
+def event_dataset(name: str, split: str, data_root: str | os.PathLike | None = None, **options: Any) -> EventDataset:
     """The event dataset ``name`` for ``split`` (``dataset[i] -> (events, label)``).
 
     Datasets read from disk look under ``data_root`` (default ``data/``); generated ones ignore it.
     """
     cls = _dataset_class(name)
     kwargs = dict(options, split=split)
-    if getattr(cls, "needs_root", False):
+    if cls.needs_root:
         kwargs["root"] = data_root if data_root is not None else DEFAULT_DATA_ROOT
     try:
         inspect.signature(cls).bind(**kwargs)
@@ -79,10 +85,8 @@ def event_dataset(name: str, split: str, data_root: str | os.PathLike | None = N
 def download_dataset(name: str, data_root: str | os.PathLike | None = None) -> None:
     """Download ``name`` into ``data_root`` where that is possible (through tonic)."""
     cls = _dataset_class(name)
-    if not getattr(cls, "needs_root", False):
+    if not cls.needs_root:
         return  # generated: nothing to download
-    if not hasattr(cls, "download"):
-        raise DatasetError(f"{name}: no automatic download. {cls.source}")
     cls.download(data_root if data_root is not None else DEFAULT_DATA_ROOT)
 
 
@@ -90,7 +94,13 @@ class _Binner(torch.utils.data.Dataset):
     """Sample ``i`` of an event dataset as a uint8 tensor (what the cache stores): spikes or clipped counts."""
 
     def __init__(
-        self, events: Any, size: int, timesteps: int, denoise_us: int, binning: str = "time", encoding: str = "spikes"
+        self,
+        events: EventDataset,
+        size: int,
+        timesteps: int,
+        denoise_us: int,
+        binning: str = "time",
+        encoding: str = "spikes",
     ) -> None:
         self.events, self.size, self.timesteps, self.denoise_us = events, size, timesteps, denoise_us
         self.binning, self.encoding = binning, encoding
@@ -147,12 +157,10 @@ class FrameDataset(torch.utils.data.Dataset):
         self.classes = tuple(self.events.classes)
         self.sensor_size = tuple(self.events.sensor_size)
         self.size, self.timesteps, self.denoise_us, self.workers = size, timesteps, int(denoise_us), workers
-        if augment is not None and augment.hflip and not getattr(self.events, "hflip_safe", False):
+        if augment is not None and augment.hflip and not self.events.hflip_safe:
             raise DatasetError(f"{name}: augment.hflip would break labels (mirroring changes its classes); turn it off")
         self.augment = augment
-        where = (
-            str(Path(getattr(self.events, "root", "")).resolve()) if getattr(self.events, "needs_root", False) else None
-        )
+        where = str(Path(self.events.root).resolve()) if self.events.needs_root else None
         # The default frames keep their old key, so existing caches stay valid.
         form = [] if (binning, encoding) == ("time", "spikes") else [binning, encoding]
         key = json.dumps(
@@ -169,7 +177,7 @@ class FrameDataset(torch.utils.data.Dataset):
                 atomic_write(path, lambda fh: np.savez_compressed(fh, spikes=self.spikes, labels=self.labels))
         # Per-sample groups (DVS Gesture's users) come from the index, not the cache: the
         # validation split holds out whole groups where a dataset has them.
-        groups = getattr(self.events, "groups", None)
+        groups = self.events.groups
         self.groups = None if groups is None else np.asarray(groups)
         if limit is not None:
             self.spikes, self.labels = self.spikes[:limit], self.labels[:limit]

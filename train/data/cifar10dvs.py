@@ -18,15 +18,17 @@ import numpy as np
 
 from chipnet.events import make_events
 from chipnet.formats import decode_dvs128, parse_aedat2, read_bytes
+from train.data.dataset import EventDataset
 from train.data.layout import check_split, class_files, find_dir, missing, seeded_split
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _DIRS = ("CIFAR10DVS", "CIFAR10-DVS", ".")
 
 
-class CIFAR10DVS:
+class CIFAR10DVS(EventDataset):
     """CIFAR10-DVS: ``dataset[i] -> (events, label)`` with a seeded per-class split."""
 
+    name = "cifar10dvs"
     sensor_size = (128, 128, 2)
     classes = CLASSES
     hflip_safe = True
@@ -38,14 +40,14 @@ class CIFAR10DVS:
     )
 
     def __init__(self, root: str | Path, split: str = "train", test_fraction: float = 0.1, seed: int = 0) -> None:
-        check_split("cifar10dvs", split)
+        check_split(self.name, split)
         self.root, self.split = Path(root), split
         folder = find_dir(root, _DIRS, CLASSES[0])
         if folder is None:
             raise missing(
-                "cifar10dvs", root, "CIFAR10DVS/<class>/cifar10_<class>_<n>.aedat for the 10 classes", self.source
+                self.name, root, "CIFAR10DVS/<class>/cifar10_<class>_<n>.aedat for the 10 classes", self.source
             )
-        files, targets = class_files("cifar10dvs", folder, CLASSES, ".aedat")
+        files, targets = class_files(self.name, folder, CLASSES, ".aedat")
         keep = seeded_split(targets, split, test_fraction, seed)
         self.files, self.targets = [files[i] for i in keep], targets[keep]
 

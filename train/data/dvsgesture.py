@@ -23,6 +23,7 @@ import numpy as np
 from chipnet.errors import DatasetError
 from chipnet.events import make_events
 from chipnet.formats import parse_aedat31, parse_gesture_labels, parse_name_list, parse_npy, read_bytes
+from train.data.dataset import EventDataset
 from train.data.layout import check_sensor, check_split, download_with_tonic, find_dir, list_files, missing
 
 CLASSES = (
@@ -49,15 +50,15 @@ def _user(name: str) -> str:
     return match.group(0) if match else name
 
 
-class DVSGesture:
+class DVSGesture(EventDataset):
     """DVS128 Gesture: ``dataset[i] -> (events, label)`` for ``split`` ``"train"``/``"test"``.
 
     ``layout`` is ``"auto"`` (IBM release if present, else tonic's), ``"ibm"`` or ``"tonic"``.
     """
 
+    name = "dvsgesture"
     sensor_size = (128, 128, 2)
-    classes = CLASSES
-    hflip_safe = False  # mirroring swaps left and right gestures
+    classes = CLASSES  # not hflip_safe: mirroring swaps left and right gestures
     needs_root = True
     source = (
         "Get DvsGesture.tar.gz from https://research.ibm.com/dvsgesture/ and unpack it, "
@@ -65,9 +66,9 @@ class DVSGesture:
     )
 
     def __init__(self, root: str | Path, split: str = "train", layout: str = "auto") -> None:
-        check_split("dvsgesture", split)
+        check_split(self.name, split)
         if layout not in ("auto", "ibm", "tonic"):
-            raise DatasetError(f"dvsgesture: unknown layout {layout!r}; expected auto, ibm or tonic")
+            raise DatasetError(f"{self.name}: unknown layout {layout!r}; expected auto, ibm or tonic")
         self.root, self.split = Path(root), split
         ibm = find_dir(root, _IBM_DIRS, f"trials_to_{split}.txt") if layout != "tonic" else None
         tonic = find_dir(root, _TONIC_DIRS, _TONIC_SPLIT[split]) if layout != "ibm" and ibm is None else None
@@ -83,7 +84,7 @@ class DVSGesture:
                 "tonic": f"DVSGesture/{_TONIC_SPLIT[split]}/userNN_<lighting>/<label>.npy",
             }
             wanted = " or ".join(v for k, v in expected.items() if layout in ("auto", k))
-            raise missing("dvsgesture", root, wanted, self.source)
+            raise missing(self.name, root, wanted, self.source)
         self._cached: tuple[int, np.ndarray] | None = None
 
     @property
@@ -119,7 +120,7 @@ class DVSGesture:
                     raise DatasetError(f"{f}: file name should be the label 0–{len(CLASSES) - 1}")
                 self.files.append(f)
         if not self.files:
-            raise missing("dvsgesture", self.root, f"<label>.npy files under {folder}/userNN_<lighting>/", self.source)
+            raise missing(self.name, self.root, f"<label>.npy files under {folder}/userNN_<lighting>/", self.source)
         self.targets = np.array([int(f.stem) for f in self.files], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -157,7 +158,7 @@ class DVSGesture:
         t = np.rint(arr[:, 3].astype(np.float64) * 1000).astype(np.int64)  # ms → µs
         return make_events(x, y, p, t)
 
-    @staticmethod
-    def download(root: str | Path) -> None:
+    @classmethod
+    def download(cls, root: str | Path) -> None:
         """Fetch tonic's copy (both splits) into ``root``."""
-        download_with_tonic("dvsgesture", "DVSGesture", root, {"train": {"train": True}, "test": {"train": False}})
+        download_with_tonic(cls.name, "DVSGesture", root, {"train": {"train": True}, "test": {"train": False}})

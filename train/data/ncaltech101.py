@@ -20,6 +20,7 @@ import numpy as np
 from chipnet.errors import DatasetError
 from chipnet.events import make_events
 from chipnet.formats import parse_atis_bin, read_bytes
+from train.data.dataset import EventDataset
 from train.data.layout import (
     check_sensor,
     check_split,
@@ -34,9 +35,10 @@ _DIRS = ("Caltech101", "NCALTECH101/Caltech101", "N-Caltech101/Caltech101")
 _ATIS = (304, 240, 2)
 
 
-class NCaltech101:
+class NCaltech101(EventDataset):
     """N-Caltech101: ``dataset[i] -> (events, label)`` with a seeded per-class split."""
 
+    name = "ncaltech101"
     sensor_size = (240, 180, 2)  # events beyond it (rare) are left out at binning
     classes: tuple[str, ...] = ()  # set per instance from the class folders
     hflip_safe = True
@@ -47,15 +49,15 @@ class NCaltech101:
     )
 
     def __init__(self, root: str | Path, split: str = "train", test_fraction: float = 0.2, seed: int = 0) -> None:
-        check_split("ncaltech101", split)
+        check_split(self.name, split)
         self.root, self.split = Path(root), split
         folder = find_dir(root, _DIRS, ".")
         if folder is None:
-            raise missing("ncaltech101", root, "Caltech101/<class>/image_NNNN.bin", self.source)
+            raise missing(self.name, root, "Caltech101/<class>/image_NNNN.bin", self.source)
         self.classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
         if not self.classes:
-            raise DatasetError(f"ncaltech101: {folder} has no class folders (incomplete extraction?)")
-        files, targets = class_files("ncaltech101", folder, self.classes, ".bin")
+            raise DatasetError(f"{self.name}: {folder} has no class folders (incomplete extraction?)")
+        files, targets = class_files(self.name, folder, self.classes, ".bin")
         keep = seeded_split(targets, split, test_fraction, seed)
         self.files, self.targets = [files[i] for i in keep], targets[keep]
 
@@ -70,7 +72,7 @@ class NCaltech101:
             x, y = x - x.min(), y - y.min()
         return make_events(x, y, p, t), int(self.targets[index])
 
-    @staticmethod
-    def download(root: str | Path) -> None:
+    @classmethod
+    def download(cls, root: str | Path) -> None:
         """Fetch tonic's copy into ``root``."""
-        download_with_tonic("ncaltech101", "NCALTECH101", root, {"all": {}})
+        download_with_tonic(cls.name, "NCALTECH101", root, {"all": {}})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from chipnet.events import make_events
+from train.data.dataset import EventDataset
 from train.data.layout import check_split
 
 _SACCADES = np.array([[0.0, 0.0], [3.5, 7.0], [7.0, 0.0], [0.0, 0.0]])  # pixel offsets, N-MNIST's triangle
@@ -58,7 +59,7 @@ def _shifted(canvas: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     )
 
 
-class NDigits:
+class NDigits(EventDataset):
     """Emulated-DVS handwritten digits: ``dataset[i] -> (events, label)``.
 
     Parameters
@@ -68,10 +69,9 @@ class NDigits:
     seed: changes saccade jitter, pixel mismatch and noise; the same seed gives the same events.
     """
 
+    name = "ndigits"
     sensor_size = (34, 34, 2)
     classes = tuple(str(d) for d in range(10))
-    hflip_safe = False
-    needs_root = False
     saccade_us = 100_000
     frame_us = 5_000
     threshold = 0.3  # log-intensity contrast threshold (mean over pixels)
@@ -79,7 +79,7 @@ class NDigits:
     noise_per_pixel = 0.02  # background events per pixel per sample
 
     def __init__(self, split: str = "train", samples_per_class: int | None = None, seed: int = 0) -> None:
-        check_split("ndigits", split)
+        check_split(self.name, split)
         self.split, self.seed = split, seed
         images, targets = _digits()
         rank = np.zeros(len(targets), dtype=np.int64)  # position of each image among its class

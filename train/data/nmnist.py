@@ -18,18 +18,19 @@ import numpy as np
 
 from chipnet.events import make_events
 from chipnet.formats import parse_atis_bin, read_bytes
+from train.data.dataset import EventDataset
 from train.data.layout import check_sensor, check_split, class_files, download_with_tonic, find_dir, missing
 
 _DIRS = ("NMNIST", "N-MNIST", ".")
 _SPLIT_DIR = {"train": "Train", "test": "Test"}
 
 
-class NMNIST:
+class NMNIST(EventDataset):
     """N-MNIST: ``dataset[i] -> (events, label)`` for ``split`` ``"train"``/``"test"``."""
 
+    name = "nmnist"
     sensor_size = (34, 34, 2)
-    classes = tuple(str(d) for d in range(10))
-    hflip_safe = False  # mirrored digits are not digits
+    classes = tuple(str(d) for d in range(10))  # not hflip_safe: mirrored digits are not digits
     needs_root = True
     source = (
         "Get Train.zip and Test.zip from https://www.garrickorchard.com/datasets/n-mnist "
@@ -37,14 +38,14 @@ class NMNIST:
     )
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
-        check_split("nmnist", split)
+        check_split(self.name, split)
         self.root, self.split = Path(root), split
         folder = find_dir(root, _DIRS, _SPLIT_DIR[split])
         if folder is None:
             raise missing(
-                "nmnist", root, f"{_SPLIT_DIR[split]}/<digit>/*.bin (or NMNIST/{_SPLIT_DIR[split]}/…)", self.source
+                self.name, root, f"{_SPLIT_DIR[split]}/<digit>/*.bin (or NMNIST/{_SPLIT_DIR[split]}/…)", self.source
             )
-        self.files, self.targets = class_files("nmnist", folder / _SPLIT_DIR[split], self.classes, ".bin")
+        self.files, self.targets = class_files(self.name, folder / _SPLIT_DIR[split], self.classes, ".bin")
 
     def __len__(self) -> int:
         return len(self.files)
@@ -55,7 +56,7 @@ class NMNIST:
         check_sensor(path, x, y, self.sensor_size)
         return make_events(x, y, p, t), int(self.targets[index])
 
-    @staticmethod
-    def download(root: str | Path) -> None:
+    @classmethod
+    def download(cls, root: str | Path) -> None:
         """Fetch tonic's copy (both splits) into ``root``."""
-        download_with_tonic("nmnist", "NMNIST", root, {"train": {"train": True}, "test": {"train": False}})
+        download_with_tonic(cls.name, "NMNIST", root, {"train": {"train": True}, "test": {"train": False}})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from chipnet.events import make_events
+from train.data.dataset import EventDataset
 from train.data.dvsgesture import CLASSES  # the same eleven gestures, in DVS128 Gesture's order
 
 _SPLIT_IDS = {"train": 0, "test": 1}
@@ -60,7 +61,7 @@ def _trajectories(label: int, u: np.ndarray, rng: np.random.Generator) -> list[t
     return [(cx, cy)]
 
 
-class SynthGesture:
+class SynthGesture(EventDataset):
     """Procedural DVS gesture dataset: ``dataset[i] -> (events, label)``.
 
     Parameters
@@ -70,6 +71,7 @@ class SynthGesture:
     seed: changes every sample; the same seed always gives the same events.
     """
 
+    name = "synthgesture"
     sensor_size = (128, 128, 2)
     classes = CLASSES
     duration_us = 1_000_000
@@ -79,7 +81,7 @@ class SynthGesture:
 
     def __init__(self, split: str = "train", samples_per_class: int = 40, seed: int = 0) -> None:
         if split not in _SPLIT_IDS:
-            raise ValueError(f"synthgesture: unknown split {split!r}; expected one of {sorted(_SPLIT_IDS)}")
+            raise ValueError(f"{self.name}: unknown split {split!r}; expected one of {sorted(_SPLIT_IDS)}")
         self.split = split
         self.samples_per_class = samples_per_class
         self.seed = seed
