@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from chipnet.atomic import atomic_write_json
+from chipnet.cli import FOLD_MODES
 from chipnet.errors import ExportError, RuntimeConfigError
 from chipnet.netfile import read_net
 from chipnet.netmodel import NetFile
