@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
+
 import torch
 
 from chipnet.errors import ConfigError
@@ -15,8 +19,33 @@ from train.models.sma_spiking import SMA_BLOCKS
 from train.models.sma_vgg import SMAVGG, attention_layers
 from train.models.vgg import VGG, wide_conv
 
-MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg")
 FOLDED = ("none", "per-timestep", "static")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: how to build it from a config, and whether it has attention blocks to fold."""
+
+    build: Callable[[TrainConfig, dict[str, Any]], torch.nn.Module]  # (config, the VGG's own options) → network
+    attention: bool
+
+
+def _vgg7(cfg: TrainConfig, common: dict[str, Any]) -> torch.nn.Module:
+    """7×7 convs where sma-vgg has its SMA blocks (sma_layers, or the paper's placement)."""
+    return VGG(
+        **common,
+        conv_block=wide_conv(attention_layers(cfg.sma_layers, len(cfg.channels), "SMA"), max(cfg.sma_kernel_sizes)),
+    )
+
+
+# One line per model; a new model (e.g. a VGG with a new attention block) is its file plus a line here.
+MODELS: dict[str, ModelSpec] = {
+    "vgg": ModelSpec(lambda cfg, common: VGG(**common), attention=False),
+    "vgg7": ModelSpec(_vgg7, attention=False),
+    "sma-vgg": ModelSpec(partial(SMAVGG.from_config, azo=False), attention=True),
+    "sma-azo-vgg": ModelSpec(partial(SMAVGG.from_config, azo=True), attention=True),
+    "ma-vgg": ModelSpec(MAVGG.from_config, attention=True),
+}
 
 
 def check_options(cfg: TrainConfig) -> None:
@@ -50,41 +79,12 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         bias=cfg.bias,
         pool=cfg.pool,
     )
-    if cfg.model in ("vgg", "vgg7"):
-        if cfg.folded != "none":
-            raise ConfigError(
-                f"folded applies to sma-vgg, sma-azo-vgg and ma-vgg only: {cfg.model} has no attention blocks"
-            )
-        if cfg.model == "vgg":
-            return VGG(**common)
-        # vgg7: 7×7 convs where sma-vgg has its SMA blocks (sma_layers, or the paper's placement)
-        try:
-            layers = attention_layers(cfg.sma_layers, len(cfg.channels), "SMA")
-        except ValueError as e:
-            raise ConfigError(f"model 'vgg7': {e}") from None
-        return VGG(**common, conv_block=wide_conv(layers, max(cfg.sma_kernel_sizes)))
+    spec = MODELS[cfg.model]
+    if cfg.folded != "none" and not spec.attention:
+        attentive = ", ".join(name for name, m in MODELS.items() if m.attention)
+        raise ConfigError(f"folded applies to {attentive} only: {cfg.model} has no attention blocks")
     try:
-        if cfg.model == "ma-vgg":
-            net = MAVGG(
-                **common,
-                timesteps=cfg.timesteps,
-                ma_layers=cfg.ma_layers,
-                attention=cfg.ma_attention,
-                reduction=cfg.ma_reduction,
-            )
-        else:
-            net = SMAVGG(
-                **common,
-                timesteps=cfg.timesteps,
-                kernel_sizes=tuple(cfg.sma_kernel_sizes),
-                sma_layers=cfg.sma_layers,
-                temporal_reduction=cfg.sma_temporal_reduction,
-                channel_reduction=cfg.sma_channel_reduction,
-                azo=cfg.model == "sma-azo-vgg",
-                azo_delta_t=cfg.azo_delta_t,
-                azo_delta_c=cfg.azo_delta_c,
-                form=cfg.sma_block,
-            )
+        net = spec.build(cfg, common)
     except ValueError as e:
         raise ConfigError(f"model {cfg.model!r}: {e}") from None
     if cfg.folded == "none":

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import torch
 
+from train.config import TrainConfig
 from train.models.ma import MAConv
 from train.models.sma_vgg import attention_layers
 from train.models.vgg import VGG, plain_conv
@@ -56,3 +57,14 @@ class MAVGG(VGG):
         super().__init__(in_channels, input_size, num_classes, channels, hidden, neuron, conv_block, **options)
         self.ma_layers = layers
         self.sizing_timesteps = timesteps
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, common: dict[str, Any]) -> MAVGG:
+        """The network of ``cfg``'s MA options; ``common``: the VGG's own options."""
+        return cls(
+            **common,
+            timesteps=cfg.timesteps,
+            ma_layers=cfg.ma_layers,
+            attention=cfg.ma_attention,
+            reduction=cfg.ma_reduction,
+        )

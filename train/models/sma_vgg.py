@@ -9,6 +9,7 @@ import torch
 
 from train.models.azo import AttentionZoneout, paper_deltas
 from train.models.norm import neuron_params
+from train.config import TrainConfig
 from train.models.sma import SMAConv
 from train.models.sma_spiking import SMA_BLOCKS, SpikingSMAConv
 from train.models.vgg import VGG, plain_conv
@@ -103,6 +104,22 @@ class SMAVGG(VGG):
         self.sma_layers = layers
         self.sma_block = form
         self.sizing_timesteps = timesteps
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, common: dict[str, Any], azo: bool = False) -> SMAVGG:
+        """The network of ``cfg``'s SMA options, with AZO or without; ``common``: the VGG's own options."""
+        return cls(
+            **common,
+            timesteps=cfg.timesteps,
+            kernel_sizes=tuple(cfg.sma_kernel_sizes),
+            sma_layers=cfg.sma_layers,
+            temporal_reduction=cfg.sma_temporal_reduction,
+            channel_reduction=cfg.sma_channel_reduction,
+            azo=azo,
+            azo_delta_t=cfg.azo_delta_t,
+            azo_delta_c=cfg.azo_delta_c,
+            form=cfg.sma_block,
+        )
 
     @property
     def sma_blocks(self) -> list[SMAConv | SpikingSMAConv]:
