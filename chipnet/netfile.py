@@ -261,8 +261,8 @@ def _input_transform(g: h5py.Group, name: str, key: str) -> int | None:
     return int(value.reshape(()))
 
 
-def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
-    """The blocks NetX's ``hdf5.Network`` builds from the file, checked as NetX needs them."""
+def _layer_groups(h: h5py.File) -> h5py.Group:
+    """The ``layer`` group, its members checked to be groups named ``0..n-1``."""
     if LAYERS not in h or not isinstance(h[LAYERS], h5py.Group):
         raise RuntimeConfigError("not a NetX network (no 'layer' group)")
     groups = h[LAYERS]
@@ -274,96 +274,128 @@ def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
     for name in names:
         if not isinstance(groups[name], h5py.Group):
             raise fail(name, "is not a group")
+    return groups
+
+
+def _read_input(g: h5py.Group) -> tuple[tuple[int, ...], InputLayer | None]:
+    """Layer 0 of type ``input``: the network's input shape, and its input block where it has neurons."""
+    input_shape = _shape(g, "0")
+    if len(input_shape) not in (1, 3):
+        raise fail("0", f"input shape must be [C, H, W] or [F], got {list(input_shape)}")
+    if "neuron" not in g:
+        return input_shape, None
+    block = InputLayer(
+        "0",
+        input_shape,
+        _neuron(g, "0", input_shape[0], input_block=True),
+        _input_transform(g, "0", "weight"),
+        _input_transform(g, "0", "bias"),
+    )
+    return input_shape, block
+
+
+def _dense_input_shape(g: h5py.Group) -> tuple[int, ...]:
+    """The input shape of a net without input layer: NetX sizes it from the first dense weight (dense-only nets)."""
+    ds = g.get("weight")
+    wshape = tuple(int(v) for v in (ds.shape or ())) if isinstance(ds, h5py.Dataset) else ()
+    if len(wshape) != 2 or min(wshape) < 1:
+        raise fail("0", f"dense weight shape {list(wshape)} must be [out, in]")
+    return (wshape[1],)
+
+
+def _check_flatten(g: h5py.Group, name: str, shape: tuple[int, ...], flattened: bool) -> None:
+    """A ``flatten`` layer (no block in NetX) between a ``[C, H, W]`` layer and a dense one."""
+    if len(shape) != 3 or flattened:
+        raise fail(name, "flatten must follow a conv layer or a [C, H, W] input")
+    if "shape" in g and int(np.prod(_shape(g, name))) != int(np.prod(shape)):
+        raise fail(name, f"flatten shape {list(_shape(g, name))} does not hold {list(shape)}")
+
+
+def _read_conv(g: h5py.Group, name: str, shape: tuple[int, ...], flattened: bool) -> ConvLayer:
+    """A ``conv`` layer on the ``shape`` the layer before gives."""
+    if len(shape) != 3 or flattened:
+        raise fail(name, f"conv needs a [C, H, W] input, the layer before gives {list(shape)}")
+    out = _shape(g, name)
+    if len(out) != 3:
+        raise fail(name, f"conv shape must be [C, H, W], got {list(out)}")
+    groups_n = _scalar(g, "groups", name) if "groups" in g else 1
+    stride, padding, dilation = (_pair(g, k, name) for k in ("stride", "padding", "dilation"))
+    if groups_n < 1 or shape[0] % groups_n:
+        raise fail(name, f"groups={groups_n} does not divide {shape[0]} input channels")
+    wshape = _conv_weight_shape(g, name)
+    if len(wshape) != 4 or wshape[:2] != (out[0], shape[0] // groups_n) or min(wshape) < 1:
+        raise fail(
+            name,
+            f"conv weight shape {list(wshape)} must be [{out[0]}, {shape[0] // groups_n}, kh, kw]"
+            " (or with a trailing 1)",
+        )
+    weight = _weights(g, name, wshape, trailing_one=True)
+    bias, gain = _extras(g, name, out[0])
+    return ConvLayer(
+        name, shape, out, weight, stride, padding, dilation, groups_n, _neuron(g, name, out[0]), bias, gain
+    )
+
+
+def _read_dense(g: h5py.Group, name: str, shape: tuple[int, ...], flattened: bool) -> DenseLayer:
+    """A ``dense`` layer on the ``shape`` the layer before gives (a ``[C, H, W]`` one through a flatten)."""
+    if len(shape) == 3 and not flattened:
+        raise fail(name, "dense after a conv layer needs a flatten layer in between")
+    out = _shape(g, name)
+    n_out, n_in = int(np.prod(out)), int(np.prod(shape))
+    weight = _weights(g, name, (n_out, n_in))
+    if not np.any(weight):
+        raise fail(name, "all weights are zero (NetX cannot size the synapse)")
+    chip, exp = chip_dense_weights(weight)
+    bias, gain = _extras(g, name, n_out)
+    return DenseLayer(name, shape, (n_out,), chip, exp, _neuron(g, name, n_out), bias, gain, weight)
+
+
+def _refuse_dense_rec(g: h5py.Group, name: str, shape: tuple[int, ...], flattened: bool) -> Layer:
+    # NetX 0.6 builds RecurrentDense, but its process has no model for Lava's simulator to run.
+    raise fail(
+        name,
+        "recurrent dense layers (dense_rec) are not supported: NetX 0.6's RecurrentDense "
+        "block has no process model to run",
+    )
+
+
+# The neuron layers after layer 0, by their group's ``type`` (``input`` is layer 0's, ``flatten`` makes no layer).
+READERS = {"conv": _read_conv, "dense": _read_dense, "dense_rec": _refuse_dense_rec}
+
+
+def _read_layers(h: h5py.File) -> tuple[tuple[int, ...], list[Layer]]:
+    """The blocks NetX's ``hdf5.Network`` builds from the file, checked as NetX needs them."""
+    groups = _layer_groups(h)
     layers: list[Layer] = []
-    first = groups["0"]
-    first_kind = _text(first, "type", "0")
-    start = 1
+    first_kind = _text(groups["0"], "type", "0")
     if first_kind == "input":
-        input_shape = _shape(first, "0")
-        if len(input_shape) not in (1, 3):
-            raise fail("0", f"input shape must be [C, H, W] or [F], got {list(input_shape)}")
-        if "neuron" in first:
-            layers.append(
-                InputLayer(
-                    "0",
-                    input_shape,
-                    _neuron(first, "0", input_shape[0], input_block=True),
-                    _input_transform(first, "0", "weight"),
-                    _input_transform(first, "0", "bias"),
-                )
-            )
+        input_shape, block = _read_input(groups["0"])
+        if block is not None:
+            layers.append(block)
+        start = 1
     elif first_kind == "dense":
-        # No input layer: NetX sizes the network's input from the first dense weight (dense-only nets).
-        ds = first.get("weight")
-        wshape = tuple(int(v) for v in (ds.shape or ())) if isinstance(ds, h5py.Dataset) else ()
-        if len(wshape) != 2 or min(wshape) < 1:
-            raise fail("0", f"dense weight shape {list(wshape)} must be [out, in]")
-        input_shape = (wshape[1],)
-        start = 0
+        input_shape, start = _dense_input_shape(groups["0"]), 0
     else:
         # NetX cannot infer a conv's input shape without an input layer ("Input shape could not be inferred").
         raise fail("0", f"must be the input layer (type 'input') or a dense layer, found {first_kind!r}")
     shape: tuple[int, ...] = input_shape
-    flatten = False
-    for i in range(start, len(names)):
+    flattened = False
+    for i in range(start, len(groups)):
         name = str(i)
         g = groups[name]
         kind = _text(g, "type", name)
         if kind == "input":
             raise fail(name, "only layer 0 may be an input layer")
         if kind == "flatten":
-            if len(shape) != 3 or flatten:
-                raise fail(name, "flatten must follow a conv layer or a [C, H, W] input")
-            if "shape" in g and int(np.prod(_shape(g, name))) != int(np.prod(shape)):
-                raise fail(name, f"flatten shape {list(_shape(g, name))} does not hold {list(shape)}")
-            flatten = True
+            _check_flatten(g, name, shape, flattened)
+            flattened = True
             continue
-        if kind == "conv":
-            if len(shape) != 3 or flatten:
-                raise fail(name, f"conv needs a [C, H, W] input, the layer before gives {list(shape)}")
-            out = _shape(g, name)
-            if len(out) != 3:
-                raise fail(name, f"conv shape must be [C, H, W], got {list(out)}")
-            groups_n = _scalar(g, "groups", name) if "groups" in g else 1
-            stride, padding, dilation = (_pair(g, k, name) for k in ("stride", "padding", "dilation"))
-            if groups_n < 1 or shape[0] % groups_n:
-                raise fail(name, f"groups={groups_n} does not divide {shape[0]} input channels")
-            wshape = _conv_weight_shape(g, name)
-            if len(wshape) != 4 or wshape[:2] != (out[0], shape[0] // groups_n) or min(wshape) < 1:
-                raise fail(
-                    name,
-                    f"conv weight shape {list(wshape)} must be [{out[0]}, {shape[0] // groups_n}, kh, kw]"
-                    " (or with a trailing 1)",
-                )
-            weight = _weights(g, name, wshape, trailing_one=True)
-            bias, gain = _extras(g, name, out[0])
-            layer: Layer = ConvLayer(
-                name, shape, out, weight, stride, padding, dilation, groups_n, _neuron(g, name, out[0]), bias, gain
-            )
-        elif kind == "dense":
-            if len(shape) == 3 and not flatten:
-                raise fail(name, "dense after a conv layer needs a flatten layer in between")
-            out = _shape(g, name)
-            n_out, n_in = int(np.prod(out)), int(np.prod(shape))
-            weight = _weights(g, name, (n_out, n_in))
-            if not np.any(weight):
-                raise fail(name, "all weights are zero (NetX cannot size the synapse)")
-            chip, exp = chip_dense_weights(weight)
-            bias, gain = _extras(g, name, n_out)
-            layer = DenseLayer(name, shape, (n_out,), chip, exp, _neuron(g, name, n_out), bias, gain, weight)
-            flatten = False
-        elif kind == "dense_rec":
-            # NetX 0.6 builds RecurrentDense, but its process has no model for Lava's simulator to run.
-            raise fail(
-                name,
-                "recurrent dense layers (dense_rec) are not supported: NetX 0.6's RecurrentDense "
-                "block has no process model to run",
-            )
-        else:
+        if kind not in READERS:
             raise fail(name, f"layer type {kind!r} is not supported (expected conv, flatten or dense)")
+        layer = READERS[kind](g, name, shape, flattened)
         layers.append(layer)
-        shape = tuple(layer.shape)
-    if flatten:
+        shape, flattened = tuple(layer.shape), False
+    if flattened:
         raise RuntimeConfigError("the last layer is a flatten without a dense layer after it")
     if not layers or isinstance(layers[-1], InputLayer):
         raise RuntimeConfigError("no conv or dense layers")

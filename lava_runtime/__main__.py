@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument(
         "--backend",
         default="sim",
-        choices=BACKENDS,
+        choices=list(BACKENDS),
         help="sim = Loihi2SimCfg fixed_pt; emu = batched torch emulator of the same arithmetic",
     )
     run.add_argument("--report", default=None, help="report JSON path (default: beside the net file)")

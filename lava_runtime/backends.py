@@ -1,19 +1,64 @@
-"""Backends: which Lava run configuration executes the network."""
+"""Backends: what runs a network file (Lava's simulator, Loihi 2, or the torch emulator), behind one interface."""
 
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chipnet.errors import RuntimeConfigError
 
-if TYPE_CHECKING:  # Lava is imported where a run config is built: deploy imports this module without it
+if TYPE_CHECKING:  # Lava and torch are imported where a backend runs: the CLI imports this module without them
+    from collections.abc import Callable
+    from pathlib import Path
+
+    import numpy as np
     from lava.magma.core.run_configs import AbstractLoihiRunCfg
 
-# "emu" and "emu-float" are lava_runtime.emu, the batched torch emulator of the fixed-point and the
-# float arithmetic: no Lava run config.
-BACKENDS = ("sim", "sim-float", "emu", "emu-float", "loihi2")
-EMULATED = {"emu": "fixed", "emu-float": "float"}
+    from chipnet.netmodel import NetFile
+    from lava_runtime.records import LayerRecord
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way to run a network file, in ``arithmetic`` ("fixed" or "float").
+
+    ``needs_lava``: runs as Lava processes under :meth:`run_config` (else on ``lava_runtime.emu``).
+    ``on_chip``: runs NetX's stock network on Loihi 2, which returns the output layer only.
+    """
+
+    name: str
+    needs_lava: bool
+    arithmetic: str
+    on_chip: bool = False
+    _config: Callable[[], AbstractLoihiRunCfg] | None = field(default=None, repr=False, compare=False)
+
+    def run_config(self) -> AbstractLoihiRunCfg:
+        """Lava's run config for this backend (an emulated backend has none)."""
+        if self._config is None:
+            raise RuntimeConfigError(f"backend {self.name!r} runs without Lava: use lava_runtime.emu.emulate")
+        return self._config()
+
+    def prepare(self) -> None:
+        """Import Lava's runtime now if this backend needs it, before any dataset is binned.
+
+        Lava's runtime sets multiprocessing's start method when it is imported, which fails once
+        something has fixed the context (tqdm's progress bars create a multiprocessing lock).
+        """
+        if self.needs_lava:
+            import lava_runtime.simulate  # noqa: F401
+
+    def run(
+        self, net: str | Path | NetFile, spikes: np.ndarray, record: str = "output", progress: bool = False
+    ) -> list[LayerRecord]:
+        """Every layer's record of ``spikes`` ``[N, C, H, W, T]``/``[N, F, T]`` run through ``net``."""
+        if not self.needs_lava:
+            from lava_runtime.emu import emulate
+
+            return emulate(net, spikes, record=record, arithmetic=self.arithmetic)
+        from lava_runtime.simulate import simulate  # Lava's runtime, only for a Lava backend
+
+        return simulate(net, spikes, backend=self.name, record=record, progress=progress)
 
 
 def _float_block_models() -> dict:
@@ -35,30 +80,61 @@ def _float_block_models() -> dict:
     }
 
 
-def run_config(backend: str) -> AbstractLoihiRunCfg:
-    """The Lava run config for ``backend`` (``sim`` is the bit-accurate fixed-point simulator)."""
+def _sim_config() -> AbstractLoihiRunCfg:
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    if backend == "sim":
-        return Loihi2SimCfg(select_tag="fixed_pt")
-    if backend == "sim-float":
-        # The graph must be in float units (lava_runtime.float_units): build_graph(arithmetic="float").
-        return Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=_float_block_models())
-    if backend == "loihi2":
-        if importlib.util.find_spec("lava.magma.compiler.subcompilers.nc") is None:
-            raise RuntimeConfigError(
-                "backend 'loihi2' needs Intel's lava-loihi extension (available to Intel Neuromorphic "
-                "Research Community members), which is not installed here; use --backend sim"
-            )
-        from lava.magma.core.run_configs import Loihi2HwCfg
-
-        return Loihi2HwCfg()
-    if backend in EMULATED:
-        raise RuntimeConfigError(f"backend {backend!r} runs without Lava: use lava_runtime.emu.emulate")
-    raise RuntimeConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return Loihi2SimCfg(select_tag="fixed_pt")
 
 
-def run_on_loihi2(net_path: str, spikes: "np.ndarray", timesteps: int, steps: int) -> tuple["np.ndarray", dict]:
+def _sim_float_config() -> AbstractLoihiRunCfg:
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    # The graph must be in float units (lava_runtime.float_units): build_graph(arithmetic="float").
+    return Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=_float_block_models())
+
+
+def _loihi2_config() -> AbstractLoihiRunCfg:
+    if importlib.util.find_spec("lava.magma.compiler.subcompilers.nc") is None:
+        raise RuntimeConfigError(
+            "backend 'loihi2' needs Intel's lava-loihi extension (available to Intel Neuromorphic "
+            "Research Community members), which is not installed here; use --backend sim"
+        )
+    from lava.magma.core.run_configs import Loihi2HwCfg
+
+    return Loihi2HwCfg()
+
+
+# "sim" is Lava's bit-accurate fixed-point simulator; "emu" and "emu-float" are lava_runtime.emu,
+# the batched torch emulator of the fixed-point and the float arithmetic (no Lava run config).
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend("sim", needs_lava=True, arithmetic="fixed", _config=_sim_config),
+        Backend("sim-float", needs_lava=True, arithmetic="float", _config=_sim_float_config),
+        Backend("emu", needs_lava=False, arithmetic="fixed"),
+        Backend("emu-float", needs_lava=False, arithmetic="float"),
+        Backend("loihi2", needs_lava=True, arithmetic="fixed", on_chip=True, _config=_loihi2_config),
+    )
+}
+
+# The fixed-point emulator: every other backend's output is checked against it (a report's agreement).
+REFERENCE = BACKENDS["emu"]
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name``; a one-line error naming the known ones for any other."""
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise RuntimeConfigError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}") from None
+
+
+def run_config(backend: str) -> AbstractLoihiRunCfg:
+    """The Lava run config of the backend called ``backend``."""
+    return get_backend(backend).run_config()
+
+
+def run_on_loihi2(net_path: str, spikes: np.ndarray, timesteps: int, steps: int) -> tuple[np.ndarray, dict]:
     """Output spikes ``[W?, ..., steps]`` of the stock NetX network on Loihi 2, with the profiler's energy and time.
 
     ``steps`` covers the samples and the empty steps that carry the last one through the layers.

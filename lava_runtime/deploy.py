@@ -11,7 +11,7 @@ import numpy as np
 from chipnet.errors import DatasetError, RuntimeConfigError
 from chipnet.netfile import read_net
 from chipnet.netmodel import NetFile
-from lava_runtime.backends import EMULATED
+from lava_runtime.backends import REFERENCE, get_backend
 from lava_runtime.emu import emulate
 from lava_runtime.energy import load_energy_model
 from lava_runtime.records import Agreement, LayerRecord, compare_records, output_agreement, to_lava_order
@@ -62,24 +62,15 @@ def load_samples(
 
 
 def prepare_backend(backend: str) -> None:
-    """Import Lava's runtime now if ``backend`` needs it, before any dataset is binned.
-
-    Lava's runtime sets multiprocessing's start method when it is imported, which fails once
-    something has fixed the context (tqdm's progress bars create a multiprocessing lock).
-    """
-    if backend not in EMULATED:
-        import lava_runtime.simulate  # noqa: F401
+    """Import Lava's runtime now if ``backend`` needs it, before any dataset is binned (see Backend.prepare)."""
+    get_backend(backend).prepare()
 
 
 def backend_layers(
     net: str | Path | NetFile, spikes: np.ndarray, backend: str, record: str = "output", progress: bool = False
 ) -> list[LayerRecord]:
     """Every layer's record from a Lava backend, or from the emulator for ``emu``/``emu-float``."""
-    if backend in EMULATED:
-        return emulate(net, spikes, record=record, arithmetic=EMULATED[backend])
-    from lava_runtime.simulate import simulate  # Lava's runtime, only for a Lava backend
-
-    return simulate(net, spikes, backend=backend, record=record, progress=progress)
+    return get_backend(backend).run(net, spikes, record=record, progress=progress)
 
 
 def validate_dataset(
@@ -171,7 +162,8 @@ def run_arrays(
     layers = backend_layers(net, spikes, backend, progress=progress)
     wall = time.perf_counter() - t0
     info = {"backend": backend, "net": name, **(info or {})}
-    agreement = None if backend == "emu" else output_agreement(layers, emulate(net, spikes))
+    # emulate's defaults are REFERENCE's arithmetic: the reference is not compared with itself
+    agreement = None if get_backend(backend) is REFERENCE else output_agreement(layers, emulate(net, spikes))
     report = build_report(layers, labels, info, wall, energy=energy, agreement=agreement)
     if spikes_out is not None:
         report["output_file"] = {"path": str(spikes_out), "holds": save_output_spikes(layers, spikes_out)}

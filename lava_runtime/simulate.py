@@ -20,7 +20,7 @@ from chipnet.errors import RuntimeConfigError
 from chipnet.netfile import read_metadata, read_net
 from chipnet.netmodel import ConvLayer, DenseLayer, NetFile
 from chipnet.progress import progress_bar
-from lava_runtime.backends import run_config, run_on_loihi2
+from lava_runtime.backends import get_backend, run_on_loihi2
 from lava_runtime.counting import synops_from_spikes
 from lava_runtime.graph import Graph, build_graph
 from lava_runtime.records import LayerRecord, local_windows, stream_steps, to_lava_order
@@ -232,9 +232,10 @@ def simulate(
 
     ``net`` is the file's path or its :class:`NetFile` (already read: NetX reads the file itself).
     """
-    cfg = run_config(backend)
+    chosen = get_backend(backend)
+    cfg = chosen.run_config()
     n, t = spikes.shape[0], spikes.shape[-1]
-    if backend == "loihi2":
+    if chosen.on_chip:
         return _loihi2_layers(net if isinstance(net, NetFile) else read_net(net), spikes)
     net_path = net.path if isinstance(net, NetFile) else net
     meta = net.metadata if isinstance(net, NetFile) else read_metadata(net)  # NetX reads the layers itself
@@ -242,7 +243,7 @@ def simulate(
         net_path,
         spikes,
         record=record,
-        arithmetic="float" if backend == "sim-float" else "fixed",
+        arithmetic=chosen.arithmetic,
         voltage=meta.get("readout") == "voltage",
         graded_input=meta.get("encoding") == "counts",
     )
