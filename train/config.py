@@ -11,8 +11,41 @@ from typing import Any
 import yaml
 
 from chipnet.errors import ConfigError
+from chipnet.events import BINNINGS, ENCODINGS
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+
+# The closed choices, declared once: the modules that implement them import these, and a config is
+# checked against them when it is loaded (before any dataset is binned). Plain strings, not Enum
+# members, so that config.yaml, checkpoints and JSON stay plain data.
+NORMS = ("none", "mean-only", "weight-scale", "batch")  # train/models/norm.py
+POOLS = ("stride", "max")  # train/models/pool.py
+READOUTS = ("spikes", "voltage")  # train/models/readout.py
+LOSSES = ("spike-rate", "ce", "mse")
+SCHEDULERS = ("none", "cosine")  # train/loop.py: lr_factor
+FOLDED = ("none", "per-timestep", "static")  # deploy-aware fine-tuning (train/finetune.py)
+SMA_BLOCKS = ("linear", "spiking")  # train/models/sma.py, sma_spiking.py
+MA_ATTENTIONS = ("tca", "tcsa")  # train/models/ma.py
+CHOICES: dict[str, tuple[str, ...]] = {
+    "norm": NORMS,
+    "pool": POOLS,
+    "readout": READOUTS,
+    "loss": LOSSES,
+    "scheduler": SCHEDULERS,
+    "binning": BINNINGS,
+    "encoding": ENCODINGS,
+    "folded": FOLDED,
+    "sma_block": SMA_BLOCKS,
+    "ma_attention": MA_ATTENTIONS,
+}
+
+
+def check_choices(cfg: "TrainConfig", source: str = "") -> None:
+    """Raise :class:`ConfigError` for the first option outside its closed choices (:data:`CHOICES`)."""
+    where = f"{source}: " if source else ""
+    for name, allowed in CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            raise ConfigError(f"{where}{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
 
 
 @dataclass
@@ -123,6 +156,7 @@ class TrainConfig:
             raise ConfigError(f"{source}: bad neuron options: {e}") from None
         _check_types(cfg, cls(), source)
         _check_types(cfg.neuron, NeuronConfig(), source, prefix="neuron.")
+        check_choices(cfg, source)
         return cfg
 
 

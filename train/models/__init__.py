@@ -9,17 +9,11 @@ from typing import Any, Callable
 import torch
 
 from chipnet.errors import ConfigError
-from train.config import TrainConfig
+from train.config import TrainConfig, check_choices
 from train.models.fold import attention_blocks, fold_network
 from train.models.ma_vgg import MAVGG
-from train.models.norm import NORMS
-from train.models.pool import POOLS
-from train.models.readout import READOUTS
-from train.models.sma_spiking import SMA_BLOCKS
 from train.models.sma_vgg import SMAVGG, attention_layers
 from train.models.vgg import VGG, wide_conv
-
-FOLDED = ("none", "per-timestep", "static")
 
 
 @dataclass(frozen=True)
@@ -52,10 +46,7 @@ def check_options(cfg: TrainConfig) -> None:
     """Raise :class:`ConfigError` for a model option outside its choices (before anything is binned)."""
     if cfg.model not in MODELS:
         raise ConfigError(f"unknown model {cfg.model!r}; known: {', '.join(MODELS)}")
-    choices = {"norm": NORMS, "pool": POOLS, "readout": READOUTS, "folded": FOLDED, "sma_block": SMA_BLOCKS}
-    for name, allowed in choices.items():
-        if getattr(cfg, name) not in allowed:
-            raise ConfigError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
+    check_choices(cfg)
     if cfg.sma_block == "spiking" and cfg.folded != "none":
         raise ConfigError(
             "folded (deploy-aware fine-tuning) needs sma_block: linear; the spiking form deploys as two layers "

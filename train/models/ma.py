@@ -29,10 +29,11 @@ import torch
 from lava.lib.dl import slayer
 
 from chipnet.errors import FoldError
+from train.config import MA_ATTENTIONS
 from train.models.attention import AttentionBlock
 from train.models.fold import deployable
 
-ATTENTIONS = ("tca", "tcsa")
+ATTENTIONS = MA_ATTENTIONS
 
 
 class SharedSE(torch.nn.Module):

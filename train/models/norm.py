@@ -31,8 +31,7 @@ import torch
 from lava.lib.dl import slayer
 
 from chipnet.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
-
-NORMS = ("none", "mean-only", "weight-scale", "batch")
+from train.config import NORMS
 
 
 def _on_grid(x: torch.Tensor) -> torch.Tensor:

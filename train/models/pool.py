@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from lava.lib.dl import slayer
 
-POOLS = ("stride", "max")
+from train.config import POOLS
 
 
 class SpikeMaxPool(slayer.block.cuba.Conv):

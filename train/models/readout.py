@@ -23,10 +23,9 @@ import torch.nn.functional as F
 from lava.lib.dl import slayer
 
 from chipnet.chip import VTH_MAX, W_SCALE
+from train.config import LOSSES, READOUTS
 from train.models.norm import LearnedBias
 
-READOUTS = ("spikes", "voltage")
-LOSSES = ("spike-rate", "ce", "mse")
 # What each readout allows; the first is its default.
 READOUT_LOSSES = {"spikes": ("spike-rate", "ce"), "voltage": ("ce", "mse")}
 

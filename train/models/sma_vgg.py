@@ -7,11 +7,11 @@ from typing import Any, Sequence
 
 import torch
 
+from train.config import SMA_BLOCKS, TrainConfig
 from train.models.azo import AttentionZoneout, paper_deltas
 from train.models.norm import neuron_params
-from train.config import TrainConfig
 from train.models.sma import SMAConv
-from train.models.sma_spiking import SMA_BLOCKS, SpikingSMAConv
+from train.models.sma_spiking import SpikingSMAConv
 from train.models.vgg import VGG, plain_conv
 
 

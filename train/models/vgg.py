@@ -21,9 +21,10 @@ import torch
 from lava.lib.dl import slayer
 
 from chipnet.netwriter import write_input_layer
+from train.config import POOLS, READOUTS
 from train.models.norm import neuron_params
-from train.models.pool import POOLS, SpikeMaxPool
-from train.models.readout import READOUTS, VoltageReadout
+from train.models.pool import SpikeMaxPool
+from train.models.readout import VoltageReadout
 
 # (index of the conv layer, neuron params, in channels, out channels, stride) → block
 ConvFactory = Callable[[int, dict[str, Any], int, int, int], torch.nn.Module]
