@@ -254,6 +254,7 @@ def format_table(report: dict[str, Any]) -> str:
     )
     if report["fold_rel_error"]:
         lines.append(
-            "SMA factorisation relative error per layer: " + ", ".join(f"{e:.4f}" for e in report["fold_rel_error"])
+            "attention fold relative error per layer (SMA: its factorisation; MA: exact): "
+            + ", ".join(f"{e:.4f}" for e in report["fold_rel_error"])
         )
     return "\n".join(lines)

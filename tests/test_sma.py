@@ -15,7 +15,7 @@ from chipnet.errors import ConfigError
 from train.config import TrainConfig
 from train.models import build_model
 from train.models.sma import SMAConv
-from train.models.sma_vgg import default_sma_layers
+from train.models.attention import default_attention_layers
 from train.models.vgg import VGG
 
 NEURON = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03, "scale_grad": 3.0}
@@ -120,7 +120,11 @@ def _cfg(model: str, **kw) -> TrainConfig:
 
 
 def test_models_place_sma_in_the_first_half_but_not_the_encoder():
-    assert default_sma_layers(2) == [1] and default_sma_layers(3) == [1] and default_sma_layers(5) == [1, 2]
+    assert (
+        default_attention_layers(2) == [1]
+        and default_attention_layers(3) == [1]
+        and default_attention_layers(5) == [1, 2]
+    )
     torch.manual_seed(5)
     x = spikes(b=2, c=2, size=16)
     for model in ("sma-vgg", "sma-azo-vgg"):

@@ -10,9 +10,10 @@ import torch
 
 from chipnet.errors import ConfigError
 from train.config import TrainConfig, check_choices
+from train.models.attention import attention_layers
 from train.models.fold import attention_blocks, fold_network
 from train.models.ma_vgg import MAVGG
-from train.models.sma_vgg import SMAVGG, attention_layers
+from train.models.sma_vgg import SMAVGG
 from train.models.vgg import VGG, wide_conv
 
 

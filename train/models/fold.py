@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 
 from chipnet.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
-from chipnet.errors import FoldError
 from train.models.attention import AttentionBlock
 from train.models.folded import FoldedConv
 from train.models.norm import AffineBatchNorm, deploy_norm, fold_affine, neuron_bias, scale_neuron

@@ -7,8 +7,8 @@ from typing import Any, Sequence
 import torch
 
 from train.config import TrainConfig
+from train.models.attention import attention_layers
 from train.models.ma import MAConv
-from train.models.sma_vgg import attention_layers
 from train.models.vgg import VGG, plain_conv
 
 # Sigmoid attention starts near 1/2 per dimension, so TCA scales the current by ~1/4 and TCSA by

@@ -15,8 +15,6 @@ from typing import Any
 import torch
 from lava.lib.dl import slayer
 
-from train.config import POOLS
-
 
 class SpikeMaxPool(slayer.block.cuba.Conv):
     """Spikes ``[B, C, H, W, T]`` → their 2×2 max pool ``[B, C, H/2, W/2, T]`` (an OR per window and step)."""

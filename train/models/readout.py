@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from lava.lib.dl import slayer
 
 from chipnet.chip import VTH_MAX, W_SCALE
-from train.config import LOSSES, READOUTS
+from train.config import READOUTS
 from train.models.norm import LearnedBias
 
 # What each readout allows; the first is its default.

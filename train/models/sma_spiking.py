@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from lava.lib.dl import slayer
 
-from train.config import SMA_BLOCKS
 from train.models.azo import AttentionZoneout
 from train.models.fold import fold_spiking
 from train.models.sma import MultiscaleAttention, MultiscaleSE

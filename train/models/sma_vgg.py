@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import torch
 
 from train.config import SMA_BLOCKS, TrainConfig
+from train.models.attention import attention_layers
 from train.models.azo import AttentionZoneout, paper_deltas
 from train.models.norm import neuron_params
 from train.models.sma import SMAConv
 from train.models.sma_spiking import SpikingSMAConv
 from train.models.vgg import VGG, plain_conv
-
-
-def default_sma_layers(num_convs: int) -> list[int]:
-    """The paper's best placement S3: the first half of the conv layers, not the encoding layer.
-
-    For the paper's 5-conv VGG8 that is conv layers 1 and 2 (0-based), as in the authors' code;
-    a 2-conv network gets its second conv.
-    """
-    if num_convs < 2:
-        raise ValueError(f"SMA-VGG needs at least 2 conv layers (the first one stays a plain encoder), got {num_convs}")
-    return list(range(1, max(2, math.ceil(num_convs / 2))))
-
-
-def attention_layers(layers: Sequence[int] | None, num_convs: int, what: str) -> list[int]:
-    """The conv layers that get attention blocks (``what``: SMA or MA): ``layers``, or S3 if None."""
-    chosen = default_sma_layers(num_convs) if layers is None else [int(i) for i in layers]
-    bad = [i for i in chosen if not 0 <= i < num_convs]
-    if bad:
-        raise ValueError(f"{what} layers {bad} are not conv layers of a network with {num_convs} conv layers")
-    return chosen
 
 
 class SMAVGG(VGG):
