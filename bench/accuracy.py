@@ -36,8 +36,8 @@ from typing import Any
 from chipnet.atomic import atomic_write, atomic_write_json
 from chipnet.progress import progress_bar
 from export.pipeline import export_run
-from lava_runtime.deploy import run_dataset
 from lava_runtime.report import plot_accuracy_energy
+from lava_runtime.runner import run_dataset
 from train.config import CONFIG_DIR, load_config
 from train.loop import train
 

@@ -25,7 +25,7 @@ import torch
 from chipnet.netfile import read_net
 from chipnet.netwriter import write_netx
 from lava_runtime import emu
-from lava_runtime.deploy import load_samples
+from lava_runtime.runner import load_samples
 from lava_runtime.simulate import simulate
 from train.config import TrainConfig
 from train.models import build_model

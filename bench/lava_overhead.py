@@ -28,8 +28,8 @@ from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
 
-from lava_runtime.deploy import read_net_metadata
 from lava_runtime.graph import to_lava_layout
+from lava_runtime.runner import read_net_metadata
 from lava_runtime.simulate import simulate
 from train.data import FrameDataset
 

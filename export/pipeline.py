@@ -31,7 +31,7 @@ from train.data import calibration_spikes
 from train.loop import load_datasets, load_selected
 from train.models.fold import attention_blocks, calibrate_on, check_foldable, fold_network, range_shift
 from train.models.folded import FoldedConv
-from train.models.norm import deploy_norms, scale_neuron
+from train.models.norm import chip_norms, scale_neuron
 
 COST_SAMPLES = 64  # test samples whose spikes, synops and energy export.json averages (emu, the file's fixed point)
 
@@ -117,7 +117,7 @@ def deploy_forms(run_dir: str | Path, sma: str = "per-timestep", calib_samples: 
     if cfg.folded != "none":  # a fine-tuned fold is exported as trained, whatever --fold says
         sma = cfg.folded
     # The chip form of every norm (bias, threshold) before folding and range filling, which scale it.
-    chip = deploy_norms(net)
+    chip = chip_norms(net)
     folded, exact, static, errors, calibrated = chip, net, None, [], 0
     if attention_blocks(net):
         check_foldable(net)  # before calibrating: a TCSA layer has no exact folded form
@@ -190,7 +190,7 @@ def export_run(
 
 def inference_cost(netfile: NetFile, spikes: Any) -> dict[str, Any]:
     """Neurons, and spikes, synops and energy (Loihi per-op model) per inference of ``netfile`` on ``spikes`` (emu)."""
-    # The emulator directly, not lava_runtime.deploy: export must not load the Lava backends.
+    # The emulator directly, not lava_runtime.runner: export must not load the Lava backends.
     run = build_report(emulate(netfile, spikes), None, {"backend": "emu"}, 0.0, energy=load_energy_model(None))
     n, totals = run["samples"], run["totals"]
     return {

@@ -39,7 +39,7 @@ def fill_weight_range(net: torch.nn.Module) -> tuple[torch.nn.Module, list[int]]
     """A copy of ``net`` whose conv/dense blocks use their whole weight range; also each block's ``k``.
 
     A block's bias (the chip form of its norm, ``train.models.norm``) scales with its weights; a
-    block whose norm is still the trained one (not :func:`~train.models.norm.deploy_norms`) keeps ``k = 0``.
+    block whose norm is still the trained one (not :func:`~train.models.norm.chip_norms`) keeps ``k = 0``.
     """
     net = copy.deepcopy(net)
     shifts = []

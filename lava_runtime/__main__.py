@@ -147,7 +147,7 @@ def validate(args: argparse.Namespace) -> int:
     """Print the share of samples whose output spike trains agree and the first mismatch; 1 if any."""
     if args.samples < 1:
         raise RuntimeConfigError("--samples must be at least 1")
-    from lava_runtime.deploy import as_netfile, load_arrays, validate_arrays, validate_dataset
+    from lava_runtime.runner import as_netfile, load_arrays, validate_arrays, validate_dataset
 
     if args.input is not None:
         net = as_netfile(args.net)  # read once
@@ -214,7 +214,7 @@ def _main(argv: list[str] | None) -> int:
     if args.spikes is not None and not Path(args.spikes).resolve().parent.is_dir():
         raise RuntimeConfigError(f"spikes folder {Path(args.spikes).parent} does not exist")
     # Loaded here, not at the top: ``compare`` reads two JSON files and needs no torch or datasets.
-    from lava_runtime.deploy import as_netfile, load_arrays, run_arrays, run_dataset
+    from lava_runtime.runner import as_netfile, load_arrays, run_arrays, run_dataset
 
     # Ctrl-C or SIGTERM leaves through run_cli once the Lava runtime has been stopped on the way out.
     if args.input is not None:

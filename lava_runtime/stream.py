@@ -37,9 +37,9 @@ from chipnet.decision import decide_output
 from chipnet.errors import RuntimeConfigError, SmaLavaError
 from chipnet.events import encode, to_frames
 from chipnet.netmodel import NetFile
-from lava_runtime.deploy import backend_layers, prepare_backend
 from lava_runtime.emu import ContinuousEmulator
 from lava_runtime.event_sources import EventSource, StreamSourceError, paced
+from lava_runtime.runner import backend_layers, prepare_backend
 
 EVERY = ("frame", "window")
 RESETS = ("window", "never")

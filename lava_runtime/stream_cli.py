@@ -9,8 +9,8 @@ from pathlib import Path
 from chipnet.cli import EXIT_INTERRUPTED
 from chipnet.errors import RuntimeConfigError
 from chipnet.formats import parse_gesture_labels, read_bytes
-from lava_runtime.deploy import as_netfile
 from lava_runtime.event_sources import open_source
+from lava_runtime.runner import as_netfile
 from lava_runtime.stream import default_period_us, run_stream, sensor_map, trained_sensor, write_summary
 
 

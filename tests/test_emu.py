@@ -338,7 +338,7 @@ def test_run_cli_with_the_emulator_gives_the_lava_report(tiny_run, tmp_path, lav
 def test_validate_bins_uncached_samples_before_starting_lava(tiny_run):
     """Binning shows tqdm bars (a multiprocessing lock): Lava's runtime must be imported before that."""
     code = (
-        "from lava_runtime.deploy import validate_dataset; "
+        "from lava_runtime.runner import validate_dataset; "
         f"r = validate_dataset({str(tiny_run / 'model.net')!r}, 'synthgesture', samples=2, cache_dir=None); "
         "print(r.identical, r.samples)"
     )

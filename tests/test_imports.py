@@ -39,7 +39,7 @@ def test_export_pipeline_loads_no_lava_runtime():
     assert [m for m in loaded if m.startswith("lava.lib.dl.netx")] == []
 
 
-@pytest.mark.parametrize("module", ["lava_runtime.deploy", "lava_runtime.report", "lava_runtime.emu"])
+@pytest.mark.parametrize("module", ["lava_runtime.runner", "lava_runtime.report", "lava_runtime.emu"])
 def test_runtime_front_loads_no_lava_runtime(module):
     loaded = _loaded_after(module)
     assert [m for m in loaded if m.startswith("lava.magma.runtime") or m in LAVA_ONLY[:2]] == []

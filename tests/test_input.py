@@ -13,10 +13,10 @@ from chipnet.netfile import read_net
 from chipnet.netwriter import write_netx
 from export.weight_range import fill_weight_range
 from lava_runtime import emu
-from lava_runtime.deploy import validate_arrays
+from lava_runtime.runner import validate_arrays
 from train.data import FrameDataset, encode, make_events, to_frames
 from train.models import build_model
-from train.models.norm import deploy_norms
+from train.models.norm import chip_norms
 
 T = 6
 
@@ -63,7 +63,7 @@ def _chip() -> torch.nn.Module:
     with torch.no_grad():
         for _ in range(3):
             net(torch.from_numpy(_counts(4).astype(np.float32)))
-    return fill_weight_range(deploy_norms(net.eval()))[0]
+    return fill_weight_range(chip_norms(net.eval()))[0]
 
 
 def test_count_input_file_equals_torch_spike_for_spike(tmp_path):

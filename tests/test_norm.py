@@ -16,7 +16,7 @@ from lava_runtime import emu
 from train.config import TrainConfig
 from train.models import build_model
 from train.models.fold import calibrate, fold_network, sma_blocks
-from train.models.norm import NeuronBias, chip_bias, deploy_norms, norm_factory
+from train.models.norm import NeuronBias, chip_bias, chip_norms, norm_factory
 from train.models.sma import SMAConv
 
 T = 6
@@ -39,7 +39,7 @@ def _trained(model: str, norm: str, dropout: float = 0.5, seed: int = 0) -> torc
 
 def _chip_form(net: torch.nn.Module) -> torch.nn.Module:
     """What export_run deploys: norms in chip form, SMA folded, weight range filled."""
-    chip = deploy_norms(net)
+    chip = chip_norms(net)
     if sma_blocks(net):
         stats = calibrate(net, [(torch.rand(4, 2, 16, 16, T) < 0.4).float()])
         chip, _ = fold_network(chip, stats)
@@ -83,7 +83,7 @@ def test_checkpoints_of_normalised_models_load_into_a_fresh_model():
 def test_chip_form_equals_the_trained_norm_and_the_file_spike_for_spike(model, norm, tmp_path):
     """The chip form (bias, threshold·2**e, range filled) spikes as the trained model, and as its file."""
     net = _trained(model, norm)
-    deployed = deploy_norms(net)
+    deployed = chip_norms(net)
     x = (torch.rand(3, 2, 16, 16, T) < 0.4).float()
     with torch.no_grad():
         trained_out, deployed_out = net.forward_all(x), deployed.forward_all(x)
@@ -111,7 +111,7 @@ def test_chip_form_equals_the_trained_norm_and_the_file_spike_for_spike(model, n
 
 def test_weight_scale_moves_its_power_of_two_into_the_threshold():
     net = _trained("vgg", "weight-scale")
-    deployed = deploy_norms(net)
+    deployed = chip_norms(net)
     for i, scale in enumerate((0.25, 4.0)):  # sqrt(0.02) → 2**-2, sqrt(5) → 2**2
         norm = net.blocks[i].neuron.norm
         assert float(norm.std(norm.running_var).reshape(-1)[0]) == scale

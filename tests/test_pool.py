@@ -11,10 +11,10 @@ from chipcheck import assert_file_equals_chip, tiny_config
 from chipnet.netfile import read_net
 from chipnet.netwriter import write_netx
 from export.weight_range import fill_weight_range
-from lava_runtime.deploy import validate_arrays
+from lava_runtime.runner import validate_arrays
 from train.models import build_model
 from train.models.fold import calibrate, fold_network, sma_blocks
-from train.models.norm import deploy_norms
+from train.models.norm import chip_norms
 from train.models.pool import SpikeMaxPool
 
 T = 8
@@ -51,7 +51,7 @@ def test_pool_block_is_the_max_pool_of_its_input_spikes_and_passes_gradients():
 @pytest.mark.parametrize("model", ["vgg", "sma-vgg"])
 def test_pooled_network_file_equals_torch_spike_for_spike(model, tmp_path):
     net = _net(model)
-    chip = deploy_norms(net)
+    chip = chip_norms(net)
     if sma_blocks(net):
         chip, _ = fold_network(chip, calibrate(net, [torch.from_numpy(_spikes(4).astype(np.float32))]))
     chip = fill_weight_range(chip)[0]
@@ -65,7 +65,7 @@ def test_pooled_network_file_equals_torch_spike_for_spike(model, tmp_path):
 
 @pytest.mark.lava
 def test_pooled_network_validates_on_the_lava_simulator(tmp_path):
-    chip = fill_weight_range(deploy_norms(_net("vgg")))[0]
+    chip = fill_weight_range(chip_norms(_net("vgg")))[0]
     path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
     agreement = validate_arrays(path, _spikes(2))
     assert agreement.identical == 2 and agreement.first_mismatch is None

@@ -20,7 +20,7 @@ from export.weight_range import fill_weight_range
 from train.config import TrainConfig
 from train.models import build_model
 from train.models.fold import calibrate, fold_network, sma_blocks
-from train.models.norm import AffineBatchNorm, LearnedBias, NeuronBias, deploy_norms
+from train.models.norm import AffineBatchNorm, LearnedBias, NeuronBias, chip_norms
 from train.models.readout import VoltageReadout, make_loss
 
 T = 6
@@ -48,7 +48,7 @@ def _trained(model: str = "vgg", readout: str = "voltage", seed: int = 0) -> tor
 
 
 def _chip(net: torch.nn.Module) -> torch.nn.Module:
-    chip = deploy_norms(net)
+    chip = chip_norms(net)
     if sma_blocks(net):
         chip, _ = fold_network(chip, calibrate(net, [(torch.rand(4, 2, 16, 16, T) < 0.4).float()]))
     return fill_weight_range(chip)[0]
@@ -108,7 +108,7 @@ def test_batch_norm_fold_keeps_the_trained_model():
     form is folded with the trained model's calibration, as export does; the file test covers it.)
     """
     net = _trained("vgg")
-    chip = fill_weight_range(deploy_norms(net))[0]
+    chip = fill_weight_range(chip_norms(net))[0]
     assert all(isinstance(b.neuron.norm, NeuronBias) for b in chip.blocks if getattr(b, "neuron", None) is not None)
     x = torch.from_numpy(_spikes(16).astype(np.float32))
     with torch.no_grad():

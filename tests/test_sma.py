@@ -14,8 +14,8 @@ from lava.lib.dl import slayer
 from chipnet.errors import ConfigError
 from train.config import TrainConfig
 from train.models import build_model
-from train.models.sma import SMAConv
 from train.models.attention import default_attention_layers
+from train.models.sma import SMAConv
 from train.models.vgg import VGG
 
 NEURON = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03, "scale_grad": 3.0}

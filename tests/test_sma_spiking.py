@@ -15,12 +15,12 @@ from export.nir_clients import run_norse
 from export.nir_graph import to_nir, ungrouped
 from export.onnx_graph import run_onnx, write_onnx
 from export.weight_range import fill_weight_range
-from lava_runtime.deploy import validate_arrays
 from lava_runtime.emu import emulate_local
+from lava_runtime.runner import validate_arrays
 from train.models import build_model
 from train.models.fold import calibrate, fold_network, sma_blocks
 from train.models.folded import FoldedConv
-from train.models.norm import deploy_norms
+from train.models.norm import chip_norms
 from train.models.sma_spiking import SpikingSMAConv
 
 T = 8
@@ -123,7 +123,7 @@ def test_spiking_form_file_equals_torch_spike_for_spike(tmp_path):
     net = _net()
     _train_a_little(net)
     stats = calibrate(net, [torch.from_numpy(_spikes(6, seed=9).astype(np.float32))])
-    chip, _ = fold_network(deploy_norms(net), stats)
+    chip, _ = fold_network(chip_norms(net), stats)
     chip = fill_weight_range(chip)[0]
     path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
     netfile = read_net(path)
@@ -146,7 +146,7 @@ def test_spiking_form_validates_on_the_lava_simulator(tmp_path):
     net = _net()
     _train_a_little(net)
     stats = calibrate(net, [torch.from_numpy(_spikes(6, seed=9).astype(np.float32))])
-    chip = fill_weight_range(fold_network(deploy_norms(net), stats)[0])[0]
+    chip = fill_weight_range(fold_network(chip_norms(net), stats)[0])[0]
     path = write_netx(chip, tmp_path / "m.net", {"timesteps": T, "readout": "voltage"})
     agreement = validate_arrays(path, _spikes(2))
     assert agreement.identical == 2 and agreement.first_mismatch is None
@@ -173,7 +173,7 @@ def test_spiking_form_static_fold_runs_identically_in_norse(tmp_path):
     net.materialize()
     _train_a_little(net)
     stats = calibrate(net, [torch.from_numpy(_spikes(6, seed=9).astype(np.float32))])
-    chip = fill_weight_range(fold_network(deploy_norms(net), stats, per_timestep=False)[0])[0]
+    chip = fill_weight_range(fold_network(chip_norms(net), stats, per_timestep=False)[0])[0]
     netfile = read_net(write_netx(chip, tmp_path / "m.net", {"timesteps": T}))
     spikes = _spikes(6)
     ref = emulate_local(netfile, spikes, "float")

@@ -8,7 +8,7 @@ per-channel gain on the neuron's input current.
 
 MA (TCA): the attention scales one conv's current by ``a_t · a_c``; its calibrated mean
 ``g[t, c] = E_x[a_t · a_c]`` is the gain itself and the kernel stays as trained (no factorisation).
-Both then go through one deployable form (:func:`deployable`): range filling and a FoldedConv.
+Both then go through one deployable form (:func:`folded_conv`): range filling and a FoldedConv.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from chipnet.chip import BIAS_RANGE, FILE_WEIGHT_RANGE, VTH_MAX, W_SCALE
 from train.models.attention import AttentionBlock
 from train.models.folded import FoldedConv
-from train.models.norm import AffineBatchNorm, deploy_norm, fold_affine, neuron_bias, scale_neuron
+from train.models.norm import AffineBatchNorm, chip_norm, fold_affine, neuron_bias, scale_neuron
 
 if TYPE_CHECKING:
     from train.models.sma_spiking import SpikingSMAConv
@@ -185,7 +185,7 @@ def _holding(
     return conv
 
 
-def deployable(
+def folded_conv(
     kernel: torch.Tensor,
     gain: torch.Tensor,
     neuron: torch.nn.Module,
@@ -224,7 +224,7 @@ def deployable(
         if shift > 0:
             raise ValueError(
                 "static fold of a normalised attention layer whose kernel outgrows the 8-bit range: "
-                "fold the network's chip form (train.models.norm.deploy_norms) instead"
+                "fold the network's chip form (train.models.norm.chip_norms) instead"
             )
         shift = 0
     kernel = kernel / 2**shift
@@ -248,7 +248,7 @@ def fold_spiking(
     2. The attention: ``s ≈ g·r`` as for the linear form; a grouped 1×1 conv ``N·C → C`` (groups
        ``C``, weight ``r[n, c]`` on input ``c·N + n``) with the gain ``g[t, c]`` and the output neuron.
 
-    The block's norms are folded here, stage by stage (``deploy_norms`` leaves the block as trained):
+    The block's norms are folded here, stage by stage (``chip_norms`` leaves the block as trained):
     a batch norm's scale into the stage's weights, its shift into the neuron bias.
     """
     n, c = len(block.branches), block.out_channels
@@ -282,7 +282,7 @@ def chip_stage(
 
     ``quantized`` False keeps the norm and float weights (``folded_float``). Otherwise a batch norm
     is folded into the weights and the bias (:func:`~train.models.norm.fold_affine`, which also fills
-    the weight range), any other norm takes its chip form and :func:`deployable` fills the range.
+    the weight range), any other norm takes its chip form and :func:`folded_conv` fills the range.
     """
     gain = torch.ones(timesteps, out_channels, dtype=kernel.dtype) if gain is None else gain
     if not per_timestep:
@@ -296,9 +296,9 @@ def chip_stage(
         fold_affine(stage)  # weights and threshold scaled to fill the 8-bit range, bias on its grid
         stage.quantize()
         return stage
-    deploy_norm(stage)
+    chip_norm(stage)
     weight = stage.synapse.weight.detach()[..., 0]
-    return deployable(
+    return folded_conv(
         weight,
         stage.gain.detach(),
         stage.neuron,

@@ -126,7 +126,7 @@ class FoldedConv(torch.nn.Module):
         if norm is not None:  # a chip-form norm (train.models.norm.NeuronBias): its bias, as SLAYER writes it
             if not hasattr(norm, "bias") or hasattr(norm, "weight_exp"):
                 raise ValueError(
-                    f"FoldedConv: export the chip form of the norm (deploy_norms), not {type(norm).__name__}"
+                    f"FoldedConv: export the chip form of the norm (chip_norms), not {type(norm).__name__}"
                 )
             bias = norm.bias.detach().cpu().numpy().flatten()
         write_conv_layer(

@@ -31,7 +31,7 @@ from lava.lib.dl import slayer
 from chipnet.errors import FoldError
 from train.config import MA_ATTENTIONS
 from train.models.attention import AttentionBlock
-from train.models.fold import deployable
+from train.models.fold import folded_conv
 
 ATTENTIONS = MA_ATTENTIONS
 
@@ -130,7 +130,7 @@ class MAConv(AttentionBlock):
                 f"got {list(scale.shape)}"
             )
         syn = self.synapse
-        stage = deployable(
+        stage = folded_conv(
             self.kernel().detach().float(),
             scale.float(),
             self.neuron,

@@ -15,7 +15,7 @@ the voltage integrates it), so it never touches the synapses:
   neuron fires when ``Σ decay·(u - m) / 2**e >= θ``, i.e. when ``Σ decay·(u - m) >= θ·2**e``, so
   the threshold becomes ``θ·2**e`` (rounded to SLAYER's threshold grid, exact for our thresholds).
 
-:func:`deploy_norms` makes that chip form (:class:`NeuronBias` in place of the norm, the threshold
+:func:`chip_norms` makes that chip form (:class:`NeuronBias` in place of the norm, the threshold
 scaled) so the torch model export compares against is the one the file holds. Dropout
 (``slayer.neuron.Dropout``, on the spikes of hidden dense layers) acts in training only.
 """
@@ -160,7 +160,7 @@ def scale_neuron(block: torch.nn.Module, factor: float) -> None:
         bias.copy_(torch.round(bias * factor))
 
 
-def deploy_norm(block: torch.nn.Module) -> None:
+def chip_norm(block: torch.nn.Module) -> None:
     """Replace a block's trained norm by its chip form, in place (a no-op without one)."""
     if getattr(block, "folds_own_norms", False):  # folded with its stages (train.models.fold.fold_spiking)
         return
@@ -253,9 +253,9 @@ def fold_affine(block: torch.nn.Module) -> None:
         neuron.norm = NeuronBias(torch.tensor([bias_units(float(v), thr_units, keep) for v in b * c * W_SCALE]))
 
 
-def deploy_norms(net: torch.nn.Module) -> torch.nn.Module:
+def chip_norms(net: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``net`` with every block's norm in its chip form (bias + threshold); dropout is off in eval."""
     net = copy.deepcopy(net)
     for block in net.blocks:
-        deploy_norm(block)
+        chip_norm(block)
     return net.eval()

@@ -24,7 +24,7 @@ from lava.lib.dl import slayer
 
 from train.models.attention import AttentionBlock
 from train.models.azo import AttentionZoneout
-from train.models.fold import deployable, fold
+from train.models.fold import fold, folded_conv
 
 
 class MultiscaleSE(torch.nn.Module):
@@ -228,7 +228,7 @@ class SMAConv(MultiscaleAttention):
         kernels = [b.pre_hook_fx(b.weight).detach()[..., 0] for b in self.branches]
         f = fold(kernels, scale)
         synapse = self.branches[0]
-        stage = deployable(
+        stage = folded_conv(
             f.kernel,
             f.gain,
             self.neuron,
