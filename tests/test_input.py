@@ -14,7 +14,8 @@ from chipnet.netwriter import write_netx
 from export.weight_range import fill_weight_range
 from lava_runtime import emu
 from lava_runtime.runner import validate_arrays
-from train.data import FrameDataset, encode, make_events, to_frames
+from chipnet.events import encode, make_events, to_frames
+from train.data import FrameDataset
 from train.models import build_model
 from train.models.norm import chip_norms
 

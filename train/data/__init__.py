@@ -15,7 +15,7 @@ import torch
 
 from chipnet.atomic import atomic_write
 from chipnet.errors import DatasetError
-from chipnet.events import BINNINGS, ENCODINGS, EVENT_DTYPE, denoise, encode, make_events, to_frames, to_spikes
+from chipnet.events import BINNINGS, ENCODINGS, denoise, encode, to_frames
 from chipnet.progress import progress_bar
 from train.data.augment import Augment
 from train.data.cifar10dvs import CIFAR10DVS
@@ -44,18 +44,13 @@ CACHE_VERSION = 2  # bump when parsing or binning changes, so old caches are not
 
 __all__ = [
     "DATASETS",
-    "EVENT_DTYPE",
     "Augment",
     "EventDataset",
     "FrameDataset",
     "FrameSubset",
     "calibration_spikes",
     "download_dataset",
-    "encode",
     "event_dataset",
-    "make_events",
-    "to_frames",
-    "to_spikes",
 ]
 
 
