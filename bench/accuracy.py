@@ -40,6 +40,7 @@ from lava_runtime.report import plot_accuracy_energy
 from lava_runtime.runner import run_dataset
 from train.config import CONFIG_DIR, load_config
 from train.loop import train
+from train.rundir import RunDir
 
 # Bench rows: a model, or a model with options (the authors' spiking SMA block beside the linear one).
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -89,13 +90,14 @@ def run_one(
     if kernels is not None:
         cfg.sma_kernel_sizes = list(kernels)
     run = out / f"{dataset}-{model}{'-k' + ''.join(map(str, kernels)) if kernels else ''}-s{seed}"
-    if args.reexport and (run / "metrics.json").exists():  # trained before: export and measure again only
-        metrics = json.loads((run / "metrics.json").read_text())
+    files = RunDir(run)
+    if args.reexport and files.metrics_json.exists():  # trained before: export and measure again only
+        metrics = json.loads(files.metrics_json.read_text())
     else:
         metrics = train(cfg, run)
-    export, _, _ = export_run(run, run / "model.net")
+    export, _, _ = export_run(run, files.model_net)
     report = run_dataset(
-        run / "model.net",
+        files.model_net,
         cfg.dataset,
         "test",
         samples=None,

@@ -48,6 +48,7 @@ from export.pipeline import deploy_forms, write_checked
 from lava_runtime.emu import emulate
 from lava_runtime.report import build_report
 from train.loop import config_dataset
+from train.rundir import RunDir
 
 
 def quantized_copy(folded: torch.nn.Module) -> torch.nn.Module:
@@ -63,7 +64,7 @@ def quantized_copy(folded: torch.nn.Module) -> torch.nn.Module:
 
 def _fold(run_dir: Path, tmp: Path) -> tuple[torch.nn.Module, Any, Any]:
     """The run folded as exported, and its NetX file written to ``tmp``: ``(folded, cfg, netfile)``."""
-    export_json = run_dir / "export.json"
+    export_json = RunDir(run_dir).export_json
     info = json.loads(export_json.read_text()) if export_json.exists() else {}
     forms = deploy_forms(run_dir, info.get("sma_mode", "per-timestep"), int(info.get("calibration_samples", 256)))
     return forms.folded, forms.cfg, write_checked(forms.folded, tmp, forms.metadata())
@@ -108,8 +109,7 @@ def library_metrics(model: torch.nn.Module, spikes: np.ndarray, labels: np.ndarr
 def compare(run_dir: str | Path, samples: int | None = None) -> dict[str, Any]:
     """NeuroBench's figures, the emu report's, and for each metric whether they agree or how they differ."""
     run_dir = Path(run_dir)
-    if not (run_dir / "checkpoint.pt").exists():
-        raise RuntimeConfigError(f"{run_dir / 'checkpoint.pt'}: no checkpoint (is {run_dir} a training run folder?)")
+    RunDir(run_dir).checkpoint()  # a folder that is no run fails here, before any work
     tmp = run_dir / f".neurobench.{os.getpid()}.net"
     try:
         folded, cfg, netfile = _fold(run_dir, tmp)

@@ -32,6 +32,7 @@ from train.loop import load_datasets, load_selected
 from train.models.fold import attention_blocks, calibrate_on, check_foldable, fold_network, range_shift
 from train.models.folded import FoldedConv
 from train.models.norm import chip_norms, scale_neuron
+from train.rundir import RunDir
 
 COST_SAMPLES = 64  # test samples whose spikes, synops and energy export.json averages (emu, the file's fixed point)
 
@@ -184,7 +185,7 @@ def export_run(
     report["cores_estimate"] = sum(row["cores"] for row in report["layers"])
     report["limits_sources"] = SOURCES
     report["seconds"] = time.perf_counter() - t0
-    atomic_write_json(out.with_name("export.json"), report)
+    atomic_write_json(out.with_name(RunDir.EXPORT_JSON), report)
     return report, forms.folded, netfile
 
 

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from chipnet.cli import Deprecated, add_fold_option, run_cli
-from chipnet.errors import CheckpointError, ConfigError, ExportError
+from chipnet.errors import ConfigError, ExportError
 from export.pipeline import export_run, format_table, write_nir_for
+from train.rundir import RunDir
 
 NIR_FOLDS = ("static", "as-exported")
 
@@ -66,11 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _export(argv: list[str] | None) -> int:
     args = parse_args(argv)
-    out = Path(args.out) if args.out else Path(args.run) / "model.net"
-    if not (Path(args.run) / "checkpoint.pt").exists():
-        raise CheckpointError(
-            f"{Path(args.run) / 'checkpoint.pt'}: no checkpoint (is {args.run} a training run folder?)"
-        )
+    run = RunDir(args.run)
+    out = Path(args.out) if args.out else run.model_net
+    run.checkpoint()  # a folder that is no run fails here, before any work
     if not out.parent.is_dir():
         raise ExportError(f"output folder {out.parent} does not exist")
     if not args.nir_dt > 0:
@@ -79,7 +78,7 @@ def _export(argv: list[str] | None) -> int:
         raise ConfigError("--calib-samples and --verify-samples must be at least 1")
     report, _, netfile = export_run(args.run, out, args.fold, args.calib_samples, args.verify_samples)
     print(format_table(report))
-    print(f"wrote {out} and {out.with_name('export.json')}")
+    print(f"wrote {out} and {out.with_name(RunDir.EXPORT_JSON)}")
     onnx_path = out.with_suffix(".onnx")
     if args.onnx or args.view:
         from export.onnx_graph import write_onnx

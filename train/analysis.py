@@ -18,6 +18,7 @@ import torch
 from chipnet.errors import CheckpointError
 from train.loop import load_checkpoint, load_datasets
 from train.models.sma import SMAConv
+from train.rundir import RunDir
 
 
 def _batches(spikes: np.ndarray, batch_size: int):
@@ -70,7 +71,7 @@ def analyze(
     run: str | Path,
     out_dir: str | Path | None = None,
     baseline: str | Path | None = None,
-    checkpoint: str = "checkpoint.pt",
+    checkpoint: str = RunDir.LAST,
     samples: int = 256,
     show: int = 4,
 ) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import sys
 
 from chipnet.cli import run_cli
 from train.analysis import analyze
+from train.rundir import RunDir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -22,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--out", default=None, help="folder for the figures and analysis.json (default: --run)")
     p.add_argument(
-        "--checkpoint", default="checkpoint.pt", help="checkpoint file in the run folders (checkpoint.pt or best.pt)"
+        "--checkpoint", default=RunDir.LAST, help="checkpoint file in the run folders (checkpoint.pt or best.pt)"
     )
     p.add_argument("--samples", type=int, default=256, help="test samples to average over")
     p.add_argument("--show", type=int, default=4, help="samples shown in the spike-rate figure")

@@ -38,8 +38,8 @@ from train.data.splits import validation_split
 from train.models import build_model, check_options
 from train.models.readout import make_loss
 from train.monitor import EpochMonitor, format_rates, silent_warning
+from train.rundir import RunDir
 
-LAST, BEST = "checkpoint.pt", "best.pt"
 CSV_COLUMNS = (
     "epoch",
     "train_loss",
@@ -184,10 +184,9 @@ def save_checkpoint(
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
 
 
-def _read_state(path: Path, run_dir: str | Path) -> dict[str, Any]:
-    """A checkpoint file's contents, with errors that name the file."""
-    if not path.exists():
-        raise CheckpointError(f"{path}: no checkpoint (is {run_dir} a training run folder?)")
+def _read_state(run: RunDir, name: str) -> dict[str, Any]:
+    """The contents of checkpoint ``name`` of ``run``, with errors that name the file."""
+    path = run.checkpoint(name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors all mean the same thing here
@@ -197,10 +196,13 @@ def _read_state(path: Path, run_dir: str | Path) -> dict[str, Any]:
     return state
 
 
-def load_checkpoint(run_dir: str | Path, name: str = LAST) -> tuple[torch.nn.Module, TrainConfig, dict[str, Any]]:
+def load_checkpoint(
+    run_dir: str | Path, name: str = RunDir.LAST
+) -> tuple[torch.nn.Module, TrainConfig, dict[str, Any]]:
     """Rebuild the trained model of a run folder (``checkpoint.pt``, or ``best.pt``) in eval mode."""
-    path = Path(run_dir) / name
-    state = _read_state(path, run_dir)
+    run = RunDir(run_dir)
+    path = run.path / name
+    state = _read_state(run, name)
     cfg = TrainConfig.from_dict(state["config"], source=str(path))
     net = build_model(cfg, num_classes=len(state["classes"]))
     net.materialize()  # SLAYER sizes its neurons on the first forward
@@ -217,11 +219,11 @@ def load_selected(run_dir: str | Path) -> tuple[torch.nn.Module, TrainConfig, di
     A ``best.pt`` without a ``selection`` entry predates validation and was chosen on test
     accuracy, so the last epoch is the honest choice there.
     """
-    if (Path(run_dir) / BEST).exists():
-        net, cfg, state = load_checkpoint(run_dir, BEST)
+    if RunDir(run_dir).best.exists():
+        net, cfg, state = load_checkpoint(run_dir, RunDir.BEST)
         if "selection" in state:
-            return net, cfg, state, BEST
-    return (*load_checkpoint(run_dir, LAST), LAST)
+            return net, cfg, state, RunDir.BEST
+    return (*load_checkpoint(run_dir, RunDir.LAST), RunDir.LAST)
 
 
 def rng_state(loader_gen: torch.Generator) -> dict[str, Any]:
@@ -283,8 +285,7 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
 def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> None:
     """Refuse to resume a run with options that would make it a different run."""
     now = cfg.to_dict()
-    # Runs from before validation held nothing out; options added since take their defaults.
-    saved = {**TrainConfig().to_dict(), "val_fraction": 0.0, **saved}
+    saved = {**TrainConfig().to_dict(), **saved}  # options added since the run was saved take their defaults
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k))
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed)
@@ -294,27 +295,54 @@ def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> Non
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
-    """``metrics.json``, ``metrics.csv`` and ``curves.png``, each written atomically."""
+    """``metrics.json``, ``metrics.csv``, ``curves.png`` and ``layers.png``, each written atomically."""
     from train.plots import layer_health, training_curves  # matplotlib only where figures are drawn
 
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    run = RunDir(run_dir)
+    atomic_write_json(run.metrics_json, metrics)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(metrics["epochs"])
-    atomic_write(run_dir / "metrics.csv", lambda fh: fh.write(text.getvalue().encode()))
-    training_curves(metrics, run_dir / "curves.png")
-    layer_health(metrics, run_dir / "layers.png")
+    atomic_write(run.metrics_csv, lambda fh: fh.write(text.getvalue().encode()))
+    training_curves(metrics, run.curves)
+    layer_health(metrics, run.layers)
 
 
-def train(
-    cfg: TrainConfig, out_dir: str | Path, resume: bool = False, init_state: dict[str, torch.Tensor] | None = None
-) -> dict[str, Any]:
-    """Train ``cfg`` into ``out_dir``; with ``resume``, continue from its ``checkpoint.pt``.
+@dataclass
+class Loaders:
+    """A run's data loaders; under ``torchrun`` each process loads its share."""
 
-    ``init_state`` starts a new run from given weights (deploy-aware fine-tuning of a fold).
+    train: torch.utils.data.DataLoader
+    sampler: torch.utils.data.DistributedSampler | None  # set to each epoch under torchrun
+    val: torch.utils.data.DataLoader | None
+    test: torch.utils.data.DataLoader
+    generator: torch.Generator  # the train shuffle's, saved and restored with the other RNGs
+    classes: tuple[str, ...]
+    val_samples: int
+
+
+@dataclass
+class Selection:
+    """The selected epoch (``best.pt``): the best validation accuracy, or the last epoch without validation.
+
+    Test accuracy never chooses. Only a strictly better validation accuracy wins: a tie keeps the earlier epoch.
     """
-    proc = setup_process(cfg.device)
+
+    by: str  # "val_accuracy" or "last"
+    best_acc: float = -1.0
+    best_epoch: int = 0
+
+    def update(self, epoch: int, val_acc: float | None) -> None:
+        """Take ``epoch``'s validation accuracy (``None`` without validation)."""
+        if val_acc is None:
+            self.best_epoch = epoch
+        elif val_acc > self.best_acc:
+            self.best_acc, self.best_epoch = val_acc, epoch
+
+
+def _start_run(cfg: TrainConfig, run: RunDir, proc: Process, resume: bool) -> tuple[Any, dict[str, Any] | None]:
+    """Check ``cfg``, read the state to resume from and write ``config.yaml``: the loss function and that state."""
     # Choices that would only fail later are checked before anything is binned.
     try:
         loss_fn = make_loss(cfg.readout, cfg.loss, cfg.true_rate, cfg.false_rate)
@@ -322,20 +350,20 @@ def train(
         raise ConfigError(str(e)) from None
     check_options(cfg)
     lr_factor(cfg)
-    amp = cfg.amp and proc.device.type == "cuda"  # mixed precision needs CUDA; on CPU the flag is ignored
-    run_dir = Path(out_dir)
     saved: dict[str, Any] | None = None
     if resume:
-        saved = _read_state(run_dir / LAST, run_dir)
+        saved = _read_state(run, RunDir.LAST)
         if "optimizer" not in saved:
-            raise CheckpointError(f"{run_dir / LAST}: has no optimizer/scheduler/RNG state to resume from")
-        _check_resumable(cfg, saved["config"], run_dir / LAST)
+            raise CheckpointError(f"{run.last}: has no optimizer/scheduler/RNG state to resume from")
+        _check_resumable(cfg, saved["config"], run.last)
     if proc.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(
-            run_dir / "config.yaml", lambda fh: fh.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
-        )
-    seed_everything(cfg.seed)
+        run.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(run.config, lambda fh: fh.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()))
+    return loss_fn, saved
+
+
+def _loaders(cfg: TrainConfig, proc: Process) -> Loaders:
+    """The train, validation and test loaders of ``cfg``'s splits."""
     train_set, val_set, test_set = load_splits(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -355,22 +383,27 @@ def train(
     else:
         sampler = None
         train_loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
-    val_loader = eval_loader(val_set) if val_set is not None else None
-    test_loader = eval_loader(test_set)
-    # Test accuracy is only reported: the selected epoch is the best on validation, else the last.
-    selection = "val_accuracy" if val_set is not None else "last"
+    return Loaders(
+        train=train_loader,
+        sampler=sampler,
+        val=eval_loader(val_set) if val_set is not None else None,
+        test=eval_loader(test_set),
+        generator=gen,
+        classes=train_set.classes,
+        val_samples=len(val_set) if val_set is not None else 0,
+    )
 
-    net = build_model(cfg, num_classes=len(train_set.classes))
+
+def _restore(
+    cfg: TrainConfig,
+    proc: Process,
+    num_classes: int,
+    saved: dict[str, Any] | None,
+    init_state: dict[str, torch.Tensor] | None,
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, Any]:
+    """The model on ``proc.device`` with its optimizer and lr schedule: fresh, from ``init_state``, or resumed."""
+    net = build_model(cfg, num_classes=num_classes)
     net.materialize()
-    metrics: dict[str, Any] = {
-        "dataset": cfg.dataset,
-        "model": cfg.model,
-        "world_size": proc.world_size,
-        "selection": selection,
-        "val_samples": len(val_set) if val_set is not None else 0,
-        "epochs": [],
-    }
-    start, best_acc, best_epoch = 1, -1.0, 0
     if saved is not None:
         net.load_state_dict(saved["model"])
     elif init_state is not None:
@@ -383,116 +416,181 @@ def train(
         # The saved lr belongs to the saved epoch count; --epochs may have grown since.
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
             group["lr"] = base * lr_factor(cfg)(scheduler.last_epoch)
-        metrics = saved["metrics"]
-        metrics.update(selection=selection, val_samples=metrics.get("val_samples", 0))  # older runs lack them
-        start, best_acc, best_epoch = saved["epoch"] + 1, saved.get("best_val_accuracy", -1.0), saved["best_epoch"]
-        set_rng_state(saved["rng"], gen)  # last: building the model above drew from the RNGs
-    model = net
-    if proc.distributed:
-        ids = [proc.device.index] if proc.device.type == "cuda" else None
-        # SLAYER's neuron state buffers are per-batch scratch, nothing to broadcast.
-        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+    return net, optimizer, scheduler
+
+
+def _progress(
+    cfg: TrainConfig, proc: Process, data: Loaders, saved: dict[str, Any] | None
+) -> tuple[dict[str, Any], Selection, int]:
+    """The metrics so far, the selection so far and the first epoch to train."""
+    # Test accuracy is only reported: the selected epoch is the best on validation, else the last.
+    selection = Selection("val_accuracy" if data.val is not None else "last")
+    if saved is None:
+        metrics = {
+            "dataset": cfg.dataset,
+            "model": cfg.model,
+            "world_size": proc.world_size,
+            "selection": selection.by,
+            "val_samples": data.val_samples,
+            "epochs": [],
+        }
+        return metrics, selection, 1
+    selection.best_acc, selection.best_epoch = saved["best_val_accuracy"], saved["best_epoch"]
+    return saved["metrics"], selection, saved["epoch"] + 1
+
+
+def _distribute(net: torch.nn.Module, proc: Process) -> torch.nn.Module:
+    """``net`` wrapped in DistributedDataParallel under torchrun, else ``net`` itself."""
+    if not proc.distributed:
+        return net
+    ids = [proc.device.index] if proc.device.type == "cuda" else None
+    # SLAYER's neuron state buffers are per-batch scratch, nothing to broadcast.
+    return torch.nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+
+
+def _train_epoch(
+    cfg: TrainConfig,
+    proc: Process,
+    epoch: int,
+    model: torch.nn.Module,
+    data: Loaders,
+    loss_fn: Any,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    monitor: EpochMonitor,
+    amp: bool,
+) -> dict[str, float]:
+    """One pass over the train loader: its mean loss and accuracy (summed over processes)."""
+    if data.sampler is not None:
+        data.sampler.set_epoch(epoch)
+    model.train()
+    total, correct, loss_sum = 0, 0, 0.0
+    bar = progress_bar(data.train, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, enabled=proc.main)
+    monitor.reset()
+    for x, y in bar:
+        x, y = x.to(proc.device), y.to(proc.device)
+        with torch.autocast("cuda", enabled=amp):
+            out = model(x)
+            loss = loss_fn(out, y)
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # true gradient norms for the monitor
+        monitor.after_backward()
+        scaler.step(optimizer)
+        scaler.update()
+        monitor.add_outputs(out)
+        loss_sum += loss.item() * len(y)
+        correct += int((predict(out, cfg.readout) == y.cpu().numpy()).sum())
+        total += len(y)
+        bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
+    loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc)
+    return {"train_loss": loss_sum / max(total, 1), "train_accuracy": correct / max(total, 1)}
+
+
+def _evaluate_epoch(
+    net: torch.nn.Module, data: Loaders, loss_fn: Any, proc: Process, readout: str
+) -> dict[str, float | None]:
+    """Validation (``None`` without it) and test loss and accuracy."""
+    val_loss, val_acc = (
+        evaluate(net, data.val, loss_fn, proc.device, proc, readout) if data.val is not None else (None, None)
+    )
+    test_loss, test_acc = evaluate(net, data.test, loss_fn, proc.device, proc, readout)
+    return {"val_loss": val_loss, "val_accuracy": val_acc, "test_loss": test_loss, "test_accuracy": test_acc}
+
+
+def _epoch_metrics(metrics: dict[str, Any], row: dict[str, Any], selection: Selection) -> None:
+    """Add ``row`` to ``metrics`` and update its summary: the selected epoch's scores, the last and the best test."""
+    metrics["epochs"].append(row)
+    selected = next(r for r in metrics["epochs"] if r["epoch"] == selection.best_epoch)
+    metrics["best_epoch"], metrics["best_val_accuracy"] = selection.best_epoch, selected["val_accuracy"]
+    metrics["test_accuracy_selected"], metrics["test_accuracy_last"] = selected["test_accuracy"], row["test_accuracy"]
+    metrics["test_accuracy"] = row["test_accuracy"]  # the last epoch's, as before
+    # The paper's protocol (the best test epoch): optimistic, since test then chooses; reported, never used.
+    best_test = max(metrics["epochs"], key=lambda r: r["test_accuracy"])
+    metrics["test_accuracy_best_epoch"] = {"epoch": best_test["epoch"], "accuracy": best_test["test_accuracy"]}
+
+
+def _print_epoch(row: dict[str, Any]) -> None:
+    """The epoch's scores, firing rates and gradient norms, and a warning if the output stayed silent."""
+    val = f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.3f} | " if row["val_accuracy"] is not None else ""
+    tqdm.write(
+        f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | {val}"
+        f"test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.3f} ({row['seconds']:.1f}s)"
+    )
+    tqdm.write(f"  {format_rates(row)}")
+    warning = silent_warning(row, row["epoch"])
+    if warning:
+        tqdm.write(warning)
+
+
+def _save_epoch(
+    run: RunDir,
+    cfg: TrainConfig,
+    net: torch.nn.Module,
+    data: Loaders,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    metrics: dict[str, Any],
+    selection: Selection,
+) -> None:
+    """``best.pt`` if this epoch is the selected one, ``checkpoint.pt`` with all it takes to resume, and the metrics."""
+    row = metrics["epochs"][-1]
+    if selection.best_epoch == row["epoch"]:
+        best = {
+            "epoch": row["epoch"],
+            "selection": selection.by,
+            "val_accuracy": row["val_accuracy"],
+            "test_accuracy": row["test_accuracy"],
+        }
+        save_checkpoint(run.best, net, cfg, data.classes, best)
+    last = {
+        "epoch": row["epoch"],
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(data.generator),
+        "metrics": metrics,
+        "best_val_accuracy": selection.best_acc,
+        "best_epoch": selection.best_epoch,
+    }
+    save_checkpoint(run.last, net, cfg, data.classes, last)
+    write_metrics(run.path, metrics)
+
+
+def train(
+    cfg: TrainConfig, out_dir: str | Path, resume: bool = False, init_state: dict[str, torch.Tensor] | None = None
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir``; with ``resume``, continue from its ``checkpoint.pt``.
+
+    ``init_state`` starts a new run from given weights (deploy-aware fine-tuning of a fold).
+    """
+    proc = setup_process(cfg.device)
+    run = RunDir(out_dir)
+    loss_fn, saved = _start_run(cfg, run, proc, resume)
+    seed_everything(cfg.seed)
+    data = _loaders(cfg, proc)
+    net, optimizer, scheduler = _restore(cfg, proc, len(data.classes), saved, init_state)
+    metrics, selection, start = _progress(cfg, proc, data, saved)
+    if saved is not None:
+        set_rng_state(saved["rng"], data.generator)  # last: building the model above drew from the RNGs
+    model = _distribute(net, proc)
     if isinstance(loss_fn, torch.nn.Module):
         loss_fn = loss_fn.to(proc.device)
     monitor = EpochMonitor(net, cfg.readout)
+    amp = cfg.amp and proc.device.type == "cuda"  # mixed precision needs CUDA; on CPU the flag is ignored
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
     for epoch in range(start, cfg.epochs + 1):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        model.train()
-        t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
-        lr = optimizer.param_groups[0]["lr"]
-        bar = progress_bar(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, enabled=proc.main)
-        monitor.reset()
-        for x, y in bar:
-            x, y = x.to(proc.device), y.to(proc.device)
-            with torch.autocast("cuda", enabled=amp):
-                out = model(x)
-                loss = loss_fn(out, y)
-            optimizer.zero_grad()
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)  # true gradient norms for the monitor
-            monitor.after_backward()
-            scaler.step(optimizer)
-            scaler.update()
-            monitor.add_outputs(out)
-            loss_sum += loss.item() * len(y)
-            correct += int((predict(out, cfg.readout) == y.cpu().numpy()).sum())
-            total += len(y)
-            bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
+        t0, lr = time.time(), optimizer.param_groups[0]["lr"]
+        scores = _train_epoch(cfg, proc, epoch, model, data, loss_fn, optimizer, scaler, monitor, amp)
         scheduler.step()
-        loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc)
-        val_loss, val_acc = (
-            evaluate(net, val_loader, loss_fn, proc.device, proc, cfg.readout)
-            if val_loader is not None
-            else (None, None)
-        )
-        test_loss, test_acc = evaluate(net, test_loader, loss_fn, proc.device, proc, cfg.readout)
+        scores.update(_evaluate_epoch(net, data, loss_fn, proc, cfg.readout))
         inside = monitor.summary()
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum / max(total, 1),
-            "train_accuracy": correct / max(total, 1),
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
-            "test_loss": test_loss,
-            "test_accuracy": test_acc,
-            "lr": lr,
-            "seconds": time.time() - t0,
-            **inside,
-        }
-        metrics["epochs"].append(row)
-        if val_acc is None:
-            best_epoch = epoch
-        elif val_acc > best_acc:  # strictly better: a tie keeps the earlier epoch
-            best_acc, best_epoch = val_acc, epoch
-        selected = next(r for r in metrics["epochs"] if r["epoch"] == best_epoch)
-        metrics["best_epoch"], metrics["best_val_accuracy"] = best_epoch, selected["val_accuracy"]
-        metrics["test_accuracy_selected"], metrics["test_accuracy_last"] = selected["test_accuracy"], test_acc
-        metrics["test_accuracy"] = test_acc  # the last epoch's, as before
-        # The paper's protocol (the best test epoch): optimistic, since test then chooses; reported, never used.
-        best_test = max(metrics["epochs"], key=lambda r: r["test_accuracy"])
-        metrics["test_accuracy_best_epoch"] = {"epoch": best_test["epoch"], "accuracy": best_test["test_accuracy"]}
+        row = {"epoch": epoch, **scores, "lr": lr, "seconds": time.time() - t0, **inside}
+        selection.update(epoch, row["val_accuracy"])
+        _epoch_metrics(metrics, row, selection)
         if proc.main:
-            val = f"val loss {val_loss:.4f} acc {val_acc:.3f} | " if val_acc is not None else ""
-            tqdm.write(
-                f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | {val}"
-                f"test loss {test_loss:.4f} acc {test_acc:.3f} ({row['seconds']:.1f}s)"
-            )
-            tqdm.write(f"  {format_rates(inside)}")
-            warning = silent_warning(inside, epoch)
-            if warning:
-                tqdm.write(warning)
-            if best_epoch == epoch:
-                save_checkpoint(
-                    run_dir / BEST,
-                    net,
-                    cfg,
-                    train_set.classes,
-                    {
-                        "epoch": epoch,
-                        "selection": selection,
-                        "val_accuracy": val_acc,
-                        "test_accuracy": test_acc,
-                    },
-                )
-            save_checkpoint(
-                run_dir / LAST,
-                net,
-                cfg,
-                train_set.classes,
-                {
-                    "epoch": epoch,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": rng_state(gen),
-                    "metrics": metrics,
-                    "best_val_accuracy": best_acc,
-                    "best_epoch": best_epoch,
-                },
-            )
-            write_metrics(run_dir, metrics)
+            _print_epoch(row)
+            _save_epoch(run, cfg, net, data, optimizer, scheduler, metrics, selection)
     monitor.close()
     if proc.distributed:
         dist.barrier()

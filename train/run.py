@@ -12,6 +12,7 @@ from train.config import load_config
 from train.data import download_dataset
 from train.data.summary import inspect_dataset
 from train.loop import train
+from train.rundir import RunDir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,7 +81,7 @@ def _train(argv: list[str] | None) -> int:
         print("warning: train/run.py --finetune-static is deprecated; use python train/finetune.py", file=sys.stderr)
         return finetune.main([a for a in argv if a != "--finetune-static"])
     args = parse_args(argv)
-    cfg = load_config(args.config if args.config or not args.resume else Path(args.out) / "config.yaml")
+    cfg = load_config(args.config if args.config or not args.resume else RunDir(args.out).config)
     for name in (
         "dataset",
         "model",
