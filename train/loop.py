@@ -284,6 +284,10 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
 
 def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> None:
     """Refuse to resume a run with options that would make it a different run."""
+    if "val_fraction" not in saved:  # resuming would hold out a validation part the earlier epochs trained on
+        raise ConfigError(
+            f"{path}: the run predates validation (no val_fraction) and cannot be resumed; start a new run"
+        )
     now = cfg.to_dict()
     saved = {**TrainConfig().to_dict(), **saved}  # options added since the run was saved take their defaults
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k))
