@@ -38,14 +38,14 @@ from chipnet.progress import progress_bar
 from export.pipeline import export_run
 from lava_runtime.report import plot_accuracy_energy
 from lava_runtime.runner import run_dataset
-from train.config import CONFIG_DIR, load_config
+from train.config import CONFIG_DIR, load_config, with_options
 from train.loop import train
 from train.rundir import RunDir
 
 # Bench rows: a model, or a model with options (the authors' spiking SMA block beside the linear one).
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "sma-vgg-spiking": ("sma-vgg", {"sma_block": "spiking"}),
-    "sma-azo-vgg-spiking": ("sma-azo-vgg", {"sma_block": "spiking"}),
+    "sma-vgg-spiking": ("sma-vgg", {"sma.block": "spiking"}),
+    "sma-azo-vgg-spiking": ("sma-azo-vgg", {"sma.block": "spiking"}),
 }
 MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg", *VARIANTS)
 SCALES = ([1], [1, 3], [1, 3, 5], [1, 3, 5, 7])
@@ -78,17 +78,15 @@ def run_one(
 ) -> dict[str, Any]:
     """Train, export and emulate one configuration; its row of figures."""
     cfg = load_config(CONFIG_DIR / f"{dataset}.yaml")  # ``dataset`` names a config; the data is its dataset
-    cfg.model, options = VARIANTS.get(model, (model, {}))
-    for key, value in options.items():
-        setattr(cfg, key, value)
-    cfg.seed, cfg.cache_dir, cfg.data_root = seed, str(args.cache_dir), args.data_root
+    name, options = VARIANTS.get(model, (model, {}))
+    options = {**options, "model": name, "seed": seed, "cache_dir": str(args.cache_dir), "data_root": args.data_root}
     if args.quick:
-        for key, value in QUICK.items():
-            setattr(cfg, key, value)
+        options.update(QUICK)
     if args.epochs is not None:
-        cfg.epochs = args.epochs
+        options["epochs"] = args.epochs
     if kernels is not None:
-        cfg.sma_kernel_sizes = list(kernels)
+        options["sma.kernel_sizes"] = list(kernels)
+    cfg = with_options(cfg, options, source=f"bench row {model}")
     run = out / f"{dataset}-{model}{'-k' + ''.join(map(str, kernels)) if kernels else ''}-s{seed}"
     files = RunDir(run)
     if args.reexport and files.metrics_json.exists():  # trained before: export and measure again only
@@ -240,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     datasets = args.datasets or (["synthgesture"] if args.quick else ["synthgesture", "ndigits"])
     seeds = range(args.seeds or (2 if args.quick else 3))
     scales = [] if args.no_ablation else [list(k) for k in (args.scales or (QUICK_SCALES if args.quick else SCALES))]
-    own = list(load_config(CONFIG_DIR / f"{datasets[0]}.yaml").sma_kernel_sizes)
+    own = list(load_config(CONFIG_DIR / f"{datasets[0]}.yaml").sma.kernel_sizes)
     jobs = [(d, m, s, None) for d in datasets for m in args.models for s in seeds]
     # The config's own kernel set is the sma-vgg run: the ablation reuses it instead of training it twice.
     jobs += [(datasets[0], "sma-vgg", s, None if k == own else tuple(k)) for k in scales for s in seeds]

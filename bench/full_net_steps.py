@@ -40,7 +40,7 @@ def main() -> None:
     cfg = load_config(args.config)
     cfg.dataset, cfg.dataset_options, cfg.seed = "synthgesture", {"samples_per_class": 4, "seed": 0}, args.seed
     if args.lr is not None:
-        cfg.lr = args.lr
+        cfg.optim.lr = args.lr
     seed_everything(cfg.seed)
     data = FrameDataset(
         cfg.dataset,
@@ -54,9 +54,9 @@ def main() -> None:
     )
     net = build_model(cfg, num_classes=len(data.classes))
     net.materialize()
-    loss_fn = make_loss(cfg.readout, cfg.loss, cfg.true_rate, cfg.false_rate)
+    loss_fn = make_loss(cfg.readout.kind, cfg.readout.loss, cfg.readout.true_rate, cfg.readout.false_rate)
     optimizer, _ = make_optimizer(cfg, net)  # the config's lr, without its warm-up (steps, not epochs)
-    monitor = EpochMonitor(net, cfg.readout)
+    monitor = EpochMonitor(net, cfg.readout.kind)
     loader = torch.utils.data.DataLoader(
         data, batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed)
     )
@@ -82,8 +82,8 @@ def main() -> None:
     x = torch.stack([data[i][0] for i in range(min(len(data), 16))])
     with torch.no_grad():
         out = net(x)
-    decision = decide_output(out, cfg.readout)
-    scores = logits(out, cfg.readout)
+    decision = decide_output(out, cfg.readout.kind)
+    scores = logits(out, cfg.readout.kind)
     result = {
         "config": args.config,
         "steps": args.steps,
@@ -94,7 +94,7 @@ def main() -> None:
         "firing_rate": inside["firing_rate"],
         "eval_samples": int(x.shape[0]),
         "eval_undecided": decision.undecided,
-        "eval_silent": int((out.reshape(out.shape[0], -1) == 0).all(1).sum()) if cfg.readout == "spikes" else None,
+        "eval_silent": int((out.reshape(out.shape[0], -1) == 0).all(1).sum()) if cfg.readout.kind == "spikes" else None,
         "eval_output_spread": float((scores.max(1).values - scores.min(1).values).mean()),
         "eval_predicted_classes": sorted(set(decision.predictions.tolist())),
     }

@@ -66,10 +66,10 @@ class Stepper:
         self.net.materialize()
         self.net.to(device).train()
         self.params = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr)
-        self.loss = slayer.loss.SpikeRate(true_rate=cfg.true_rate, false_rate=cfg.false_rate, reduction="mean").to(
-            device
-        )
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.optim.lr)
+        self.loss = slayer.loss.SpikeRate(
+            true_rate=cfg.readout.true_rate, false_rate=cfg.readout.false_rate, reduction="mean"
+        ).to(device)
         g = torch.Generator().manual_seed(1)
         shape = (cfg.batch_size, 2, cfg.input_size, cfg.input_size, cfg.timesteps)
         self.x = (torch.rand(shape, generator=g) < 0.1).float().to(device)

@@ -104,7 +104,7 @@ class DeployForms:
             "dataset_options": cfg.dataset_options,
             "model": cfg.model,
             "sma": sma or form,
-            "readout": cfg.readout,
+            "readout": cfg.readout.kind,
             "binning": cfg.binning,
             "encoding": cfg.encoding,
         }

@@ -91,7 +91,7 @@ def analyze(
         "split": "test",
         "samples": int(len(labels)),
         "classes": classes,
-        "kernel_sizes": list(cfg.sma_kernel_sizes),
+        "kernel_sizes": list(cfg.sma.kernel_sizes),
         "scale_importance": {},
     }
     for block, table in scale_importance(net, spikes, labels, len(classes)).items():
@@ -99,7 +99,7 @@ def analyze(
         plot_importance(
             table,
             classes,
-            cfg.sma_kernel_sizes,
+            cfg.sma.kernel_sizes,
             out / f"scale_importance_block{block}.png",
             f"{cfg.model} on {cfg.dataset}: scale importance per class (block {block}, {len(labels)} test samples)",
         )

@@ -12,13 +12,13 @@ writes as it is, without folding again.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
 from chipnet.cli import FOLD_MODES, add_fold_option, run_cli
 from chipnet.errors import ConfigError
+from train.config import with_options
 from train.data import calibration_spikes
 from train.loop import load_datasets, load_selected, train
 from train.models.fold import attention_blocks, calibrate_on, fold_network
@@ -42,9 +42,8 @@ def finetune(
     stats = calibrate_on(net, calibration_spikes(train_set, calib_samples, cfg.seed))
     folded, _ = fold_network(net, stats, per_timestep=fold == "per-timestep")
     # A gentler learning rate: the folded weights start close to a good solution.
-    tuned = dataclasses.replace(
-        cfg, folded=fold, epochs=epochs, lr=lr if lr is not None else cfg.lr / 10, scheduler="cosine"
-    )
+    optim = {"lr": lr if lr is not None else cfg.optim.lr / 10, "scheduler": "cosine"}
+    tuned = with_options(cfg, {"folded": fold, "epochs": epochs, "optim": optim}, source="finetune")
     return train(tuned, out_dir, init_state=folded.state_dict())
 
 

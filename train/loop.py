@@ -32,7 +32,7 @@ from chipnet.decision import predict
 from chipnet.errors import CheckpointError, ConfigError
 from chipnet.progress import progress_bar
 from train.allocator import keep_freed_memory
-from train.config import TrainConfig
+from train.config import TrainConfig, with_options
 from train.data import Augment, FrameDataset, FrameSubset
 from train.data.splits import validation_split
 from train.models import build_model, check_options
@@ -261,24 +261,24 @@ def set_rng_state(state: dict[str, Any], loader_gen: torch.Generator) -> None:
 
 
 def make_optimizer(cfg: TrainConfig, net: torch.nn.Module) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW with ``cfg.weight_decay`` and the epoch-wise lr schedule ``cfg.scheduler``."""
-    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    """AdamW with ``cfg.optim.weight_decay`` and the epoch-wise lr schedule ``cfg.optim.scheduler``."""
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
 
 
 def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
-    """Factor on ``cfg.lr`` after ``epoch`` epochs, in closed form so a resume with more epochs stays smooth.
+    """Factor on ``cfg.optim.lr`` after ``epoch`` epochs, in closed form so a resume with more epochs stays smooth.
 
     ``warmup_epochs`` ramp it linearly from ``1/(w+1)`` to 1; the schedule then runs over the rest.
     """
-    w = cfg.warmup_epochs
-    if cfg.scheduler == "cosine":
+    w = cfg.optim.warmup_epochs
+    if cfg.optim.scheduler == "cosine":
         span = max(cfg.epochs - w, 1)
         after = lambda e: 0.5 * (1.0 + math.cos(math.pi * min(e - w, span) / span))  # noqa: E731
-    elif cfg.scheduler == "none":
+    elif cfg.optim.scheduler == "none":
         after = lambda e: 1.0  # noqa: E731
     else:
-        raise ConfigError(f"unknown scheduler {cfg.scheduler!r}; known: none, cosine")
+        raise ConfigError(f"unknown scheduler {cfg.optim.scheduler!r}; known: none, cosine")
     return lambda epoch: (epoch + 1) / (w + 1) if epoch < w else after(epoch)
 
 
@@ -289,7 +289,7 @@ def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> Non
             f"{path}: the run predates validation (no val_fraction) and cannot be resumed; start a new run"
         )
     now = cfg.to_dict()
-    saved = {**TrainConfig().to_dict(), **saved}  # options added since the run was saved take their defaults
+    saved = with_options(TrainConfig(), saved, source=str(path)).to_dict()  # options added since take their defaults
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k))
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed)
@@ -349,7 +349,7 @@ def _start_run(cfg: TrainConfig, run: RunDir, proc: Process, resume: bool) -> tu
     """Check ``cfg``, read the state to resume from and write ``config.yaml``: the loss function and that state."""
     # Choices that would only fail later are checked before anything is binned.
     try:
-        loss_fn = make_loss(cfg.readout, cfg.loss, cfg.true_rate, cfg.false_rate)
+        loss_fn = make_loss(cfg.readout.kind, cfg.readout.loss, cfg.readout.true_rate, cfg.readout.false_rate)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     check_options(cfg)
@@ -484,7 +484,7 @@ def _train_epoch(
         scaler.update()
         monitor.add_outputs(out)
         loss_sum += loss.item() * len(y)
-        correct += int((predict(out, cfg.readout) == y.cpu().numpy()).sum())
+        correct += int((predict(out, cfg.readout.kind) == y.cpu().numpy()).sum())
         total += len(y)
         bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
     loss_sum, correct, total = _all_sum([loss_sum, correct, total], proc)
@@ -579,15 +579,15 @@ def train(
     model = _distribute(net, proc)
     if isinstance(loss_fn, torch.nn.Module):
         loss_fn = loss_fn.to(proc.device)
-    monitor = EpochMonitor(net, cfg.readout)
-    amp = cfg.amp and proc.device.type == "cuda"  # mixed precision needs CUDA; on CPU the flag is ignored
+    monitor = EpochMonitor(net, cfg.readout.kind)
+    amp = cfg.optim.amp and proc.device.type == "cuda"  # mixed precision needs CUDA; on CPU the flag is ignored
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
     for epoch in range(start, cfg.epochs + 1):
         t0, lr = time.time(), optimizer.param_groups[0]["lr"]
         scores = _train_epoch(cfg, proc, epoch, model, data, loss_fn, optimizer, scaler, monitor, amp)
         scheduler.step()
-        scores.update(_evaluate_epoch(net, data, loss_fn, proc, cfg.readout))
+        scores.update(_evaluate_epoch(net, data, loss_fn, proc, cfg.readout.kind))
         inside = monitor.summary()
         row = {"epoch": epoch, **scores, "lr": lr, "seconds": time.time() - t0, **inside}
         selection.update(epoch, row["val_accuracy"])

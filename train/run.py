@@ -8,47 +8,37 @@ import sys
 from pathlib import Path
 
 from chipnet.cli import run_cli
-from train.config import load_config
+from train.config import add_option_flags, flag_options, load_config, with_options
 from train.data import download_dataset
 from train.data.summary import inspect_dataset
 from train.loop import train
 from train.rundir import RunDir
 
+HELP = {
+    "dataset": "dataset name (default: the config's, synthgesture)",
+    "model": "network: vgg, vgg7 (7×7 convs where SMA would be), sma-vgg, sma-azo-vgg or ma-vgg (MA-SNN attention) "
+    "(default: the config's)",
+    "epochs": "training epochs (default: the config's)",
+    "batch_size": "batch size (default: the config's)",
+    "optim.lr": "AdamW learning rate (default: the config's; --lr is the same flag)",
+    "timesteps": "time bins per sample (default: the config's)",
+    "seed": "random seed (default: the config's)",
+    "val_fraction": "share of the training split held out for choosing best.pt (DVS Gesture: whole users); "
+    "0 = none, best.pt is the last epoch (default: the config's, 0.1)",
+    "device": "cpu or cuda; under torchrun each process takes cuda:LOCAL_RANK (default: the config's)",
+    "data_root": "folder holding on-disk datasets (default: the config's, data/)",
+}
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", default=None, help="dataset name (default: the config's, synthgesture)")
-    p.add_argument("--config", default=None, help="YAML config file; options below override it")
-    p.add_argument(
-        "--model",
-        default=None,
-        help="network: vgg, vgg7 (7×7 convs where SMA would be), sma-vgg, sma-azo-vgg or ma-vgg (MA-SNN attention) "
-        "(default: the config's)",
-    )
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the config's)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the config's)")
-    p.add_argument("--timesteps", type=int, default=None, help="time bins per sample (default: the config's)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
-    p.add_argument(
-        "--val-fraction",
-        type=float,
-        default=None,
-        help="share of the training split held out for "
-        "choosing best.pt (DVS Gesture: whole users); 0 = none, best.pt is the last epoch (default: the config's, 0.1)",
-    )
-    p.add_argument(
-        "--device",
-        default=None,
-        help="cpu or cuda; under torchrun each process takes cuda:LOCAL_RANK (default: the config's)",
-    )
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=None, help="YAML config file; the options below override it")
     p.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in --out from its checkpoint.pt (its config.yaml is the base config)",
     )
     p.add_argument("--out", default="runs/latest", help="run folder for checkpoint, metrics and config")
-    p.add_argument("--data-root", default=None, help="folder holding on-disk datasets (default: the config's, data/)")
     p.add_argument(
         "--download",
         action="store_true",
@@ -65,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="deprecated: forwards the other options to train/finetune.py (python train/finetune.py --help)",
     )
+    add_option_flags(p, HELP)
+    p.add_argument("--lr", dest="optim.lr", type=float, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -82,21 +74,7 @@ def _train(argv: list[str] | None) -> int:
         return finetune.main([a for a in argv if a != "--finetune-static"])
     args = parse_args(argv)
     cfg = load_config(args.config if args.config or not args.resume else RunDir(args.out).config)
-    for name in (
-        "dataset",
-        "model",
-        "epochs",
-        "batch_size",
-        "lr",
-        "timesteps",
-        "seed",
-        "device",
-        "data_root",
-        "val_fraction",
-    ):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(cfg, name, value)
+    cfg = with_options(cfg, flag_options(args), source="command line")
     if args.download:
         download_dataset(cfg.dataset, cfg.data_root)
     if args.inspect:

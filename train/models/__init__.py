@@ -29,7 +29,7 @@ def _vgg7(cfg: TrainConfig, common: dict[str, Any]) -> torch.nn.Module:
     """7×7 convs where sma-vgg has its SMA blocks (sma_layers, or the paper's placement)."""
     return VGG(
         **common,
-        conv_block=wide_conv(attention_layers(cfg.sma_layers, len(cfg.channels), "SMA"), max(cfg.sma_kernel_sizes)),
+        conv_block=wide_conv(attention_layers(cfg.sma.layers, len(cfg.channels), "SMA"), max(cfg.sma.kernel_sizes)),
     )
 
 
@@ -48,7 +48,7 @@ def check_options(cfg: TrainConfig) -> None:
     if cfg.model not in MODELS:
         raise ConfigError(f"unknown model {cfg.model!r}; known: {', '.join(MODELS)}")
     check_choices(cfg)
-    if cfg.sma_block == "spiking" and cfg.folded != "none":
+    if cfg.sma.block == "spiking" and cfg.folded != "none":
         raise ConfigError(
             "folded (deploy-aware fine-tuning) needs sma_block: linear; the spiking form deploys as two layers "
             "per SMA block and has no trainable folded shell"
@@ -67,7 +67,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
         neuron=vars(cfg.neuron) if not isinstance(cfg.neuron, dict) else cfg.neuron,
         norm=cfg.norm,
         dropout=cfg.dropout,
-        readout=cfg.readout,
+        readout=cfg.readout.kind,
         bias=cfg.bias,
         pool=cfg.pool,
     )

@@ -64,7 +64,7 @@ class MAVGG(VGG):
         return cls(
             **common,
             timesteps=cfg.timesteps,
-            ma_layers=cfg.ma_layers,
-            attention=cfg.ma_attention,
-            reduction=cfg.ma_reduction,
+            ma_layers=cfg.ma.layers,
+            attention=cfg.ma.attention,
+            reduction=cfg.ma.reduction,
         )

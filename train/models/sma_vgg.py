@@ -91,14 +91,14 @@ class SMAVGG(VGG):
         return cls(
             **common,
             timesteps=cfg.timesteps,
-            kernel_sizes=tuple(cfg.sma_kernel_sizes),
-            sma_layers=cfg.sma_layers,
-            temporal_reduction=cfg.sma_temporal_reduction,
-            channel_reduction=cfg.sma_channel_reduction,
+            kernel_sizes=tuple(cfg.sma.kernel_sizes),
+            sma_layers=cfg.sma.layers,
+            temporal_reduction=cfg.sma.temporal_reduction,
+            channel_reduction=cfg.sma.channel_reduction,
             azo=azo,
-            azo_delta_t=cfg.azo_delta_t,
-            azo_delta_c=cfg.azo_delta_c,
-            form=cfg.sma_block,
+            azo_delta_t=cfg.azo.delta_t,
+            azo_delta_c=cfg.azo.delta_c,
+            form=cfg.sma.block,
         )
 
     @property
