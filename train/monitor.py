@@ -96,7 +96,7 @@ def silent_warning(summary: dict[str, Any], epoch: int) -> str | None:
     if share is not None and share >= 1.0:
         return (
             f"warning: epoch {epoch}: the output layer was silent for every training sample "
-            "(a spike-rate loss rewards silence: try readout: voltage or loss: ce)"
+            "(a spike-rate loss rewards silence: try readout.kind: voltage or readout.loss: ce)"
         )
     return None
 
