@@ -9,6 +9,11 @@ from typing import ClassVar
 from chipnet.errors import CheckpointError
 
 
+def _file(name: str, doc: str) -> property:
+    """A read-only attribute: the path of ``name`` in the run folder."""
+    return property(lambda self: self.path / name, doc=doc)
+
+
 @dataclass(frozen=True)
 class RunDir:
     """A run folder: ``RunDir("runs/x").best`` is its selected checkpoint."""
@@ -22,44 +27,15 @@ class RunDir:
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
 
-    @property
-    def last(self) -> Path:
-        """The last epoch, with optimizer, scheduler and RNG state for ``--resume``."""
-        return self.path / self.LAST
-
-    @property
-    def best(self) -> Path:
-        """The selected epoch: what export and fine-tuning read."""
-        return self.path / self.BEST
-
-    @property
-    def config(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def metrics_json(self) -> Path:
-        return self.path / "metrics.json"
-
-    @property
-    def metrics_csv(self) -> Path:
-        return self.path / "metrics.csv"
-
-    @property
-    def curves(self) -> Path:
-        return self.path / "curves.png"
-
-    @property
-    def layers(self) -> Path:
-        return self.path / "layers.png"
-
-    @property
-    def model_net(self) -> Path:
-        """The default NetX file of ``export/to_netx.py``."""
-        return self.path / "model.net"
-
-    @property
-    def export_json(self) -> Path:
-        return self.path / self.EXPORT_JSON
+    last = _file(LAST, "The last epoch, with optimizer, scheduler and RNG state for ``--resume``.")
+    best = _file(BEST, "The selected epoch: what export and fine-tuning read.")
+    config = _file("config.yaml", "The run's TrainConfig.")
+    metrics_json = _file("metrics.json", "Per-epoch figures and the selection.")
+    metrics_csv = _file("metrics.csv", "The per-epoch rows as CSV.")
+    curves = _file("curves.png", "Loss and accuracy per epoch.")
+    layers = _file("layers.png", "Firing rates and gradient norms per layer.")
+    model_net = _file("model.net", "The default NetX file of ``export/to_netx.py``.")
+    export_json = _file(EXPORT_JSON, "What export measured beside the file.")
 
     def checkpoint(self, name: str = LAST) -> Path:
         """The checkpoint file ``name`` in this folder; :class:`CheckpointError` if it is not there."""

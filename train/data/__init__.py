@@ -88,15 +88,7 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None) -> N
 class _Binner(torch.utils.data.Dataset):
     """Sample ``i`` of an event dataset as a uint8 tensor (what the cache stores): spikes or clipped counts."""
 
-    def __init__(
-        self,
-        events: EventDataset,
-        size: int,
-        timesteps: int,
-        denoise_us: int,
-        binning: str = "time",
-        encoding: str = "spikes",
-    ) -> None:
+    def __init__(self, events: EventDataset, size: int, timesteps: int, denoise_us: int, binning: str, encoding: str):
         self.events, self.size, self.timesteps, self.denoise_us = events, size, timesteps, denoise_us
         self.binning, self.encoding = binning, encoding
 
