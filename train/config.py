@@ -217,6 +217,14 @@ class TrainConfig:
         """Plain-data form (YAML/JSON/checkpoint friendly), sections as nested mappings."""
         return dataclasses.asdict(self)
 
+    def leaves(self) -> dict[str, Any]:
+        """Every option by its full name (``optim.lr``), sorted: what to compare two configs by."""
+        out = {}
+        for name, value in self.to_dict().items():
+            items = value.items() if name in SECTIONS else [(None, value)]
+            out.update({f"{name}.{key}" if key else name: v for key, v in items})
+        return dict(sorted(out.items()))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "TrainConfig":
         """Build a config from plain data, rejecting unknown keys with the source named."""

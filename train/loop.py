@@ -288,11 +288,13 @@ def _check_resumable(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> Non
         raise ConfigError(
             f"{path}: the run predates validation (no val_fraction) and cannot be resumed; start a new run"
         )
-    now = cfg.to_dict()
-    saved = with_options(TrainConfig(), saved, source=str(path)).to_dict()  # options added since take their defaults
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k))
+    now = cfg.leaves()
+    saved = with_options(TrainConfig(), saved, source=str(path)).leaves()  # options added since take their defaults
+    changed = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k)]
     if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed)
+        detail = ", ".join(
+            f"{cfg.option_name(*k.split('.')) if '.' in k else k}: {saved.get(k)!r} → {now[k]!r}" for k in changed
+        )
         raise ConfigError(
             f"{path}: cannot resume with changed options ({detail}); only {sorted(RESUMABLE_CHANGES)} may change"
         )
