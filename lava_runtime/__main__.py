@@ -26,7 +26,7 @@ from pathlib import Path
 
 from chipnet.cli import run_cli
 from chipnet.errors import RuntimeConfigError
-from lava_runtime.backends import BACKENDS
+from lava_runtime.backends import BACKENDS, STREAM_BACKENDS
 from lava_runtime.energy import DEFAULT_MODEL
 from lava_runtime.report import compare_reports, write_report
 
@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         required=True,
         help="an AEDAT4 or AEDAT 2.0/3.1 file, tcp://HOST:PORT (a DV network event stream) or camera[:SERIAL]",
     )
-    st.add_argument("--backend", default="emu", choices=("emu", "sim", "loihi2"), help="what runs the network")
+    st.add_argument("--backend", default="emu", choices=STREAM_BACKENDS, help="what runs the network")
     st.add_argument(
         "--every",
         default="window",

@@ -119,6 +119,9 @@ BACKENDS: dict[str, Backend] = {
 
 # The fixed-point emulator: every other backend's output is checked against it (a report's agreement).
 REFERENCE = BACKENDS["emu"]
+# What ``stream`` runs a live window on: the fixed-point backends (the emulator keeps state across
+# windows with ``--reset never``; Lava's NetX resets every T steps).
+STREAM_BACKENDS = ("emu", "sim", "loihi2")
 
 
 def get_backend(name: str) -> Backend:

@@ -37,6 +37,7 @@ from chipnet.decision import decide_output
 from chipnet.errors import RuntimeConfigError, SmaLavaError
 from chipnet.events import encode, to_frames
 from chipnet.netmodel import NetFile
+from lava_runtime.backends import REFERENCE, get_backend
 from lava_runtime.emu import ContinuousEmulator
 from lava_runtime.event_sources import EventSource, StreamSourceError, paced
 from lava_runtime.runner import backend_layers, prepare_backend
@@ -312,7 +313,7 @@ def run_stream(
         raise RuntimeConfigError(f"reset must be one of {RESETS}, got {reset!r}")
     continuous = None
     if reset == "never":
-        if backend != "emu":
+        if get_backend(backend) is not REFERENCE:
             raise RuntimeConfigError("--reset never runs on emu only (NetX resets the neurons every T steps)")
         continuous = ContinuousEmulator(net)
     timesteps = int(net.timesteps)

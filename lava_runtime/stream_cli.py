@@ -9,6 +9,7 @@ from pathlib import Path
 from chipnet.cli import EXIT_INTERRUPTED
 from chipnet.errors import RuntimeConfigError
 from chipnet.formats import parse_gesture_labels, read_bytes
+from lava_runtime.backends import get_backend
 from lava_runtime.event_sources import open_source
 from lava_runtime.runner import as_netfile
 from lava_runtime.stream import default_period_us, run_stream, sensor_map, trained_sensor, write_summary
@@ -54,10 +55,9 @@ def stream_command(args: argparse.Namespace) -> int:
         )
     if net.sigma_delta:
         raise RuntimeConfigError(f"{args.net}: sigma-delta networks are never reset; stream runs resetting networks")
-    if args.backend != "emu":
-        from lava_runtime.backends import run_config
-
-        run_config(args.backend)  # a backend this machine lacks fails before the source is opened
+    backend = get_backend(args.backend)
+    if backend.needs_lava:
+        backend.run_config()  # a backend this machine lacks fails before the source is opened
     period = args.frame_us if args.frame_us is not None else default_period_us(net)
     if period is None:
         raise RuntimeConfigError(f"{args.net}: its dataset's samples vary in length; give --frame-us")
