@@ -82,3 +82,35 @@ def test_fuzz_config_mappings_raise_only_config_errors(data):
 def test_wrongly_typed_values_are_rejected_with_the_option_named(bad):
     with pytest.raises(ConfigError, match="cfg.yaml"):
         TrainConfig.from_dict(bad, source="cfg.yaml")
+
+
+def test_sections_and_the_flat_names_of_earlier_releases_give_the_same_config(tmp_path, capsys):
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(
+        "optim: {lr: 0.01, scheduler: cosine}\nsma: {block: spiking, layers: [1]}\nreadout: {kind: voltage}\n"
+    )
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("lr: 0.01\nscheduler: cosine\nsma_block: spiking\nsma_layers: [1]\nreadout: voltage\n")
+    assert load_config(nested) == load_config(flat)
+    assert "lr → optim.lr" in capsys.readouterr().err  # the flat file says which names replace its own
+    cfg = load_config(nested)
+    assert (cfg.optim.lr, cfg.sma.block, cfg.readout.kind, cfg.readout.loss) == (
+        0.01,
+        "spiking",
+        "voltage",
+        "spike-rate",
+    )
+    with pytest.raises(ConfigError, match="unknown sma option"):
+        TrainConfig.from_dict({"sma": {"blocks": "spiking"}}, source="cfg.yaml")
+    with pytest.raises(ConfigError, match="optim.scheduler must be one of"):
+        TrainConfig.from_dict({"optim": {"scheduler": "cosin"}}, source="cfg.yaml")
+
+
+def test_every_option_is_a_flag_of_train_run():
+    from train.config import flag_options, option_fields, with_options
+    from train.run import parse_args
+
+    args = parse_args(["--sma.block", "spiking", "--lr", "1e-3", "--sma.layers", "[1, 2]", "--batch-size", "4"])
+    cfg = with_options(TrainConfig(), flag_options(args))
+    assert (cfg.sma.block, cfg.optim.lr, cfg.sma.layers, cfg.batch_size) == ("spiking", 1e-3, [1, 2], 4)
+    assert {"optim.lr", "sma.block", "ma.attention", "readout.kind", "epochs"} <= {n for n, _ in option_fields()}

@@ -358,7 +358,10 @@ def _flag_value(text: str) -> Any:
             return number(text)
         except ValueError:
             pass
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(f"not a YAML value: {text!r} ({e.problem})") from None
 
 
 def flag_options(args: argparse.Namespace) -> dict[str, Any]:
