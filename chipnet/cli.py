@@ -45,10 +45,8 @@ def run_cli(
             signal.signal(signal.SIGTERM, previous)
 
 
-FOLD_MODES = (
-    "per-timestep",
-    "static",
-)  # how attention reaches the chip: a gain per timestep, or its mean in the weights
+# How attention reaches the chip: a gain per timestep, or its time mean folded into the weights.
+FOLD_MODES = ("per-timestep", "static")
 
 
 class Deprecated(argparse.Action):
