@@ -14,6 +14,7 @@ Both then go through one deployable form (:func:`folded_conv`): range filling an
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
@@ -41,6 +42,18 @@ class Fold:
     gain: torch.Tensor  # [T, Cout]
     scale: torch.Tensor  # r: [N, Cout]
     rel_error: float  # ||s - g·r|| / ||s||
+
+
+@dataclass(frozen=True, eq=False)
+class Site:
+    """Where a folded conv sits: the neuron it drives, its channels and stride, the sample's timesteps, its groups."""
+
+    neuron: torch.nn.Module
+    in_channels: int
+    out_channels: int
+    stride: int
+    timesteps: int
+    groups: int = 1
 
 
 def factorize(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -152,33 +165,22 @@ def fold_block(
     return stages[0], err
 
 
-def _holding(
-    kernel: torch.Tensor,
-    gain: torch.Tensor,
-    neuron: torch.nn.Module,
-    in_channels: int,
-    out_channels: int,
-    stride: int,
-    timesteps: int,
-    per_timestep: bool,
-    quantized: bool,
-    groups: int,
-) -> FoldedConv:
+def _holding(kernel: torch.Tensor, gain: torch.Tensor, site: Site, per_timestep: bool, quantized: bool) -> FoldedConv:
     """A :class:`FoldedConv` ('same' padding) whose synapse holds ``kernel`` as it is."""
     size = kernel.shape[-1]
     conv = FoldedConv(
         {},
-        in_channels,
-        out_channels,
+        site.in_channels,
+        site.out_channels,
         size,
-        timesteps,
-        stride=stride,
+        site.timesteps,
+        stride=site.stride,
         padding=size // 2,
         gain=gain,
         per_timestep=per_timestep,
-        neuron=neuron,
+        neuron=site.neuron,
         quantized=quantized,
-        groups=groups,
+        groups=site.groups,
     )
     with torch.no_grad():
         conv.synapse.weight.copy_(kernel[..., None])
@@ -186,22 +188,14 @@ def _holding(
 
 
 def folded_conv(
-    kernel: torch.Tensor,
-    gain: torch.Tensor,
-    neuron: torch.nn.Module,
-    in_channels: int,
-    out_channels: int,
-    stride: int,
-    timesteps: int,
-    per_timestep: bool = True,
-    quantized: bool = True,
-    groups: int = 1,
+    kernel: torch.Tensor, gain: torch.Tensor, site: Site, per_timestep: bool = True, quantized: bool = True
 ) -> FoldedConv:
     """A :class:`FoldedConv` ('same' padding) of a float ``kernel [Cout, Cin/groups, K, K]`` and gain ``[T, Cout]``.
 
     ``per_timestep`` False moves the gain's time mean into the kernel. The kernel is scaled by a
     power of two that fills the 8-bit weight range before it is rounded, taken back exactly.
     """
+    neuron = site.neuron
     if not per_timestep:
         kernel = kernel * gain.mean(dim=0).view(-1, 1, 1, 1)
         gain = torch.ones_like(gain)
@@ -230,9 +224,7 @@ def folded_conv(
     kernel = kernel / 2**shift
     if shift > 0 and per_timestep:
         gain = gain * 2**shift
-    folded = _holding(
-        kernel, gain, neuron, in_channels, out_channels, stride, timesteps, per_timestep, quantized, groups
-    )
+    folded = _holding(kernel, gain, site, per_timestep, quantized)
     if shift < 0 or (shift > 0 and not per_timestep):
         scale_neuron(folded, 2.0**-shift)
     return folded
@@ -258,25 +250,15 @@ def fold_spiking(
     kernel = block.composed_kernel().detach().double()
     cin = block.lead.in_channels
     branches = chip_stage(
-        kernel, None, block.branch_neuron, cin, n * c, block.stride, block.timesteps, False, quantized, 1
+        kernel, None, Site(block.branch_neuron, cin, n * c, block.stride, block.timesteps), False, quantized
     )
-    attention = chip_stage(
-        r.t().reshape(c, n, 1, 1), g, block.neuron, n * c, c, 1, block.timesteps, per_timestep, quantized, c
-    )
+    site = Site(block.neuron, n * c, c, 1, block.timesteps, groups=c)
+    attention = chip_stage(r.t().reshape(c, n, 1, 1), g, site, per_timestep, quantized)
     return [branches, attention], err
 
 
 def chip_stage(
-    kernel: torch.Tensor,
-    gain: torch.Tensor | None,
-    neuron: torch.nn.Module,
-    in_channels: int,
-    out_channels: int,
-    stride: int,
-    timesteps: int,
-    per_timestep: bool,
-    quantized: bool,
-    groups: int,
+    kernel: torch.Tensor, gain: torch.Tensor | None, site: Site, per_timestep: bool, quantized: bool
 ) -> FoldedConv:
     """One :class:`FoldedConv` of a float kernel and gain whose ``neuron`` still has its trained norm.
 
@@ -284,12 +266,10 @@ def chip_stage(
     is folded into the weights and the bias (:func:`~train.models.norm.fold_affine`, which also fills
     the weight range), any other norm takes its chip form and :func:`folded_conv` fills the range.
     """
-    gain = torch.ones(timesteps, out_channels, dtype=kernel.dtype) if gain is None else gain
+    gain = torch.ones(site.timesteps, site.out_channels, dtype=kernel.dtype) if gain is None else gain
     if not per_timestep:
         kernel, gain = kernel * gain.mean(dim=0).view(-1, 1, 1, 1), torch.ones_like(gain)
-    stage = _holding(
-        kernel.float(), gain.float(), neuron, in_channels, out_channels, stride, timesteps, per_timestep, False, groups
-    )
+    stage = _holding(kernel.float(), gain.float(), site, per_timestep, False)
     if not quantized:
         return stage
     if isinstance(stage.neuron.norm, AffineBatchNorm):
@@ -298,18 +278,7 @@ def chip_stage(
         return stage
     chip_norm(stage)
     weight = stage.synapse.weight.detach()[..., 0]
-    return folded_conv(
-        weight,
-        stage.gain.detach(),
-        stage.neuron,
-        in_channels,
-        out_channels,
-        stride,
-        timesteps,
-        per_timestep,
-        True,
-        groups,
-    )
+    return folded_conv(weight, stage.gain.detach(), dataclasses.replace(site, neuron=stage.neuron), per_timestep, True)
 
 
 def fold_network(

@@ -31,7 +31,7 @@ from lava.lib.dl import slayer
 from chipnet.errors import FoldError
 from train.config import MA_ATTENTIONS
 from train.models.attention import AttentionBlock
-from train.models.fold import folded_conv
+from train.models.fold import Site, folded_conv
 
 ATTENTIONS = MA_ATTENTIONS
 
@@ -130,17 +130,8 @@ class MAConv(AttentionBlock):
                 f"got {list(scale.shape)}"
             )
         syn = self.synapse
-        stage = folded_conv(
-            self.kernel().detach().float(),
-            scale.float(),
-            self.neuron,
-            syn.in_channels,
-            syn.out_channels,
-            syn.stride[0],
-            self.timesteps,
-            per_timestep,
-            quantized,
-        )
+        site = Site(self.neuron, syn.in_channels, syn.out_channels, syn.stride[0], self.timesteps)
+        stage = folded_conv(self.kernel().detach().float(), scale.float(), site, per_timestep, quantized)
         return [stage], 0.0
 
     def attention_scale(self) -> torch.Tensor:

@@ -24,7 +24,7 @@ from lava.lib.dl import slayer
 
 from train.models.attention import AttentionBlock
 from train.models.azo import AttentionZoneout
-from train.models.fold import fold, folded_conv
+from train.models.fold import Site, fold, folded_conv
 
 
 class MultiscaleSE(torch.nn.Module):
@@ -228,17 +228,8 @@ class SMAConv(MultiscaleAttention):
         kernels = [b.pre_hook_fx(b.weight).detach()[..., 0] for b in self.branches]
         f = fold(kernels, scale)
         synapse = self.branches[0]
-        stage = folded_conv(
-            f.kernel,
-            f.gain,
-            self.neuron,
-            synapse.in_channels,
-            synapse.out_channels,
-            synapse.stride[0],
-            self.timesteps,
-            per_timestep,
-            quantized,
-        )
+        site = Site(self.neuron, synapse.in_channels, synapse.out_channels, synapse.stride[0], self.timesteps)
+        stage = folded_conv(f.kernel, f.gain, site, per_timestep, quantized)
         return [stage], f.rel_error
 
     def current(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
