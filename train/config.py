@@ -257,6 +257,15 @@ class TrainConfig:
         return cfg
 
 
+def _set(data: dict[str, Any], section: str, key: str, value: Any, source: str = "") -> None:
+    """``data[section][key] = value``, with the section (a mapping or its dataclass) copied, not changed."""
+    part = data.get(section) or {}
+    if not isinstance(part, dict) and not dataclasses.is_dataclass(part):
+        raise ConfigError(f"{source or '<options>'}: '{section}' must be a mapping, got {type(part).__name__}")
+    part = dataclasses.asdict(part) if dataclasses.is_dataclass(part) else dict(part)
+    data[section] = {**part, key: value}
+
+
 def _nest(options: dict[str, Any], source: str = "") -> tuple[dict[str, Any], dict[str, str]]:
     """``options`` with flat names of earlier releases moved into their sections; also which were flat."""
     flat = {k: v for k, v in options.items() if k in FLAT or (k == "readout" and isinstance(v, str))}
@@ -266,11 +275,7 @@ def _nest(options: dict[str, Any], source: str = "") -> tuple[dict[str, Any], di
     given: dict[str, str] = {}
     for old, value in flat.items():
         section, key = FLAT.get(old, ("readout", "kind"))
-        part = nested.get(section) or {}
-        if not isinstance(part, dict) and not dataclasses.is_dataclass(part):
-            raise ConfigError(f"{source or '<options>'}: '{section}' must be a mapping, got {type(part).__name__}")
-        part = dataclasses.asdict(part) if dataclasses.is_dataclass(part) else dict(part)
-        nested[section] = {**part, key: value}
+        _set(nested, section, key, value, source)
         given[f"{section}.{key}"] = old
     seen = (source, tuple(sorted(flat)))
     if seen not in _WARNED:
@@ -380,9 +385,10 @@ def with_options(cfg: TrainConfig, options: dict[str, Any], source: str = "<opti
     for name, value in options.items():
         section, _, key = name.rpartition(".")
         if section:
-            value, name = {key: value}, section
-        if name in SECTIONS and isinstance(value, dict):
-            data[name] = {**data.get(name, {}), **value}
+            _set(data, section, key, value, source)
+        elif name in SECTIONS and isinstance(value, dict):
+            for key, v in value.items():
+                _set(data, name, key, v, source)
         else:
             data[name] = value
     return TrainConfig.from_dict(data, source=source)
