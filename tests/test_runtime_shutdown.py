@@ -15,6 +15,7 @@ from conftest import ROOT, lava_run, run_cli
 from lava_failing.failing_sink import FailingSink
 from netfactory import LayerSpec, write_net
 
+from chipnet.netfile import read_net
 from lava_runtime.backends import run_config
 from lava_runtime.graph import build_graph
 from lava_runtime.simulate import LavaRunError, run_graph
@@ -61,13 +62,24 @@ def _session_processes(sid: int) -> list[str]:
 
 @pytest.mark.lava
 def test_sigterm_mid_run_stops_lava_and_exits_cleanly(tiny_run, tmp_path):
+    # Far more samples than Lava can run before the signal comes, so the run cannot finish first
+    # (the tiny dataset's test split alone ends within a second on a fast machine).
+    net = read_net(tiny_run / "model.net")
+    x = (np.random.default_rng(0).random((2000, *net.input_shape, net.timesteps)) < 0.2).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(
         [
             sys.executable,
-            *lava_run(str(tiny_run / "model.net")),
+            "-m",
+            "lava_runtime",
+            "run",
+            "--net",
+            str(tiny_run / "model.net"),
+            "--input",
+            str(tmp_path / "x.npy"),
             "--samples",
-            "30",
+            "2000",
             "--report",
             str(tmp_path / "r.json"),
         ],
@@ -87,7 +99,7 @@ def test_sigterm_mid_run_stops_lava_and_exits_cleanly(tiny_run, tmp_path):
             time.sleep(0.2)
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
