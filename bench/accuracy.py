@@ -4,7 +4,8 @@ Trains ``vgg`` (3×3), ``vgg7`` (7×7 convs where SMA sits: the like-for-like ba
 folded SMA layer deploys as one 7×7 conv plus a gain), ``sma-vgg``, ``sma-azo-vgg`` (linear SMA),
 ``sma-vgg-spiking`` and ``sma-azo-vgg-spiking`` (the authors' block, ``sma_block: spiking``) and ``ma-vgg``
 (MA-SNN's temporal-channel attention, folded into a 3×3 conv plus a gain) for each seed on each
-dataset (``--models`` picks some), exports every run and measures it on the emulator (the chip's fixed
+dataset (``--models`` picks some; ``sma-vgg-static`` and ``sma-vgg-spiking-static`` are the same
+layers without attention, ``sma.attention: static``, the capacity-matched controls), exports every run and measures it on the emulator (the chip's fixed
 point). Prints one table of mean ± std over seeds: validation accuracy (model selection), test
 accuracy of the selected checkpoint, the export's ``fixed_point`` and ``static_fixed_point``
 test accuracy, and spikes, synops and energy per inference. Then the paper's Table 1 ablation:
@@ -47,7 +48,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "sma-vgg-spiking": ("sma-vgg", {"sma.block": "spiking"}),
     "sma-azo-vgg-spiking": ("sma-azo-vgg", {"sma.block": "spiking"}),
 }
-MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg", *VARIANTS)
+# Controls, run when named: the same layers with learned input-independent branch weights, no attention.
+CONTROLS: dict[str, tuple[str, dict[str, Any]]] = {
+    "sma-vgg-static": ("sma-vgg", {"sma.attention": "static"}),
+    "sma-vgg-spiking-static": ("sma-vgg", {"sma.block": "spiking", "sma.attention": "static"}),
+}
+DEFAULT_MODELS = ("vgg", "vgg7", "sma-vgg", "sma-azo-vgg", "ma-vgg", *VARIANTS)
+MODELS = (*DEFAULT_MODELS, *CONTROLS)
 SCALES = ([1], [1, 3], [1, 3, 5], [1, 3, 5, 7])
 QUICK_SCALES = ([1], [1, 3, 5, 7])
 QUICK = {
@@ -78,7 +85,7 @@ def run_one(
 ) -> dict[str, Any]:
     """Train, export and emulate one configuration; its row of figures."""
     cfg = load_config(CONFIG_DIR / f"{dataset}.yaml")  # ``dataset`` names a config; the data is its dataset
-    name, options = VARIANTS.get(model, (model, {}))
+    name, options = {**VARIANTS, **CONTROLS}.get(model, (model, {}))
     options = {**options, "model": name, "seed": seed, "cache_dir": str(args.cache_dir), "data_root": args.data_root}
     if args.quick:
         options.update(QUICK)
@@ -223,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "--models",
         nargs="*",
         choices=MODELS,
-        default=list(MODELS),
+        default=list(DEFAULT_MODELS),
         help="models to train and measure (none: ablation only)",
     )
     p.add_argument("--out", type=Path, default=Path("runs/bench-accuracy"), help="folder for runs and results")

@@ -21,6 +21,7 @@ from train.models import build_model
 from train.models.fold import calibrate, fold_network, sma_blocks
 from train.models.folded import FoldedConv
 from train.models.norm import chip_norms
+from train.models.sma import StaticScales
 from train.models.sma_spiking import SpikingSMAConv
 
 T = 8
@@ -179,3 +180,29 @@ def test_spiking_form_static_fold_runs_identically_in_norse(tmp_path):
     ref = emulate_local(netfile, spikes, "float")
     assert ref[2].sum() > 0 and ref[-1].sum() > 0
     assert (run_norse(to_nir(netfile, 1e-3), spikes) == ref[-1]).all()
+
+
+@pytest.mark.parametrize("form", ["linear", "spiking"])
+def test_static_attention_is_the_same_layers_with_learned_input_independent_weights(form):
+    """``sma.attention: static``, the control: no SE, weights that train and do not depend on the sample."""
+    torch.manual_seed(0)
+    cfg = tiny_config(T, model="sma-vgg", sma={"block": form, "attention": "static"})
+    net = build_model(cfg, num_classes=3)
+    net.materialize()
+    block = sma_blocks(net)[0]
+    assert isinstance(block.temporal, StaticScales) and isinstance(block.channel, StaticScales)
+    assert not any("squeeze" in name or "excite" in name for name, _ in net.named_parameters())
+    before = block.channel.logits.detach().clone()
+    _train_a_little(net)
+    assert not torch.equal(block.channel.logits, before)  # learned
+    x = torch.from_numpy(_spikes(6, seed=9).astype(np.float32))
+    (stats,) = calibrate(net, [x])
+    per_sample = block.attention_scale()
+    assert per_sample.shape[0] == 6 and torch.allclose(per_sample, per_sample[:1].expand_as(per_sample))
+    w_alpha, w_beta = (torch.softmax(m.logits.detach().double(), dim=0) for m in (block.temporal, block.channel))
+    torch.testing.assert_close(stats, w_alpha[..., None] * w_beta[:, None])  # W_α[n, t] · W_β[n, c]
+    with torch.no_grad():  # the calibrated mean is exactly what the block computes for every sample
+        h = _block_input(net, block, x)
+        torch.testing.assert_close(block.forward_scaled(h, stats.float()), block(h))
+    with pytest.raises(ConfigError, match="sma.attention must be one of"):
+        build_model(tiny_config(T, model="sma-vgg", sma={"attention": "none"}), num_classes=3)

@@ -27,6 +27,7 @@ LOSSES = ("spike-rate", "ce", "mse")
 SCHEDULERS = ("none", "cosine")  # train/loop.py: lr_factor
 FOLDED = ("none", "per-timestep", "static")  # deploy-aware fine-tuning (train/finetune.py)
 SMA_BLOCKS = ("linear", "spiking")  # train/models/sma.py, sma_spiking.py
+SMA_ATTENTIONS = ("se", "static")  # train/models/sma.py: MultiscaleSE, StaticScales
 MA_ATTENTIONS = ("tca", "tcsa")  # train/models/ma.py
 CHOICES: dict[str, tuple[str, ...]] = {
     "norm": NORMS,
@@ -38,6 +39,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "encoding": ENCODINGS,
     "folded": FOLDED,
     "sma.block": SMA_BLOCKS,
+    "sma.attention": SMA_ATTENTIONS,
     "ma.attention": MA_ATTENTIONS,
 }
 
@@ -100,6 +102,9 @@ class SMAConfig:
     # "spiking": the authors' block, a leading 3×3 conv, spiking branches and attention on their spikes
     # (deploys as a conv layer Cin→N·C and a grouped 1×1 conv N·C→C with the gain; train/models/sma_spiking.py).
     block: str = "linear"
+    # "se": the paper's attention, computed from each sample; "static": learned branch weights that do not
+    # depend on the input, the same deployed layers without the attention (a capacity-matched control).
+    attention: str = "se"
 
 
 @dataclass

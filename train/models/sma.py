@@ -44,6 +44,32 @@ class MultiscaleSE(torch.nn.Module):
         return torch.softmax(logits.unflatten(-1, (self.scales, self.features)), dim=-2)
 
 
+class StaticScales(torch.nn.Module):
+    """Learned weights ``[N, F]`` (softmax over N) that do not depend on the input: SMA without its attention.
+
+    A drop-in for :class:`MultiscaleSE` (``sma.attention: static``): the block keeps its branches,
+    neurons and deployed layers, so comparing the two measures what the data-dependent attention adds.
+    """
+
+    def __init__(self, features: int, scales: int) -> None:
+        super().__init__()
+        self.features, self.scales = features, scales
+        self.logits = torch.nn.Parameter(torch.zeros(scales, features))  # uniform 1/N at the start
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``[..., F]`` (only their shape is used) → weights ``[..., N, F]`` that sum to 1 over N."""
+        return torch.softmax(self.logits, dim=0).expand(*x.shape[:-1], self.scales, self.features)
+
+
+def multiscale_weights(attention: str, features: int, scales: int, reduction: int) -> MultiscaleSE | StaticScales:
+    """The module giving one SMA axis its weights over scales: ``se`` (the paper's) or ``static``."""
+    if attention == "se":
+        return MultiscaleSE(features, scales, reduction)
+    if attention == "static":
+        return StaticScales(features, scales)
+    raise ValueError(f"sma attention must be 'se' or 'static', got {attention!r}")
+
+
 class MultiscaleAttention(AttentionBlock):
     """What both SMA forms share: the temporal and channel SE over N scales, AZO, and the weighted sum.
 
@@ -52,8 +78,8 @@ class MultiscaleAttention(AttentionBlock):
     """
 
     timesteps: int
-    temporal: MultiscaleSE
-    channel: MultiscaleSE
+    temporal: MultiscaleSE | StaticScales
+    channel: MultiscaleSE | StaticScales
     azo: AttentionZoneout | None
     last_attention: dict[str, torch.Tensor]
 
@@ -135,6 +161,7 @@ class SMAConv(MultiscaleAttention):
         channel_reduction: int = 4,
         weight_scale: float = 1,
         azo: AttentionZoneout | None = None,
+        attention: str = "se",
     ) -> None:
         super().__init__()
         self.kernel_sizes, self.timesteps = self._odd_sizes(kernel_sizes), int(timesteps)
@@ -151,8 +178,9 @@ class SMAConv(MultiscaleAttention):
             )
             for k in self.kernel_sizes
         )
-        self.temporal = MultiscaleSE(self.timesteps, len(self.kernel_sizes), temporal_reduction)
-        self.channel = MultiscaleSE(out_features, len(self.kernel_sizes), channel_reduction)
+        n = len(self.kernel_sizes)
+        self.temporal = multiscale_weights(attention, self.timesteps, n, temporal_reduction)
+        self.channel = multiscale_weights(attention, out_features, n, channel_reduction)
         self.azo = azo
         self.last_attention: dict[str, torch.Tensor] = {}
 

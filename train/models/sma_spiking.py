@@ -30,7 +30,7 @@ from lava.lib.dl import slayer
 
 from train.models.azo import AttentionZoneout
 from train.models.fold import fold_spiking
-from train.models.sma import MultiscaleAttention, MultiscaleSE
+from train.models.sma import MultiscaleAttention, multiscale_weights
 
 LEAD_KERNEL = 3
 
@@ -53,6 +53,7 @@ class SpikingSMAConv(MultiscaleAttention):
         channel_reduction: int = 4,
         weight_scale: float = 2,
         azo: AttentionZoneout | None = None,
+        attention: str = "se",
     ) -> None:
         super().__init__()
         self.kernel_sizes, self.timesteps, self.stride = self._odd_sizes(kernel_sizes), int(timesteps), int(stride)
@@ -66,8 +67,9 @@ class SpikingSMAConv(MultiscaleAttention):
         self.branches = torch.nn.ModuleList(
             slayer.synapse.Conv(out_features, out_features, k, weight_scale=weight_scale) for k in self.kernel_sizes
         )
-        self.temporal = MultiscaleSE(self.timesteps, len(self.kernel_sizes), temporal_reduction)
-        self.channel = MultiscaleSE(out_features, len(self.kernel_sizes), channel_reduction)
+        n = len(self.kernel_sizes)
+        self.temporal = multiscale_weights(attention, self.timesteps, n, temporal_reduction)
+        self.channel = multiscale_weights(attention, out_features, n, channel_reduction)
         self.azo = azo
         self.last_attention: dict[str, torch.Tensor] = {}
 

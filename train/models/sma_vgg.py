@@ -20,6 +20,7 @@ class SMAVGG(VGG):
 
     ``form``: ``linear`` (:class:`~train.models.sma.SMAConv`, branches read the input and stay linear)
     or ``spiking`` (:class:`~train.models.sma_spiking.SpikingSMAConv`, the authors' block).
+    ``attention``: ``se`` (the paper's) or ``static`` (learned weights independent of the input).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class SMAVGG(VGG):
         azo_delta_t: int | None = None,
         azo_delta_c: int | None = None,
         form: str = "linear",
+        attention: str = "se",
         **options: Any,
     ) -> None:
         if form not in SMA_BLOCKS:
@@ -65,6 +67,7 @@ class SMAVGG(VGG):
                 "temporal_reduction": temporal_reduction,
                 "channel_reduction": channel_reduction,
                 "azo": zoneout,
+                "attention": attention,
             }
             if form == "spiking":  # branch neurons: the layer's norm (or bias) on each of the N·C channels
                 branch = neuron_params(
@@ -99,6 +102,7 @@ class SMAVGG(VGG):
             azo_delta_t=cfg.azo.delta_t,
             azo_delta_c=cfg.azo.delta_c,
             form=cfg.sma.block,
+            attention=cfg.sma.attention,
         )
 
     @property
