@@ -20,7 +20,8 @@ the config's own (1-3-5-7) is the sma-vgg model run itself, not trained twice. W
     python bench/accuracy.py --configs dvsgesture-small --no-ablation   # the 128×128 DVS Gesture net
 
 Runs whose row is already in ``--out``'s ``rows.json`` are not repeated, so an interrupted bench
-resumes and benches of different models into one ``--out`` combine into one table.
+resumes and benches of different models into one ``--out`` combine into one table. ``--first-seed``
+splits one bench over machines (``--first-seed 2 --seeds 1`` runs seed 2 only); merge their rows.json.
 
 A difference inside the seed-to-seed spread is no difference: the table gives both.
 """
@@ -217,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "the 128x128 DVS Gesture net on synthgesture (default: synthgesture ndigits; quick: synthgesture)",
     )
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default 3; quick 2)")
+    p.add_argument("--first-seed", type=int, default=0, help="start the seeds here (to split one bench over machines)")
     p.add_argument("--epochs", type=int, default=None, help="override each config's epochs")
     p.add_argument("--no-ablation", action="store_true", help="skip the number-of-scales ablation")
     p.add_argument(
@@ -243,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default="data", help="folder of on-disk datasets")
     args = p.parse_args(argv)
     datasets = args.datasets or (["synthgesture"] if args.quick else ["synthgesture", "ndigits"])
-    seeds = range(args.seeds or (2 if args.quick else 3))
+    seeds = range(args.first_seed, args.first_seed + (args.seeds or (2 if args.quick else 3)))
     scales = [] if args.no_ablation else [list(k) for k in (args.scales or (QUICK_SCALES if args.quick else SCALES))]
     own = list(load_config(CONFIG_DIR / f"{datasets[0]}.yaml").sma.kernel_sizes)
     jobs = [(d, m, s, None) for d in datasets for m in args.models for s in seeds]
