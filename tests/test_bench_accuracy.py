@@ -44,21 +44,30 @@ def test_quick_accuracy_bench_writes_the_table_rows_and_plot(tmp_path):
     assert sma.replace("sma-vgg", "1-3-5-7") in ablation.splitlines()
     assert "± " in table and table in proc.stdout
     assert (out / "accuracy_vs_energy.png").stat().st_size > 5000
-    # Rows already in --out are not run again: a second bench of some models only re-tabulates.
+    # Rows already in --out are not run again: a second bench of seed 1 runs only the control it lacks.
     again = run_cli(
         "bench/accuracy.py",
         "--quick",
         "--models",
         "vgg",
         "ma-vgg",
+        "sma-vgg-spiking-static",
+        "--first-seed",
+        "1",
+        "--seeds",
+        "1",
         "--no-ablation",
         "--out",
         str(out),
         "--cache-dir",
         str(tmp_path / "cache"),
     )
-    assert json.loads((out / "rows.json").read_text()) == rows and "| synthgesture | ma-vgg | 2 |" in again.stdout
-    assert "4 of 4 runs already in" in again.stdout
+    now = json.loads((out / "rows.json").read_text())
+    assert now[: len(rows)] == rows and "| synthgesture | ma-vgg | 2 |" in again.stdout
+    assert [(r["model"], r["seed"]) for r in now[len(rows) :]] == [("sma-vgg-spiking-static", 1)]
+    control = json.loads((out / now[-1]["run"].split("/")[-1] / "export.json").read_text())
+    assert [layer["fan_in"] for layer in control["layers"]] == spiking  # the same deployed layers, no attention
+    assert "2 of 3 runs already in" in again.stdout and "| synthgesture | sma-vgg-spiking-static | 1 |" in again.stdout
 
 
 def test_bench_refuses_an_even_or_malformed_kernel_set(tmp_path):
