@@ -4,11 +4,11 @@ Trains ``vgg`` (3×3), ``vgg7`` (7×7 convs where SMA sits: the like-for-like ba
 folded SMA layer deploys as one 7×7 conv plus a gain), ``sma-vgg``, ``sma-azo-vgg`` (linear SMA),
 ``sma-vgg-spiking`` and ``sma-azo-vgg-spiking`` (the authors' block, ``sma_block: spiking``) and ``ma-vgg``
 (MA-SNN's temporal-channel attention, folded into a 3×3 conv plus a gain) for each seed on each
-dataset (``--models`` picks some; ``sma-vgg-static`` and ``sma-vgg-spiking-static`` are the same
-layers without attention, ``sma.attention: static``, the capacity-matched controls), exports every run and measures it on the emulator (the chip's fixed
-point). Prints one table of mean ± std over seeds: validation accuracy (model selection), test
-accuracy of the selected checkpoint, the export's ``fixed_point`` and ``static_fixed_point``
-test accuracy, and spikes, synops and energy per inference. Then the paper's Table 1 ablation:
+dataset (``--models`` picks some; ``sma-vgg-static`` and ``sma-vgg-spiking-static``, run when named,
+are the same layers without attention, ``sma.attention: static``: the capacity-matched controls),
+exports every run and measures it on the emulator (the chip's fixed point). Prints one table of
+mean ± std over seeds: validation accuracy (model selection), test accuracy of the selected
+checkpoint, the export's ``fixed_point`` and ``static_fixed_point`` test accuracy, and spikes, synops and energy per inference. Then the paper's Table 1 ablation:
 sma-vgg with 1..4 scales (kernels 1, 1-3, 1-3-5, 1-3-5-7) on the first dataset; the set that is
 the config's own (1-3-5-7) is the sma-vgg model run itself, not trained twice. Writes
 ``rows.json``, ``table.md`` and ``accuracy_vs_energy.png`` (one point per model and seed).
