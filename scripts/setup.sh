@@ -87,12 +87,28 @@ fi
 echo "setup: using $PY (Python $ver): $why"
 echo "setup: pinned stack from $CONSTRAINTS (torch $TORCH) into $VENV"
 
+# PyPI's Linux torch is a CUDA build: the venv takes about 7 GB, and pip needs room for the wheels it
+# unpacks (and, unless PIP_NO_CACHE_DIR=1, another copy in its cache). Say so before pip fails halfway.
+NEED_GB=${SETUP_NEED_GB:-11}
+free_gb() { df -Pk "$1" 2>/dev/null | awk 'NR==2 {printf "%d", $4 / 1048576}'; }
+VENV_DIR=$(dirname "$VENV")
+here_gb=$(free_gb "$VENV_DIR")
+if [ -n "$here_gb" ] && [ "$here_gb" -lt "$NEED_GB" ]; then
+    echo "setup: warning: $here_gb GB free on the disk of $VENV_DIR; installing torch $TORCH (a CUDA build on" \
+        "Linux) into $VENV needs about $NEED_GB GB. Free some space; PIP_NO_CACHE_DIR=1 make setup keeps pip's" \
+        "cache from holding a second copy of the wheels." >&2
+fi
+
 if [ "$(pyversion "$VENV/bin/python")" != "$ver" ]; then
     rm -rf "$VENV"
     "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade "pip>=23" 2>/dev/null || true
-"$VENV/bin/python" -m pip install --quiet -c "$CONSTRAINTS" -e ".[dev]"
+if ! "$VENV/bin/python" -m pip install --quiet -c "$CONSTRAINTS" -e ".[dev]"; then
+    echo "setup: pip could not install the pinned stack into $VENV ($(free_gb "$VENV_DIR") GB free now on the disk" \
+        "of $VENV_DIR); its message is above" >&2
+    exit 1
+fi
 if [ "$(minor "$ver")" != 3.10 ]; then
     # lava-nc and lava-dl declare Python <3.11 and torch <2.4: install them without that metadata; their
     # runtime dependencies came with the project (pyproject's python_version >= '3.11' lines).
