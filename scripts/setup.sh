@@ -87,7 +87,7 @@ fi
 echo "setup: using $PY (Python $ver): $why"
 echo "setup: pinned stack from $CONSTRAINTS (torch $TORCH) into $VENV"
 
-# PyPI's Linux torch is a CUDA build: the venv takes about 7 GB, and pip needs room for the wheels it
+# PyPI's Linux torch is a CUDA build: the venv takes about 6 GB, and pip needs room for the wheels it
 # unpacks (and, unless PIP_NO_CACHE_DIR=1, another copy in its cache). Say so before pip fails halfway.
 NEED_GB=${SETUP_NEED_GB:-11}
 free_gb() { df -Pk "$1" 2>/dev/null | awk 'NR==2 {printf "%d", $4 / 1048576}'; }
